@@ -1,0 +1,12 @@
+//! The vocabulary every Portcullis stage speaks: who is asking, what they hold, whose fault a failure is.
+//!
+//! Nothing here performs I/O. Protocol crates translate their wire formats into these types; the binary
+//! wires the stages together.
+
+mod fault;
+mod principal;
+mod secret;
+
+pub use fault::{Fault, Party};
+pub use principal::{Principal, RejectReason};
+pub use secret::Secret;

@@ -1,0 +1,155 @@
+//! The `portcullis` command: serve the gateway, check a configuration, mint development tokens.
+
+mod admin;
+mod config;
+mod postgres;
+mod serve;
+mod telemetry;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Portcullis: a data-path gateway for machine identities.
+///
+/// Agents connect with standard clients and a short-lived token from an identity provider; Portcullis
+/// verifies the token and opens the upstream connection with credentials only it holds.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Development tokens from the built-in issuer.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file: syntax, types, unknown keys, secret references. Exits non-zero and
+    /// names the offending key on error.
+    Check {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a token signed by the development issuer ([identity.dev_issuer] must be enabled).
+    ///
+    /// Use it as the password: psql "host=127.0.0.1 port=6432 dbname=<connection> user=<you>
+    /// password=$(portcullis token mint --config portcullis.toml --sub me --group agents)"
+    Mint {
+        #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+        /// The token's subject (`sub`): who the agent is.
+        #[arg(long)]
+        sub: String,
+        /// A group for the groups claim; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Lifetime, e.g. 15m, 1h.
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = Config::load(&config)?;
+            telemetry::init_logging(config.server.log_format);
+            runtime()?.block_on(serve::serve(config))
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let config = Config::load(&file)?;
+            println!(
+                "{}: ok ({} connection(s), {} issuer(s){})",
+                file.display(),
+                config.connections.len(),
+                config.identity.issuers.len(),
+                if config.identity.dev_issuer.enabled {
+                    ", development issuer enabled"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Mint {
+                    config,
+                    sub,
+                    groups,
+                    ttl,
+                },
+        } => {
+            let config = Config::load(&config)?;
+            let dev = &config.identity.dev_issuer;
+            anyhow::ensure!(
+                dev.enabled,
+                "[identity.dev_issuer] is not enabled in this configuration"
+            );
+            anyhow::ensure!(
+                ttl <= dev.max_ttl,
+                "--ttl {} exceeds identity.dev_issuer.max_ttl ({})",
+                humantime::format_duration(ttl),
+                humantime::format_duration(dev.max_ttl)
+            );
+            let issuer = serve::load_dev_issuer(&config)?;
+            let request = portcullis_identity::MintRequest {
+                subject: sub,
+                groups,
+                audience: dev.audience.clone(),
+                ttl,
+            };
+            println!("{}", issuer.mint(&request).context("minting")?);
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}

@@ -1,0 +1,202 @@
+//! `portcullis serve`: builds every stage from the configuration, binds the listeners, runs until signalled.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use portcullis_identity::{DevIssuer, IssuerSettings, Verifier};
+use portcullis_postgres::cancel::CancelRegistry;
+use portcullis_postgres::handshake::FrontendSettings;
+use portcullis_postgres::relay::RelayLimits;
+use portcullis_postgres::upstream::{self, UpstreamSettings, UpstreamTls};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::admin::{self, AdminState, DEV_ISSUER_PATH};
+use crate::config::{Config, ConnectionConfig, DevIssuerConfig, Protocol, UpstreamTlsMode};
+use crate::postgres::{Connection, PgGateway};
+use crate::{telemetry, tls};
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let metrics = telemetry::install_metrics()?;
+    std::fs::create_dir_all(&config.server.state_dir)
+        .with_context(|| format!("creating state_dir {}", config.server.state_dir.display()))?;
+
+    let dev_issuer = dev_issuer(&config)?;
+    let mut issuers = config.identity.issuers.clone();
+    if let Some(dev) = &dev_issuer {
+        issuers.push(dev_issuer_settings(dev, &config.identity.dev_issuer));
+    }
+    let verifier = Verifier::new(issuers).context("identity.issuers")?;
+
+    let pg = Arc::new(PgGateway {
+        frontend: FrontendSettings {
+            tls: Some(tls::server_config(
+                &config.server.postgres,
+                &config.server.state_dir,
+            )?),
+            allow_plaintext: config.server.postgres.allow_plaintext,
+            handshake_timeout: config.server.postgres.handshake_timeout,
+        },
+        verifier: verifier.clone(),
+        connections: connections(&config.connections)?,
+        cancels: CancelRegistry::default(),
+        limits: RelayLimits {
+            max_client_message: config.server.postgres.max_message_bytes,
+        },
+        session_grace: config.identity.session_grace,
+    });
+
+    let pg_listener = bind(config.server.postgres.listen, "server.postgres.listen").await?;
+    let admin_listener = bind(config.server.admin.listen, "server.admin.listen").await?;
+    let admin_router = admin::router(AdminState { metrics, dev_issuer });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, admin_router).await {
+            error!(error = %e, "admin listener failed");
+        }
+    });
+    tokio::spawn(async move { verifier.warm_up().await });
+    info!(
+        postgres = %config.server.postgres.listen, admin = %config.server.admin.listen,
+        connections = config.connections.len(), "portcullis is serving"
+    );
+
+    tokio::select! {
+        () = accept_postgres(pg_listener, pg) => {}
+        () = shutdown_signal() => info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn accept_postgres(listener: TcpListener, gateway: Arc<PgGateway>) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                tokio::spawn(crate::postgres::serve(Arc::clone(&gateway), tcp, peer));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("{key}: cannot listen on {address}"))
+}
+
+/// The development issuer's URL: under the admin listener unless configured.
+pub fn dev_issuer_url(config: &Config) -> String {
+    if let Some(url) = &config.identity.dev_issuer.url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let mut admin = config.server.admin.listen;
+    if admin.ip().is_unspecified() {
+        admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{admin}{DEV_ISSUER_PATH}")
+}
+
+/// Loads the development issuer's key from `state_dir`, creating it on first use.
+pub fn load_dev_issuer(config: &Config) -> anyhow::Result<DevIssuer> {
+    let key_path = config.server.state_dir.join("dev-issuer-key.pem");
+    DevIssuer::load_or_create(&key_path, dev_issuer_url(config))
+        .with_context(|| format!("development issuer key {}", key_path.display()))
+}
+
+fn dev_issuer(config: &Config) -> anyhow::Result<Option<Arc<DevIssuer>>> {
+    if !config.identity.dev_issuer.enabled {
+        return Ok(None);
+    }
+    let dev = load_dev_issuer(config)?;
+    tracing::warn!(
+        issuer = dev.issuer_url(),
+        "the development issuer is enabled: do not use it in production"
+    );
+    Ok(Some(Arc::new(dev)))
+}
+
+/// The development issuer is verified like any other: through discovery and JWKS over HTTP.
+fn dev_issuer_settings(dev: &DevIssuer, settings: &DevIssuerConfig) -> IssuerSettings {
+    IssuerSettings {
+        issuer: dev.issuer_url().to_owned(),
+        audience: vec![settings.audience.clone()],
+        jwks_uri: None,
+        alias: settings.alias.clone(),
+        groups_claim: "groups".to_owned(),
+        algorithms: vec!["ES256".to_owned()],
+        leeway: Duration::from_secs(5),
+        max_lifetime: settings.max_ttl,
+    }
+}
+
+fn connections(configs: &[ConnectionConfig]) -> anyhow::Result<HashMap<String, Connection>> {
+    configs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            // PostgreSQL is the only protocol so far; the next one adds its own listener and arm here.
+            let Protocol::Postgres = c.protocol;
+            let upstream = upstream_settings(c).with_context(|| format!("connections[{i}]"))?;
+            Ok((
+                c.name.clone(),
+                Connection {
+                    config: c.clone(),
+                    upstream,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn upstream_settings(c: &ConnectionConfig) -> anyhow::Result<UpstreamSettings> {
+    let password = c
+        .resolve_password()
+        .map_err(anyhow::Error::msg)
+        .context("password")?;
+    let tls = match c.tls {
+        UpstreamTlsMode::Disable => UpstreamTls::Disable,
+        UpstreamTlsMode::Prefer => UpstreamTls::Prefer(upstream::unverified_config()?),
+        UpstreamTlsMode::Require => UpstreamTls::Require(upstream::unverified_config()?),
+        UpstreamTlsMode::VerifyFull => {
+            let path = c
+                .ca_file
+                .as_ref()
+                .context("ca_file: verify-full needs a CA bundle")?;
+            let pem = std::fs::read(path).with_context(|| format!("ca_file: reading {}", path.display()))?;
+            UpstreamTls::VerifyFull(upstream::verifying_config(&pem).context("ca_file")?)
+        }
+    };
+    let host = c.upstream.rsplit_once(':').map(|(h, _)| h).unwrap_or(&c.upstream);
+    Ok(UpstreamSettings {
+        address: c.upstream.clone(),
+        host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        database: c.database.clone(),
+        user: c.user.clone(),
+        password,
+        tls,
+        connect_timeout: c.connect_timeout,
+    })
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,102 @@
+//! Logs and metrics: the tracing subscriber, the Prometheus recorder, and every metric defined once.
+
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use portcullis_core::RejectReason;
+use portcullis_postgres::relay::Meters;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Starts structured logging. `RUST_LOG` overrides the default level (`info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests, `demo`) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Installs the process-wide Prometheus recorder; the admin listener renders it at `/metrics`.
+pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new().install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "portcullis_sessions_total",
+        "Sessions opened through the gateway."
+    );
+    metrics::describe_gauge!("portcullis_sessions_active", "Sessions currently relayed.");
+    metrics::describe_counter!(
+        "portcullis_session_ends_total",
+        "Sessions ended, by how they ended."
+    );
+    metrics::describe_counter!(
+        "portcullis_auth_failures_total",
+        "Refused credentials, by reason class."
+    );
+    metrics::describe_counter!("portcullis_bytes_total", "Bytes relayed, by direction.");
+    metrics::describe_counter!("portcullis_statements_total", "Statements completed upstream.");
+    metrics::describe_counter!(
+        "portcullis_upstream_errors_total",
+        "Failed upstream logins and connections."
+    );
+    metrics::describe_counter!("portcullis_cancel_requests_total", "Cancel requests received.");
+}
+
+/// A token or connect decision refused a client.
+pub fn auth_failure(reason: RejectReason) {
+    counter!("portcullis_auth_failures_total", "reason" => reason.label()).increment(1);
+}
+
+/// An upstream connection or login failed.
+pub fn upstream_error(connection: &str, kind: &'static str) {
+    counter!("portcullis_upstream_errors_total", "connection" => connection.to_owned(), "kind" => kind)
+        .increment(1);
+}
+
+/// A cancel request arrived; `routed` says whether its key matched a live session.
+pub fn cancel_request(routed: bool) {
+    counter!("portcullis_cancel_requests_total", "routed" => if routed { "true" } else { "false" })
+        .increment(1);
+}
+
+/// A session started relaying; the returned guard marks its end.
+pub fn session_started(connection: &str) -> ActiveSession {
+    counter!("portcullis_sessions_total", "connection" => connection.to_owned()).increment(1);
+    gauge!("portcullis_sessions_active").increment(1.0);
+    ActiveSession
+}
+
+/// Decrements the active-session gauge when dropped, however the session ends.
+#[derive(Debug)]
+pub struct ActiveSession;
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        gauge!("portcullis_sessions_active").decrement(1.0);
+    }
+}
+
+/// A session ended; `how` is [`portcullis_postgres::relay::SessionEnd::label`].
+pub fn session_ended(how: &'static str) {
+    counter!("portcullis_session_ends_total", "reason" => how).increment(1);
+}
+
+/// The relay's counters for one connection. Handles are resolved once per session, so the hot path is
+/// an atomic add.
+pub fn relay_meters(connection: &str) -> Meters {
+    let connection = connection.to_owned();
+    Meters {
+        bytes_from_client: counter!("portcullis_bytes_total", "connection" => connection.clone(), "direction" => "from_client"),
+        bytes_to_client: counter!("portcullis_bytes_total", "connection" => connection.clone(), "direction" => "to_client"),
+        statements: counter!("portcullis_statements_total", "connection" => connection),
+    }
+}

@@ -1,0 +1,273 @@
+//! The shared set-up of the gateway's end-to-end tests: a throwaway PostgreSQL, the gateway binary, tokens.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use portcullis_testkit::gateway::{GatewayProcess, run_cli};
+use portcullis_testkit::pg::PgCluster;
+use portcullis_testkit::ports::{free_addr, free_port};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+pub const UPSTREAM_PASSWORD_ENV: &str = "PORTCULLIS_TEST_UPSTREAM_PASSWORD";
+
+/// A running database and a gateway in front of it, with a connection named `app`.
+pub struct Env {
+    pub pg: PgCluster,
+    pub gateway: GatewayProcess,
+    pub pg_port: u16,
+    pub admin: String,
+}
+
+/// What to vary in the gateway's configuration.
+pub struct Options {
+    pub allow_plaintext: bool,
+    /// Extra TOML appended to the generated configuration (e.g. `[[identity.issuers]]`).
+    pub extra: String,
+    pub upstream_tls: &'static str,
+    pub session_grace: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            allow_plaintext: true,
+            extra: String::new(),
+            upstream_tls: "require",
+            session_grace: "0s",
+        }
+    }
+}
+
+impl Env {
+    pub async fn start(options: Options) -> Env {
+        let pg = PgCluster::start_async().await.expect("throwaway PostgreSQL");
+        pg.create_role("gateway_login", "upstream-secret-pw", false)
+            .unwrap();
+        pg.psql("postgres", "CREATE DATABASE app OWNER gateway_login")
+            .unwrap();
+        let pg_port = free_port().unwrap();
+        let admin = free_addr().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("portcullis-e2e-")
+            .tempdir()
+            .unwrap();
+        let config = format!(
+            r#"
+[server]
+state_dir = "{state}"
+[server.postgres]
+listen = "127.0.0.1:{pg_port}"
+allow_plaintext = {plain}
+[server.admin]
+listen = "{admin}"
+[identity]
+session_grace = "{grace}"
+[identity.dev_issuer]
+enabled = true
+
+[[connections]]
+name = "app"
+protocol = "postgres"
+upstream = "127.0.0.1:{upstream}"
+database = "app"
+user = "gateway_login"
+password = "${{{env}}}"
+tls = "{tls}"
+ca_file = "{ca}"
+allow_groups = ["agents"]
+
+[[connections]]
+name = "down"
+protocol = "postgres"
+upstream = "127.0.0.1:{dead}"
+database = "app"
+user = "gateway_login"
+password = "${{{env}}}"
+tls = "disable"
+allow_groups = ["agents"]
+{extra}
+"#,
+            state = dir.path().join("state").display(),
+            plain = options.allow_plaintext,
+            grace = options.session_grace,
+            upstream = pg.port(),
+            env = UPSTREAM_PASSWORD_ENV,
+            tls = options.upstream_tls,
+            ca = pg.ca_cert_path().display(),
+            dead = free_port().unwrap(),
+            extra = options.extra,
+        );
+        let gateway = GatewayProcess::start_in(
+            dir,
+            Path::new(BIN),
+            &config,
+            &admin,
+            &[(UPSTREAM_PASSWORD_ENV, "upstream-secret-pw")],
+        )
+        .await
+        .expect("gateway starts");
+        Env {
+            pg,
+            gateway,
+            pg_port,
+            admin,
+        }
+    }
+
+    /// Mints a development token with the CLI, as a user would.
+    pub fn mint(&self, sub: &str, groups: &[&str], ttl: &str) -> String {
+        let config = self.gateway.config_path();
+        let mut args = vec![
+            "token",
+            "mint",
+            "--config",
+            config.to_str().unwrap(),
+            "--sub",
+            sub,
+            "--ttl",
+            ttl,
+        ];
+        for g in groups {
+            args.extend(["--group", g]);
+        }
+        let out = run_cli(Path::new(BIN), &args, &[(UPSTREAM_PASSWORD_ENV, "x")]).unwrap();
+        assert!(
+            out.status.success(),
+            "mint failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// A libpq-style connection string to the gateway.
+    pub fn conninfo(&self, dbname: &str, token: &str, sslmode: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname={dbname} user=agent password={token} sslmode={sslmode}",
+            self.pg_port
+        )
+    }
+
+    /// Connects with tokio-postgres over TLS (certificate not verified: the gateway's is self-signed).
+    pub async fn connect_tls(
+        &self,
+        dbname: &str,
+        token: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(insecure_client_config());
+        let (client, connection) =
+            tokio_postgres::connect(&self.conninfo(dbname, token, "require"), tls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// Connects with tokio-postgres without TLS (the listener allows plaintext in most tests).
+    pub async fn connect_plain(
+        &self,
+        dbname: &str,
+        token: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.conninfo(dbname, token, "disable"), tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// Runs the real `psql` against the gateway; returns (success, stdout, stderr).
+    pub fn psql(&self, conninfo: &str, sql: &str) -> (bool, String, String) {
+        let out = std::process::Command::new(self.pg.psql_binary())
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                conninfo,
+                "-c",
+                sql,
+            ])
+            .env_remove("PGPASSWORD")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )
+    }
+
+    /// The gateway's log; asserts no secret appears in it.
+    pub fn assert_log_free_of(&self, secrets: &[&str]) {
+        let log = self.gateway.log().unwrap();
+        for secret in secrets {
+            assert!(!log.contains(secret), "a secret appeared in the gateway log");
+        }
+        assert!(
+            !log.contains("upstream-secret-pw"),
+            "the upstream password appeared in the gateway log"
+        );
+    }
+}
+
+/// The SQLSTATE and message of a failed tokio-postgres call.
+pub fn db_error(e: &tokio_postgres::Error) -> (String, String) {
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a database error: {e:?}"));
+    (db.code().code().to_owned(), db.message().to_owned())
+}
+
+fn insecure_client_config() -> rustls::ClientConfig {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+    impl ServerCertVerifier for AnyServer {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_no_client_auth()
+}

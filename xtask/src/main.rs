@@ -1,0 +1,56 @@
+//! Project automation (`cargo xtask <command>`): the command line and its dispatch.
+
+mod bench;
+mod machine;
+mod pgbench;
+mod proc_stat;
+mod relay;
+mod report;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Portcullis automation. Run from anywhere in the workspace: `cargo xtask <command>`.
+#[derive(Debug, Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compare pgbench through the gateway with a direct connection and a plain TCP relay.
+    ///
+    /// Builds the release gateway, starts a throwaway PostgreSQL (pgbench scale 10), and runs each
+    /// workload × protocol × clients cell against direct, relay and gateway in turn. Prints a markdown
+    /// table and writes it to <target dir>/bench/latest.md.
+    Bench(bench::BenchArgs),
+    /// A plain TCP relay (accept, connect upstream, copy both ways); the bench's baseline. Prints
+    /// `listening on <addr>` once bound, then serves until killed.
+    Relay {
+        /// Where to listen; port 0 picks a free one (the printed line names it).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The server to relay to.
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(args) => bench::run(&args),
+        Command::Relay { listen, upstream } => relay::run(listen, upstream),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
