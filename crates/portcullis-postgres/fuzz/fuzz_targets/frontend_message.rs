@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
 fn decode_and_check(tag: u8, body: &[u8]) {
     if tag == b'p' {
         if let Ok(password) = frontend::password(body) {
-            assert_eq!(body.len(), password.len() + 1, "password did not consume the body");
+            assert_eq!(
+                body.len(),
+                password.len() + 1,
+                "password did not consume the body"
+            );
         }
     }
     let Ok(message) = frontend::decode(tag, body) else {

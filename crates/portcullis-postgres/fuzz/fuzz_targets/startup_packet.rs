@@ -14,8 +14,15 @@ fuzz_target!(|data: &[u8]| {
 
     // The length word is checked before any allocation, so whatever it accepts must be a sane size.
     if let Ok(len) = startup::packet_len(*first4) {
-        assert!((8..=MAX_STARTUP_PACKET).contains(&len), "packet_len accepted {len}");
-        assert_eq!(len, u32::from_be_bytes(*first4) as usize, "packet_len changed the length");
+        assert!(
+            (8..=MAX_STARTUP_PACKET).contains(&len),
+            "packet_len accepted {len}"
+        );
+        assert_eq!(
+            len,
+            u32::from_be_bytes(*first4) as usize,
+            "packet_len changed the length"
+        );
     }
 
     let Ok(packet) = startup::decode(body) else {
@@ -29,11 +36,18 @@ fuzz_target!(|data: &[u8]| {
             process_id,
             secret_key,
         } => {
-            assert!((1..=256).contains(&secret_key.len()), "cancel key of {} bytes", secret_key.len());
+            assert!(
+                (1..=256).contains(&secret_key.len()),
+                "cancel key of {} bytes",
+                secret_key.len()
+            );
             encode_cancel(*process_id, secret_key)
         }
         StartupPacket::Startup { version, params } => {
-            assert!(params.iter().all(|(k, _)| !k.is_empty()), "empty parameter name decoded");
+            assert!(
+                params.iter().all(|(k, _)| !k.is_empty()),
+                "empty parameter name decoded"
+            );
             let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let mut encoded = encode_startup(&pairs);
             // `encode_startup` always writes 3.0; compare the version the client actually sent.
@@ -45,14 +59,24 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let (len_word, encoded_body) = encoded.split_at(4);
-    assert_eq!(encoded_body, body, "re-encoding {packet:?} does not give back the input");
+    assert_eq!(
+        encoded_body, body,
+        "re-encoding {packet:?} does not give back the input"
+    );
     assert_eq!(
         u32::from_be_bytes(len_word.try_into().expect("4 bytes")) as usize,
         encoded.len(),
         "encoder wrote a wrong length word"
     );
-    assert_eq!(startup::decode(encoded_body).as_ref(), Ok(&packet), "decode(encode(p)) != p");
+    assert_eq!(
+        startup::decode(encoded_body).as_ref(),
+        Ok(&packet),
+        "decode(encode(p)) != p"
+    );
     if encoded.len() <= MAX_STARTUP_PACKET {
-        assert_eq!(startup::packet_len(len_word.try_into().expect("4 bytes")), Ok(encoded.len()));
+        assert_eq!(
+            startup::packet_len(len_word.try_into().expect("4 bytes")),
+            Ok(encoded.len())
+        );
     }
 });

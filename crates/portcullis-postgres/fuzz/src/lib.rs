@@ -23,12 +23,24 @@ pub fn check_split(data: &[u8], limit: usize) -> Option<(u8, &[u8], usize)> {
     match split_message(data, limit) {
         Ok(Some(frame)) => {
             let declared = declared.expect("a frame was split from fewer than 5 bytes");
-            assert_eq!(frame.len, HEADER_LEN + frame.body.len(), "frame length disagrees with body");
+            assert_eq!(
+                frame.len,
+                HEADER_LEN + frame.body.len(),
+                "frame length disagrees with body"
+            );
             assert!(frame.len <= data.len(), "frame runs past the input");
             assert!(frame.body.len() <= limit, "frame body exceeds the limit");
             assert_eq!(Some(&frame.tag), data.first(), "frame tag is not the first byte");
-            assert_eq!(Some(frame.body), data.get(HEADER_LEN..frame.len), "frame body is not the input");
-            assert_eq!(i64::from(declared), frame.body.len() as i64 + 4, "frame ignores the length field");
+            assert_eq!(
+                Some(frame.body),
+                data.get(HEADER_LEN..frame.len),
+                "frame body is not the input"
+            );
+            assert_eq!(
+                i64::from(declared),
+                frame.body.len() as i64 + 4,
+                "frame ignores the length field"
+            );
             Some((frame.tag, frame.body, frame.len))
         }
         Ok(None) => {
@@ -37,12 +49,19 @@ pub fn check_split(data: &[u8], limit: usize) -> Option<(u8, &[u8], usize)> {
                 assert!(declared >= 4, "bad length {declared} was not rejected");
                 let body_len = usize::try_from(declared - 4).unwrap_or(usize::MAX);
                 assert!(body_len <= limit, "oversized message was not rejected");
-                assert!(data.len() < HEADER_LEN + body_len, "a complete message was not split");
+                assert!(
+                    data.len() < HEADER_LEN + body_len,
+                    "a complete message was not split"
+                );
             }
             None
         }
         Err(WireError::BadLength(len)) => {
-            assert_eq!(declared.map(i64::from), Some(len), "BadLength reports another length");
+            assert_eq!(
+                declared.map(i64::from),
+                Some(len),
+                "BadLength reports another length"
+            );
             assert!(len < 4, "length {len} is valid");
             None
         }
@@ -107,9 +126,9 @@ pub fn encode_frontend(message: &FrontendMessage<'_>) -> Vec<u8> {
         | FrontendMessage::Terminate
         | FrontendMessage::CopyDone => {}
         FrontendMessage::CopyFail { message } => put_cstr(&mut b, message),
-        FrontendMessage::CopyData(raw) | FrontendMessage::Password(raw) | FrontendMessage::FunctionCall(raw) => {
-            b.extend_from_slice(raw)
-        }
+        FrontendMessage::CopyData(raw)
+        | FrontendMessage::Password(raw)
+        | FrontendMessage::FunctionCall(raw) => b.extend_from_slice(raw),
     }
     b
 }
@@ -194,7 +213,10 @@ pub fn encode_backend(message: &BackendMessage<'_>) -> Vec<u8> {
 
 fn put_fields(b: &mut Vec<u8>, fields: &Fields<'_>) {
     for (code, value) in &fields.0 {
-        assert_ne!(*code, 0, "a field code of 0 ends the list and cannot be decoded as a field");
+        assert_ne!(
+            *code, 0,
+            "a field code of 0 ends the list and cannot be decoded as a field"
+        );
         b.push(*code);
         put_cstr(b, value);
     }

@@ -49,6 +49,7 @@ impl Default for Options {
 impl Env {
     pub async fn start(options: Options) -> Env {
         let pg = PgCluster::start_async().await.expect("throwaway PostgreSQL");
+        pg.create_role("md5_agent", "upstream-secret-pw", true).unwrap();
         pg.create_role("gateway_login", "upstream-secret-pw", false)
             .unwrap();
         pg.psql("postgres", "CREATE DATABASE app OWNER gateway_login")
@@ -103,7 +104,10 @@ allow_groups = ["agents"]
             tls = options.upstream_tls,
             ca = pg.ca_cert_path().display(),
             dead = free_port().unwrap(),
-            extra = options.extra,
+            extra = options
+                .extra
+                .replace("{PG_PORT}", &pg.port().to_string())
+                .replace("{PG_CA}", &pg.ca_cert_path().display().to_string()),
         );
         let gateway = GatewayProcess::start_in(
             dir,
