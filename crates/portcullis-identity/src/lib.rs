@@ -11,5 +11,5 @@ mod unverified;
 mod verifier;
 
 pub use dev_issuer::{DevIssuer, DevIssuerError, MintRequest};
-pub use settings::{IssuerSettings, SettingsError};
+pub use settings::{IssuerSettings, SettingsError, check_all as check_issuer_settings};
 pub use verifier::{Rejected, Verifier};

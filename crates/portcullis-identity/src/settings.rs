@@ -120,6 +120,12 @@ const ALLOWED_IN_CONFIG: [Algorithm; 9] = [
 ];
 
 /// Validates every issuer and the set as a whole. Performs no I/O.
+/// Checks a set of issuer settings as [`crate::Verifier::new`] would, without building anything: for
+/// `config check`.
+pub fn check_all(issuers: &[IssuerSettings]) -> Result<(), SettingsError> {
+    validate_all(issuers.to_vec()).map(|_| ())
+}
+
 pub(crate) fn validate_all(issuers: Vec<IssuerSettings>) -> Result<Vec<ValidIssuer>, SettingsError> {
     let mut seen_issuers = HashSet::new();
     let mut seen_aliases = HashSet::new();

@@ -350,41 +350,19 @@ mod tests {
         let mut stream = message(b'Q', b"select 1\0");
         stream.extend_from_slice(&message(b'X', b""));
         stream.extend_from_slice(&message(b'Q', b"ignored\0"));
-        let mut scanner = Scanner::default();
-        let scan = scanner
-            .scan(&stream, |h| {
-                Ok(if h.tag == b'X' {
-                    Visit::StopAfter
-                } else {
-                    Visit::Pass
-                })
-            })
-            .unwrap();
-        assert_eq!(
-            scan,
-            Scan {
-                forward: 14 + 5,
-                stopped: true
-            }
-        );
-
-        let mut scanner = Scanner::default();
-        let scan = scanner
-            .scan(&stream, |h| {
-                Ok(if h.tag == b'X' {
-                    Visit::StopBefore
-                } else {
-                    Visit::Pass
-                })
-            })
-            .unwrap();
-        assert_eq!(
-            scan,
-            Scan {
-                forward: 14,
-                stopped: true
-            }
-        );
+        // Terminate is forwarded, then nothing; an expiry stops before the message it meets.
+        for (at_terminate, forward) in [(Visit::StopAfter, 14 + 5), (Visit::StopBefore, 14)] {
+            let mut scanner = Scanner::default();
+            let visit = |h: Header| Ok(if h.tag == b'X' { at_terminate } else { Visit::Pass });
+            let scan = scanner.scan(&stream, visit).unwrap();
+            assert_eq!(
+                scan,
+                Scan {
+                    forward,
+                    stopped: true
+                }
+            );
+        }
     }
 
     #[test]

@@ -256,6 +256,12 @@ impl Config {
                 "no token issuer is configured: add [[identity.issuers]] or enable [identity.dev_issuer]",
             ));
         }
+        portcullis_identity::check_issuer_settings(&self.identity.issuers).map_err(|e| {
+            ConfigError::Invalid {
+                path: "identity.issuers".to_owned(),
+                message: e.to_string(),
+            }
+        })?;
         let mut names = HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
             let at = |key: &str| format!("connections[{i}].{key}");

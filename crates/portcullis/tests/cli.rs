@@ -1,0 +1,82 @@
+//! The command line as an operator uses it: `config check` names the bad key; `--help` explains itself.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::Path;
+
+use portcullis_testkit::gateway::run_cli;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+fn check(toml: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portcullis.toml");
+    std::fs::write(&file, toml).unwrap();
+    let out = run_cli(Path::new(BIN), &["config", "check", file.to_str().unwrap()], env).unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn config_check_accepts_the_example_and_names_bad_keys() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/portcullis.toml"
+    ))
+    .unwrap();
+    let (ok, text) = check(&example, &[("ORDERS_DB_PASSWORD", "from-env")]);
+    assert!(ok, "{text}");
+    assert!(text.contains("ok (1 connection(s), 2 issuer(s))"), "{text}");
+
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[server.postgres]\nlisten = 'nowhere'",
+            "server.postgres.listen",
+            "the listener address",
+        ),
+        ("[server]\nstate_dri = '/tmp'", "server", "a misspelt key"),
+        (
+            "[[identity.issuers]]\nissuer = 'https://a'\naudience = 'x'\nalias = 'a'\nalgorithms = ['HS256']",
+            "identity.issuers",
+            "HMAC",
+        ),
+        (
+            "[identity]\nsession_grace = 'soon'",
+            "identity.session_grace",
+            "a duration",
+        ),
+    ];
+    for (toml, path, what) in cases {
+        let (ok, text) = check(toml, &[]);
+        assert!(!ok, "{what}: accepted");
+        assert!(text.contains(path), "{what}: {text:?} does not name {path}");
+    }
+    let inline = example.replace("${ORDERS_DB_PASSWORD}", "hunter2");
+    let (ok, text) = check(&inline, &[]);
+    assert!(!ok);
+    assert!(
+        text.contains("connections[0].password: inline secrets are not allowed"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "the secret was echoed");
+}
+
+#[test]
+fn help_names_every_command() {
+    let out = run_cli(Path::new(BIN), &["--help"], &[]).unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in ["serve", "config", "token"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let out = run_cli(Path::new(BIN), &["token", "mint", "--help"], &[]).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--ttl"));
+}
