@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod frontend;
+pub mod scanner;
 pub mod startup;
 
 mod cursor;
