@@ -62,14 +62,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let root = workspace_root()?;
     let target_dir = target_dir(&root);
-    let gateway_bin = build_gateway(&root, &target_dir)?;
+    // The relay is built with the same (release) profile as the gateway: a `cargo xtask` binary is an
+    // unoptimised dev build, and comparing it with an optimised gateway would flatter the gateway.
+    let gateway_bin = build_release(&root, &target_dir, "portcullis")?;
+    let relay_bin = build_release(&root, &target_dir, "xtask")?;
     let machine = Machine::detect()?;
     let ticks = ClockTicks::from_getconf()?;
 
     eprintln!("bench: starting PostgreSQL and loading pgbench scale {SCALE}");
     let pg = PgCluster::start()?;
     let direct = set_up_database(&pg)?;
-    let relay = RelayProcess::start(direct.addr)?;
+    let relay = RelayProcess::start(&relay_bin, direct.addr)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -252,19 +255,20 @@ fn mint_token(bin: &Path, gateway: &GatewayProcess, pg_password: &str) -> anyhow
     Ok(token)
 }
 
-/// `cargo build --release -p portcullis`; the binary's path.
-fn build_gateway(root: &Path, target_dir: &Path) -> anyhow::Result<PathBuf> {
-    eprintln!("bench: cargo build --release -p portcullis");
+/// `cargo build --release -p <package>` (one package per invocation, so that each keeps the feature set
+/// of its own build and reuses its cached artifacts); the path of the binary of the same name.
+fn build_release(root: &Path, target_dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
+    eprintln!("bench: cargo build --release -p {package}");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "portcullis"])
+        .args(["build", "--release", "-p", package])
         .current_dir(root)
         .status()
         .context("run cargo build")?;
     if !status.success() {
-        bail!("cargo build --release -p portcullis failed ({status})");
+        bail!("cargo build --release -p {package} failed ({status})");
     }
-    let bin = target_dir.join("release").join("portcullis");
+    let bin = target_dir.join("release").join(package);
     if !bin.is_file() {
         bail!("{} not found after the build", bin.display());
     }

@@ -6,22 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-
-/// libpq variables that would redirect or alter pgbench's connections if inherited from the caller.
-const INHERITED_PG_VARS: &[&str] = &[
-    "PGHOST",
-    "PGHOSTADDR",
-    "PGPORT",
-    "PGUSER",
-    "PGPASSWORD",
-    "PGPASSFILE",
-    "PGDATABASE",
-    "PGSERVICE",
-    "PGSERVICEFILE",
-    "PGSSLMODE",
-    "PGOPTIONS",
-    "PGAPPNAME",
-];
+use portcullis_testkit::pg::INHERITED_PG_VARS;
 
 /// A built-in pgbench script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

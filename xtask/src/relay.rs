@@ -7,6 +7,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -70,18 +71,17 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts this same executable as `relay --listen 127.0.0.1:0 --upstream <upstream>` and waits for
-    /// the line that names the bound address.
-    pub fn start(upstream: SocketAddr) -> anyhow::Result<RelayProcess> {
-        let exe = std::env::current_exe().context("path of the xtask executable")?;
-        let mut child = Command::new(&exe)
+    /// Starts `<xtask> relay --listen 127.0.0.1:0 --upstream <upstream>` and waits for the line that
+    /// names the bound address. `xtask` is the path of an xtask binary (the bench passes a release build).
+    pub fn start(xtask: &Path, upstream: SocketAddr) -> anyhow::Result<RelayProcess> {
+        let mut child = Command::new(xtask)
             .args(["relay", "--listen", "127.0.0.1:0", "--upstream"])
             .arg(upstream.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("spawn {} relay", exe.display()))?;
+            .with_context(|| format!("spawn {} relay", xtask.display()))?;
         let stdout = child.stdout.take().context("relay stdout")?;
         // From here on an error drops `relay`, which kills the child.
         let mut relay = RelayProcess {

@@ -44,7 +44,7 @@ pub const BIN_DIR_ENV: &str = "PORTCULLIS_PG_BIN_DIR";
 /// How often to try another port when one taken between `free_port` and the server's bind.
 const START_ATTEMPTS: usize = 3;
 /// libpq and server variables that would change what our commands connect to or where data lives.
-const INHERITED_PG_VARS: &[&str] = &[
+pub const INHERITED_PG_VARS: &[&str] = &[
     "PGHOST",
     "PGHOSTADDR",
     "PGPORT",
