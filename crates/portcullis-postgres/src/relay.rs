@@ -165,12 +165,15 @@ where
     let mut buf = BytesMut::with_capacity(CHUNK);
     let mut scanner = Scanner::default();
     let mut expiring = false;
-    let end_at = deadline.as_ref().map(|d| d.at);
+    // One timer for the whole session: re-arming a sleep on every read would cost a timer-wheel entry
+    // per chunk on the hot path.
+    let expiry = sleep_until(deadline.as_ref().map(|d| d.at));
+    tokio::pin!(expiry);
     loop {
         buf.reserve(CHUNK);
         let read = tokio::select! {
             read = from.read_buf(&mut buf) => Some(read),
-            () = sleep_until(end_at), if !expiring => None,
+            () = &mut expiry, if !expiring => None,
         };
         match read {
             Some(Ok(0)) => return SessionEnd::UpstreamClosed,
