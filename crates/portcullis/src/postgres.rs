@@ -66,7 +66,20 @@ pub async fn serve(gateway: Arc<PgGateway>, tcp: TcpStream, peer: SocketAddr) {
 }
 
 async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr) {
-    // 1. The connection named by dbname. Unknown names get the server's own "no such database" code.
+    // 1. The token, first: without one, a client learns nothing, not even which connections exist.
+    //    A rejected token ends the session with 28000 and its reason class, never the token.
+    let principal = match gateway.verifier.verify(handshake.token.expose()).await {
+        Ok(principal) => principal,
+        Err(rejected) => {
+            telemetry::auth_failure(rejected.reason);
+            warn!(client = %peer, database = %handshake.database, user = %handshake.user, reason = rejected.reason.label(), detail = %rejected.detail, "token rejected");
+            let error = GatewayError::fatal("28000", format!("token rejected: {}", rejected.reason.class()))
+                .with_detail(rejected.detail);
+            return handshake.refuse(&error).await;
+        }
+    };
+
+    // 2. The connection named by dbname. Unknown names get the server's own "no such database" code.
     let Some(connection) = gateway.connections.get(&handshake.database) else {
         let error = GatewayError::fatal("3D000", format!("no connection named {:?}", handshake.database))
             .with_hint("set dbname to one of the connections configured in Portcullis");
@@ -74,18 +87,6 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         return handshake.refuse(&error).await;
     };
     let name = connection.config.name.as_str();
-
-    // 2. The token: a rejected one ends the session with 28000 and its reason class, never the token.
-    let principal = match gateway.verifier.verify(handshake.token.expose()).await {
-        Ok(principal) => principal,
-        Err(rejected) => {
-            telemetry::auth_failure(rejected.reason);
-            warn!(client = %peer, connection = name, user = %handshake.user, reason = rejected.reason.label(), detail = %rejected.detail, "token rejected");
-            let error = GatewayError::fatal("28000", format!("token rejected: {}", rejected.reason.class()))
-                .with_detail(rejected.detail);
-            return handshake.refuse(&error).await;
-        }
-    };
 
     // 3. The connect decision (interim allow-list, until Cedar policy decides).
     if !connection.config.admits(&principal.name(), &principal.groups) {

@@ -227,6 +227,9 @@ async fn refusals_are_native_errors_and_the_gateway_keeps_serving() {
 
     let err = env.connect_plain("nope", &token).await.unwrap_err();
     assert_eq!(db_error(&err).0, "3D000");
+    // Without a valid token nobody learns which connections exist.
+    let err = env.connect_plain("nope", "not-a-token").await.unwrap_err();
+    assert_eq!(db_error(&err).0, "28000");
 
     let outsider = env.mint("outsider", &["interns"], "15m");
     let err = env.connect_plain("app", &outsider).await.unwrap_err();
