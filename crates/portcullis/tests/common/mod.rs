@@ -32,6 +32,7 @@ pub struct Options {
     pub extra: String,
     pub upstream_tls: &'static str,
     pub session_grace: &'static str,
+    pub log_format: &'static str,
 }
 
 impl Default for Options {
@@ -41,6 +42,7 @@ impl Default for Options {
             extra: String::new(),
             upstream_tls: "require",
             session_grace: "0s",
+            log_format: "text",
         }
     }
 }
@@ -63,6 +65,7 @@ impl Env {
             r#"
 [server]
 state_dir = "{state}"
+log_format = "{log_format}"
 [server.postgres]
 listen = "127.0.0.1:{pg_port}"
 allow_plaintext = {plain}
@@ -98,6 +101,7 @@ allow_groups = ["agents"]
             state = dir.path().join("state").display(),
             plain = options.allow_plaintext,
             grace = options.session_grace,
+            log_format = options.log_format,
             upstream = pg.port(),
             env = UPSTREAM_PASSWORD_ENV,
             tls = options.upstream_tls,
