@@ -1,10 +1,15 @@
-//! `cargo xtask bench`: pgbench direct vs. a plain TCP relay vs. the gateway, on one throwaway PostgreSQL.
+//! `cargo xtask bench`: pgbench direct vs. a plain TCP relay vs. the gateway with statement checks on
+//! and off, on one throwaway PostgreSQL.
 //!
-//! Every cell (workload × protocol × clients) runs against direct, relay and gateway back to back, so
-//! the three share the same machine conditions; CPU per statement of the relay and the gateway comes
-//! from /proc deltas around their runs. TLS is off on every hop: the comparison is of proxying work,
-//! not of crypto.
+//! Every cell (workload × protocol × clients) runs against direct, relay and the two gateways back to
+//! back, so the four share the same machine conditions; CPU per statement of the relay and the gateways
+//! comes from /proc deltas around their runs. The two gateways are separate processes (own state
+//! directory, own ports, own development issuer) with the same config but for `[policy]
+//! statement_checks`; which of them runs first alternates from cell to cell, so that neither is always
+//! the one that follows the other. TLS is off on every hop: the comparison is of proxying work, not of
+//! crypto.
 
+use std::fmt;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +25,7 @@ use crate::machine::Machine;
 use crate::pgbench::{self, Endpoint, QueryMode, Run, Workload};
 use crate::proc_stat::{self, ClockTicks};
 use crate::relay::RelayProcess;
-use crate::report::{Attempt, Cell, Measured, Report};
+use crate::report::{Attempt, Cell, Measured, PeakRss, Report};
 
 /// pgbench scale: 1,000,000 accounts (~160 MB), which stays in memory.
 const SCALE: u32 = 10;
@@ -77,13 +82,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the runtime")?;
-    let (gateway, gateway_addr) = runtime.block_on(start_gateway(&gateway_bin, &direct))?;
-    let through_gateway = Endpoint {
-        addr: gateway_addr,
-        dbname: DATABASE.to_owned(),
-        user: "bench-agent".to_owned(),
-        password: mint_token(&gateway_bin, &gateway, &direct.password)?,
-    };
+    let checks_on = runtime.block_on(Gateway::start(&gateway_bin, &direct, StatementChecks::On))?;
+    let checks_off = runtime.block_on(Gateway::start(&gateway_bin, &direct, StatementChecks::Off))?;
     let through_relay = Endpoint {
         addr: relay.addr(),
         ..direct.clone()
@@ -111,16 +111,23 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     "bench: {workload} {mode} {clients} client(s), {} s each",
                     duration.as_secs()
                 );
-                let cell = Cell {
-                    run,
-                    direct: measure(&direct, run, None, ticks),
-                    relay: measure(&through_relay, run, Some(relay.pid()), ticks),
-                    gateway: measure(&through_gateway, run, Some(gateway.pid()), ticks),
+                let direct = measure(&direct, run, None, ticks);
+                let relay = measure(&through_relay, run, Some(relay.pid()), ticks);
+                let on_first = cells.len() % 2 == 0;
+                let (checks_on, checks_off) = if on_first {
+                    let on = checks_on.measure(run, ticks);
+                    (on, checks_off.measure(run, ticks))
+                } else {
+                    let off = checks_off.measure(run, ticks);
+                    (checks_on.measure(run, ticks), off)
                 };
-                if cell.gateway.is_err() {
-                    eprintln!("bench: gateway log tail:\n{}", log_tail(&gateway));
-                }
-                cells.push(cell);
+                cells.push(Cell {
+                    run,
+                    direct,
+                    relay,
+                    checks_on,
+                    checks_off,
+                });
             }
         }
     }
@@ -131,8 +138,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         scale: SCALE,
         duration,
         cells,
-        gateway_peak_rss_kib: proc_stat::peak_rss_kib(gateway.pid()).ok(),
-        relay_peak_rss_kib: proc_stat::peak_rss_kib(relay.pid()).ok(),
+        peak_rss: PeakRss {
+            checks_on_kib: checks_on.process.peak_rss_kib().ok(),
+            checks_off_kib: checks_off.process.peak_rss_kib().ok(),
+            relay_kib: proc_stat::peak_rss_kib(relay.pid()).ok(),
+        },
     };
     let text = report.to_string();
     println!("{text}");
@@ -185,9 +195,75 @@ fn set_up_database(pg: &PgCluster) -> anyhow::Result<Endpoint> {
     Ok(direct)
 }
 
-/// Writes the gateway's config (plaintext on both sides, one connection `bench`, the development
-/// issuer on) into a new temporary directory and starts it; returns it with its PostgreSQL address.
-async fn start_gateway(bin: &Path, upstream: &Endpoint) -> anyhow::Result<(GatewayProcess, SocketAddr)> {
+/// Whether the gateway decides every statement (`[policy] statement_checks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatementChecks {
+    On,
+    Off,
+}
+
+impl StatementChecks {
+    fn enabled(self) -> bool {
+        self == StatementChecks::On
+    }
+}
+
+impl fmt::Display for StatementChecks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StatementChecks::On => "gateway checks on",
+            StatementChecks::Off => "gateway checks off",
+        })
+    }
+}
+
+/// One running gateway and how pgbench reaches it.
+struct Gateway {
+    checks: StatementChecks,
+    process: GatewayProcess,
+    endpoint: Endpoint,
+}
+
+impl Gateway {
+    /// Starts a gateway in front of `upstream` and mints a token for it (each gateway has its own
+    /// development issuer, so a token is good for one of them only).
+    async fn start(bin: &Path, upstream: &Endpoint, checks: StatementChecks) -> anyhow::Result<Gateway> {
+        let (process, addr) = start_gateway(bin, upstream, checks)
+            .await
+            .with_context(|| format!("start the {checks}"))?;
+        let endpoint = Endpoint {
+            addr,
+            dbname: DATABASE.to_owned(),
+            user: "bench-agent".to_owned(),
+            password: mint_token(bin, &process, &upstream.password)
+                .with_context(|| format!("mint a token for the {checks}"))?,
+        };
+        Ok(Gateway {
+            checks,
+            process,
+            endpoint,
+        })
+    }
+
+    /// One pgbench run through this gateway; on failure, prints the tail of its log.
+    fn measure(&self, run: Run, ticks: ClockTicks) -> Attempt {
+        let attempt = measure(&self.endpoint, run, Some(self.process.pid()), ticks);
+        if attempt.is_err() {
+            eprintln!("bench: {} log tail:\n{}", self.checks, log_tail(&self.process));
+        }
+        attempt
+    }
+}
+
+/// Writes a gateway's config (plaintext on both sides, one connection `bench`, the development issuer
+/// on, a policy that permits the bench group everything, statement checks as given) into a new
+/// temporary directory and starts it; returns it with its PostgreSQL address. The two gateways of a
+/// bench differ only in `statement_checks` (and their directories and ports).
+async fn start_gateway(
+    bin: &Path,
+    upstream: &Endpoint,
+    checks: StatementChecks,
+) -> anyhow::Result<(GatewayProcess, SocketAddr)> {
     let dir = tempfile::Builder::new()
         .prefix("portcullis-bench-")
         .tempdir()
@@ -211,6 +287,10 @@ listen = "{admin_listen}"
 [identity.dev_issuer]
 enabled = true
 
+[policy]
+files = ["policy.cedar"]
+statement_checks = {statement_checks}
+
 [[connections]]
 name = "{DATABASE}"
 protocol = "postgres"
@@ -219,12 +299,16 @@ database = "{DATABASE}"
 user = "{user}"
 password = "${{{PASSWORD_VAR}}}"
 tls = "disable"
-allow_groups = ["{GROUP}"]
 "#,
         state_dir = state_dir.display(),
+        statement_checks = checks.enabled(),
         upstream_addr = upstream.addr,
         user = upstream.user,
     );
+    // The bench's agents may do anything. With checks on, every statement is still analysed and
+    // decided; with checks off, the policy decides only the connection.
+    let policy = format!("permit(principal in Group::\"{GROUP}\", action, resource);\n");
+    fs::write(dir.path().join("policy.cedar"), policy).context("write the bench policy")?;
     let env = [(PASSWORD_VAR, upstream.password.as_str())];
     let gateway = GatewayProcess::start_in(dir, bin, &config, &admin_listen, &env).await?;
     let addr = pg_listen.parse().context("gateway PostgreSQL address")?;

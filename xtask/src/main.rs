@@ -22,11 +22,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare pgbench through the gateway with a direct connection and a plain TCP relay.
+    /// Compare pgbench through the gateway (statement checks on and off) with a direct connection and
+    /// a plain TCP relay.
     ///
-    /// Builds the release gateway, starts a throwaway PostgreSQL (pgbench scale 10), and runs each
-    /// workload × protocol × clients cell against direct, relay and gateway in turn. Prints a markdown
-    /// table and writes it to <target dir>/bench/latest.md.
+    /// Builds the release gateway, starts a throwaway PostgreSQL (pgbench scale 10), two gateways (one
+    /// with statement checks on, one with `statement_checks = false`) and a relay, and runs each
+    /// workload × protocol × clients cell against direct, relay and both gateways in turn. Prints a
+    /// markdown table and writes it to <target dir>/bench/latest.md.
     Bench(bench::BenchArgs),
     /// A plain TCP relay (accept, connect upstream, copy both ways); the bench's baseline. Prints
     /// `listening on <addr>` once bound, then serves until killed.

@@ -3,10 +3,12 @@
 //! Nothing here performs I/O. Protocol crates translate their wire formats into these types; the binary
 //! wires the stages together.
 
+mod command;
 mod fault;
 mod principal;
 mod secret;
 
+pub use command::{Decision, Outcome, StatementFacts, StatementKind};
 pub use fault::{Fault, Party};
 pub use principal::{Principal, RejectReason};
 pub use secret::Secret;

@@ -5,7 +5,9 @@
 //! then [`session::open`] and [`relay::run`].
 
 pub mod cancel;
+pub mod classify;
 pub mod handshake;
+pub mod inspect;
 pub mod io;
 pub mod relay;
 pub mod session;

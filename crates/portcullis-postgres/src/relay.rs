@@ -7,10 +7,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::inspect::{Inspector, MAX_HELD_SERVER_MESSAGE, Shared, Statement, Verdict};
 use crate::stream::{ClientStream, UpstreamStream};
-use crate::wire::WireError;
-use crate::wire::backend::GatewayError;
+use crate::wire::backend::{self, BackendMessage, GatewayError};
 use crate::wire::scanner::{Scanner, Visit};
+use crate::wire::{HEADER_LEN, WireError};
 
 /// Bytes read per call. Two buffers of this size (plus TLS records) bound a session's relay memory:
 /// messages larger than this stream through in pieces rather than being assembled.
@@ -77,19 +78,36 @@ impl SessionEnd {
     }
 }
 
-/// Relays a session until either side ends it or the deadline passes.
-pub async fn run(
+/// Relays a session until either side ends it or the deadline passes. Every Query, Parse and
+/// FunctionCall is shown to `inspector` first (unless it is disabled); `server_params` are the
+/// ParameterStatus values the server reported at login.
+pub async fn run<I: Inspector>(
     client: ClientStream,
     upstream: UpstreamStream,
     deadline: Option<Deadline>,
     limits: RelayLimits,
     meters: &Meters,
+    inspector: &mut I,
+    server_params: &[(String, String)],
 ) -> SessionEnd {
+    let standard_strings = server_params
+        .iter()
+        .find(|(name, _)| name == "standard_conforming_strings")
+        .is_none_or(|(_, value)| value == "on");
+    let shared = Shared::new(standard_strings);
     let (mut client_rx, mut client_tx) = tokio::io::split(client);
     let (mut upstream_rx, mut upstream_tx) = tokio::io::split(upstream);
     let end = {
-        let up = client_to_upstream(&mut client_rx, &mut upstream_tx, limits, meters);
-        let down = upstream_to_client(&mut upstream_rx, &mut client_tx, deadline, meters);
+        let watch = inspector.enabled();
+        let up = client_to_upstream(
+            &mut client_rx,
+            &mut upstream_tx,
+            limits,
+            meters,
+            inspector,
+            &shared,
+        );
+        let down = upstream_to_client(&mut upstream_rx, &mut client_tx, deadline, meters, &shared, watch);
         tokio::select! {
             end = up => end,
             end = down => end,
@@ -107,56 +125,139 @@ pub async fn run(
     end
 }
 
-async fn client_to_upstream<R, W>(
+async fn client_to_upstream<R, W, I>(
     from: &mut R,
     to: &mut W,
     limits: RelayLimits,
     meters: &Meters,
+    inspector: &mut I,
+    shared: &Shared,
 ) -> SessionEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
+    I: Inspector,
 {
+    let inspecting = inspector.enabled();
     let mut buf = BytesMut::with_capacity(CHUNK);
     let mut scanner = Scanner::default();
+    // Leading bytes of `buf` already cleared for forwarding: they go out in one write per read.
+    let mut ready = 0;
+    // Query, Sync and FunctionCall messages sent: each is answered by exactly one ReadyForQuery.
+    let mut batches: u64 = 0;
     loop {
-        buf.reserve(CHUNK);
-        match from.read_buf(&mut buf).await {
-            Ok(0) => return SessionEnd::ClientDisconnected,
-            Ok(n) => meters.bytes_from_client.increment(n as u64),
-            Err(e) => return SessionEnd::ClientIo(e),
+        if let Err(end) = read_more(from, &mut buf, meters).await {
+            return end;
         }
-        let scan = scanner.scan(&buf, |header| {
-            if header.tag != b'd' && header.body_len > limits.max_client_message {
-                return Err(WireError::TooLarge {
-                    len: header.body_len,
-                    limit: limits.max_client_message,
-                });
+        loop {
+            let mut held = None;
+            let scan = scanner.scan(buf.get(ready..).unwrap_or_default(), |header| {
+                if header.tag != b'd' && header.body_len > limits.max_client_message {
+                    return Err(WireError::TooLarge {
+                        len: header.body_len,
+                        limit: limits.max_client_message,
+                    });
+                }
+                Ok(match header.tag {
+                    b'X' => Visit::StopAfter,
+                    b'Q' | b'P' | b'F' if inspecting => {
+                        held = Some(header);
+                        Visit::StopBefore
+                    }
+                    b'S' => {
+                        batches += 1;
+                        Visit::Pass
+                    }
+                    _ => Visit::Pass,
+                })
+            });
+            let scan = match scan {
+                Ok(scan) => scan,
+                Err(e) => return SessionEnd::ClientViolation(e),
+            };
+            ready += scan.forward;
+            let Some(header) = held else {
+                if scan.stopped {
+                    return match forward(to, &mut buf, ready).await {
+                        Ok(()) => SessionEnd::ClientTerminated,
+                        Err(e) => SessionEnd::UpstreamIo(e),
+                    };
+                }
+                break;
+            };
+            // A statement message: complete it (its size is bounded by the limit checked above), decide.
+            let total = HEADER_LEN + header.body_len;
+            if buf.len() < ready + total {
+                if let Err(e) = forward(to, &mut buf, ready).await {
+                    return SessionEnd::UpstreamIo(e);
+                }
+                ready = 0;
+                while buf.len() < total {
+                    if let Err(end) = read_more(from, &mut buf, meters).await {
+                        return end;
+                    }
+                }
             }
-            Ok(if header.tag == b'X' {
-                Visit::StopAfter
-            } else {
-                Visit::Pass
-            })
-        });
-        let scan = match scan {
-            Ok(scan) => scan,
-            Err(e) => return SessionEnd::ClientViolation(e),
-        };
-        if let Err(e) = forward(to, &mut buf, scan.forward).await {
+            let body = buf.get(ready + HEADER_LEN..ready + total).unwrap_or_default();
+            let statement = match Statement::decode(header.tag, body) {
+                Ok(statement) => statement,
+                Err(e) => return SessionEnd::ClientViolation(e),
+            };
+            // The batch whose ReadyForQuery answers this message: a Query or FunctionCall is its own,
+            // a Parse belongs to the next Sync.
+            batches += 1;
+            let batch = batches;
+            if header.tag == b'P' {
+                batches -= 1;
+            }
+            match inspector.inspect(statement, shared.state()).await {
+                Verdict::Forward => ready += total,
+                Verdict::Refuse(error) => {
+                    let stand_in = shared.refuse(&statement, error, batch);
+                    if let Err(e) = forward(to, &mut buf, ready).await {
+                        return SessionEnd::UpstreamIo(e);
+                    }
+                    ready = 0;
+                    buf.advance(total);
+                    if let Err(e) = write_all(to, &stand_in).await {
+                        return SessionEnd::UpstreamIo(e);
+                    }
+                }
+            }
+        }
+        if let Err(e) = forward(to, &mut buf, ready).await {
             return SessionEnd::UpstreamIo(e);
         }
-        if scan.stopped {
-            return SessionEnd::ClientTerminated;
-        }
+        ready = 0;
     }
 }
 
+/// Reads at least one more byte from the client into `buf`.
+async fn read_more<R: AsyncRead + Unpin>(
+    from: &mut R,
+    buf: &mut BytesMut,
+    meters: &Meters,
+) -> Result<(), SessionEnd> {
+    buf.reserve(CHUNK);
+    match from.read_buf(buf).await {
+        Ok(0) => Err(SessionEnd::ClientDisconnected),
+        Ok(n) => {
+            meters.bytes_from_client.increment(n as u64);
+            Ok(())
+        }
+        Err(e) => Err(SessionEnd::ClientIo(e)),
+    }
+}
+
+/// The server-to-client direction. When `watch` is set (statements are inspected) it also follows
+/// `standard_conforming_strings` and swaps the server's errors for stand-ins with the gateway's own.
 async fn upstream_to_client<R, W>(
     from: &mut R,
     to: &mut W,
     deadline: Option<Deadline>,
     meters: &Meters,
+    shared: &Shared,
+    watch: bool,
 ) -> SessionEnd
 where
     R: AsyncRead + Unpin,
@@ -165,6 +266,8 @@ where
     let mut buf = BytesMut::with_capacity(CHUNK);
     let mut scanner = Scanner::default();
     let mut expiring = false;
+    let mut ready = 0;
+    let mut batches_done: u64 = 0;
     // One timer for the whole session: re-arming a sleep on every read would cost a timer-wheel entry
     // per chunk on the hot path.
     let expiry = sleep_until(deadline.as_ref().map(|d| d.at));
@@ -181,23 +284,70 @@ where
             Some(Err(e)) => return SessionEnd::UpstreamIo(e),
             None => expiring = true,
         }
-        let scan = scanner.scan(&buf, |header| {
-            if expiring {
-                return Ok(Visit::StopBefore);
+        loop {
+            let mut held = None;
+            let scan = scanner.scan(buf.get(ready..).unwrap_or_default(), |header| {
+                if expiring {
+                    return Ok(Visit::StopBefore);
+                }
+                match header.tag {
+                    b'C' => meters.statements.increment(1),
+                    b'Z' => {
+                        batches_done += 1;
+                        if shared.awaiting() {
+                            shared.batch_done(batches_done);
+                        }
+                    }
+                    b'E' | b'S'
+                        if watch
+                            && header.body_len <= MAX_HELD_SERVER_MESSAGE
+                            && (header.tag == b'S' || shared.awaiting()) =>
+                    {
+                        held = Some(header);
+                        return Ok(Visit::StopBefore);
+                    }
+                    _ => {}
+                }
+                Ok(Visit::Pass)
+            });
+            let scan = match scan {
+                Ok(scan) => scan,
+                Err(e) => return SessionEnd::UpstreamViolation(e),
+            };
+            ready += scan.forward;
+            let Some(header) = held else { break };
+            let total = HEADER_LEN + header.body_len;
+            if buf.len() < ready + total {
+                // The rest of this message is still on its way: send what is cleared, read more.
+                break;
             }
-            if header.tag == b'C' {
-                meters.statements.increment(1);
+            let body = buf.get(ready + HEADER_LEN..ready + total).unwrap_or_default();
+            if header.tag == b'S' {
+                if let Ok(BackendMessage::ParameterStatus { name, value }) = backend::decode(b'S', body)
+                    && name == "standard_conforming_strings"
+                {
+                    shared.set_standard_conforming_strings(value == "on");
+                }
+                ready += total;
+            } else if let Some(error) = shared.replacement(body) {
+                meters.bytes_to_client.increment(ready as u64);
+                if let Err(e) = forward(to, &mut buf, ready).await {
+                    return SessionEnd::ClientIo(e);
+                }
+                ready = 0;
+                buf.advance(total);
+                if let Err(e) = write_all(to, &error.to_bytes()).await {
+                    return SessionEnd::ClientIo(e);
+                }
+            } else {
+                ready += total;
             }
-            Ok(Visit::Pass)
-        });
-        let scan = match scan {
-            Ok(scan) => scan,
-            Err(e) => return SessionEnd::UpstreamViolation(e),
-        };
-        meters.bytes_to_client.increment(scan.forward as u64);
-        if let Err(e) = forward(to, &mut buf, scan.forward).await {
+        }
+        meters.bytes_to_client.increment(ready as u64);
+        if let Err(e) = forward(to, &mut buf, ready).await {
             return SessionEnd::ClientIo(e);
         }
+        ready = 0;
         // Everything forwarded so far ends on a message boundary: the error cannot split a message.
         if expiring && scanner.at_boundary() {
             if let Some(deadline) = &deadline {
@@ -214,6 +364,11 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> io::Result<()> {
+    to.write_all(bytes).await?;
+    to.flush().await
 }
 
 async fn forward<W: AsyncWrite + Unpin>(to: &mut W, buf: &mut BytesMut, n: usize) -> io::Result<()> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use portcullis_core::Secret;
 use portcullis_identity::IssuerSettings;
+use portcullis_policy::PolicySet;
 use serde::Deserialize;
 
 /// The whole configuration file.
@@ -19,6 +20,44 @@ pub struct Config {
     pub identity: IdentityConfig,
     #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// The directory of the configuration file: relative paths in it are resolved from here.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[policy]`: the Cedar policies that decide every connection and statement.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Cedar policy files, relative to the configuration file. No policy, no access.
+    pub files: Vec<PathBuf>,
+    /// Decide every statement (`true`), or only who may connect (`false`).
+    pub statement_checks: bool,
+    /// How many analysed statements (by fingerprint) the gateway keeps, shared by all sessions.
+    pub cache_entries: usize,
+    /// How often the policy files are checked for changes (SIGHUP reloads at once).
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            statement_checks: true,
+            cache_entries: 10_000,
+            watch_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// The policy files with relative paths resolved against `base`.
+    pub fn paths(&self, base: &Path) -> Vec<PathBuf> {
+        self.files.iter().map(|f| base.join(f)).collect()
+    }
 }
 
 /// `[server]`: listeners, state, logging.
@@ -120,12 +159,19 @@ pub struct ConnectionConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// Interim access control until policy lands: token groups allowed to connect.
+    /// What to do with a statement the gateway's parser cannot read: `refuse` (the default), or
+    /// `allow` it and record that it went through unanalysed.
     #[serde(default)]
-    pub allow_groups: Vec<String>,
-    /// Interim access control: principals (`<issuer alias>/<subject>`) allowed to connect.
-    #[serde(default)]
-    pub allow_subjects: Vec<String>,
+    pub on_parse_error: OnParseError,
+}
+
+/// A connection's choice for statements the parser cannot read.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnParseError {
+    #[default]
+    Refuse,
+    Allow,
 }
 
 /// The protocol a connection speaks. PostgreSQL only, for now.
@@ -144,6 +190,13 @@ pub enum UpstreamTlsMode {
     Prefer,
     Require,
     VerifyFull,
+}
+
+/// Whether validation resolves secret references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Check,
+    Skip,
 }
 
 /// A configuration problem, located by its key path (e.g. `connections[1].password`).
@@ -211,9 +264,45 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let config = Self::parse(&text)?;
-        config.validate()?;
+        let mut config = Self::parse(&text)?;
+        config.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.validate(Secrets::Check)?;
         Ok(config)
+    }
+
+    /// Like [`Config::load`], for tools that never reach a database (`policy check`): secret
+    /// references are not resolved.
+    pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text)?;
+        config.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.validate(Secrets::Skip)?;
+        Ok(config)
+    }
+
+    /// Loads the policy files, validating each policy against the shipped Cedar schema.
+    pub fn load_policies(&self) -> Result<PolicySet, ConfigError> {
+        if self.policy.files.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: "policy.files".to_owned(),
+                message: "no policy files: nobody could connect (deny by default); list Cedar files, \
+                          e.g. files = [\"policies/agents.cedar\"]"
+                    .to_owned(),
+            });
+        }
+        PolicySet::load(&self.policy.paths(&self.base_dir)).map_err(|e| ConfigError::Invalid {
+            path: "policy.files".to_owned(),
+            message: e.to_string(),
+        })
     }
 
     /// Parses TOML, reporting the key path of any type or unknown-key error.
@@ -232,7 +321,7 @@ impl Config {
     }
 
     /// Checks what the types alone cannot: unique names, resolvable secrets, paired TLS files.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self, secrets: Secrets) -> Result<(), ConfigError> {
         let invalid = |path: String, message: &str| ConfigError::Invalid {
             path,
             message: message.to_owned(),
@@ -284,17 +373,17 @@ impl Config {
             if c.tls == UpstreamTlsMode::VerifyFull && c.ca_file.is_none() {
                 return Err(invalid(at("ca_file"), "verify-full needs ca_file"));
             }
-            if c.allow_groups.is_empty() && c.allow_subjects.is_empty() {
-                return Err(invalid(
-                    at("allow_groups"),
-                    "nobody may connect: list allow_groups or allow_subjects (deny by default)",
-                ));
+            if secrets == Secrets::Check {
+                c.resolve_password().map_err(|message| ConfigError::Invalid {
+                    path: at(c.password_key()),
+                    message,
+                })?;
             }
-            c.resolve_password().map_err(|message| ConfigError::Invalid {
-                path: at(c.password_key()),
-                message,
-            })?;
         }
+        if self.policy.cache_entries == 0 {
+            return Err(invalid("policy.cache_entries".into(), "must be at least 1"));
+        }
+        self.load_policies()?;
         Ok(())
     }
 }
@@ -324,12 +413,6 @@ impl ConnectionConfig {
         } else {
             "password"
         }
-    }
-
-    /// Whether the interim allow-list admits a principal with this name and these groups.
-    pub fn admits(&self, principal_name: &str, groups: &[String]) -> bool {
-        self.allow_subjects.iter().any(|s| s == principal_name)
-            || groups.iter().any(|g| self.allow_groups.iter().any(|a| a == g))
     }
 }
 
@@ -366,12 +449,14 @@ mod tests {
         database = "app"
         user = "portcullis"
         password = "${PATH}"
-        allow_groups = ["agents"]
+        [policy]
+        files = ["../../examples/policies/agents-guarded-writes.cedar"]
     "#;
 
     fn check(text: &str) -> Result<Config, ConfigError> {
-        let config = Config::parse(text)?;
-        config.validate()?;
+        let mut config = Config::parse(text)?;
+        config.base_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        config.validate(Secrets::Check)?;
         Ok(config)
     }
 
@@ -401,12 +486,18 @@ mod tests {
         assert!(!err.contains("hunter2"));
         let unset = BASE.replace("${PATH}", "${PORTCULLIS_TEST_SURELY_UNSET}");
         assert!(check(&unset).unwrap_err().to_string().contains("is not set"));
-        let nobody = BASE.replace("allow_groups = [\"agents\"]", "");
+        let nobody = BASE.replace("files = [", "files = [] #");
         assert!(
             check(&nobody)
                 .unwrap_err()
                 .to_string()
-                .starts_with("connections[0].allow_groups")
+                .starts_with("policy.files: no policy files")
+        );
+        let missing = BASE.replace("agents-guarded-writes", "no-such-file");
+        let err = check(&missing).unwrap_err().to_string();
+        assert!(
+            err.starts_with("policy.files") && err.contains("no-such-file"),
+            "{err}"
         );
         let config = check(BASE).unwrap();
         // Setting variables is `unsafe` in edition 2024 (and forbidden here), so read one every process has.
@@ -414,17 +505,5 @@ mod tests {
             config.connections[0].resolve_password().unwrap().expose(),
             &std::env::var("PATH").unwrap()
         );
-    }
-
-    #[test]
-    fn admits_by_group_or_subject() {
-        let mut c: ConnectionConfig = toml::from_str(
-            "name='a'\nprotocol='postgres'\nupstream='h:1'\ndatabase='d'\nuser='u'\nallow_groups=['g']",
-        )
-        .unwrap();
-        assert!(c.admits("dev/x", &["g".into()]));
-        assert!(!c.admits("dev/x", &["h".into()]));
-        c.allow_subjects = vec!["dev/x".into()];
-        assert!(c.admits("dev/x", &[]));
     }
 }

@@ -1,7 +1,9 @@
-//! The `portcullis` command: serve the gateway, check a configuration, mint development tokens.
+//! The `portcullis` command: serve the gateway, check a configuration or a policy, mint development tokens.
 
 mod admin;
 mod config;
+mod guard;
+mod policy_check;
 mod postgres;
 mod serve;
 mod telemetry;
@@ -40,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Work with Cedar policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Development tokens from the built-in issuer.
     Token {
         #[command(subcommand)]
@@ -55,6 +62,19 @@ enum ConfigCommand {
         /// The TOML configuration file.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Decide statements as the gateway would, without touching any database: prints each statement's
+    /// facts, the decision, and the policies that made it. Exits 0 when every statement is allowed, 1
+    /// when any is refused or needs approval.
+    ///
+    /// Example: portcullis policy check --config portcullis.toml --subject bot --group agents
+    /// --connection app --sql "DELETE FROM orders WHERE id = 7"
+    Check(policy_check::Args),
+    /// Print the Cedar schema policies are validated against.
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,15 +116,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init_logging(config.server.log_format);
             runtime()?.block_on(serve::serve(config))
         }
+        Command::Policy {
+            command: PolicyCommand::Check(args),
+        } => {
+            if policy_check::run(&args)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Command::Policy {
+            command: PolicyCommand::Schema,
+        } => {
+            print!("{}", portcullis_policy::PolicySet::schema_text());
+            Ok(())
+        }
         Command::Config {
             command: ConfigCommand::Check { file },
         } => {
             let config = Config::load(&file)?;
+            let policies = config.load_policies()?;
             println!(
-                "{}: ok ({} connection(s), {} issuer(s){})",
+                "{}: ok ({} connection(s), {} issuer(s), {} polic{}{})",
                 file.display(),
                 config.connections.len(),
                 config.identity.issuers.len(),
+                policies.len(),
+                if policies.len() == 1 { "y" } else { "ies" },
                 if config.identity.dev_issuer.enabled {
                     ", development issuer enabled"
                 } else {

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use portcullis_core::{Principal, RejectReason};
+use portcullis_core::{Outcome, Principal, RejectReason};
 use portcullis_identity::Verifier;
+use portcullis_policy::RequestContext;
 use portcullis_postgres::cancel::CancelRegistry;
 use portcullis_postgres::handshake::{self, Accepted, FrontendSettings, Handshake};
 use portcullis_postgres::relay::{self, Deadline, RelayLimits};
@@ -18,6 +19,7 @@ use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use crate::config::ConnectionConfig;
+use crate::guard::{GuardSettings, SessionGuard};
 use crate::telemetry;
 
 /// Everything a PostgreSQL session needs from the running gateway. Shared by all sessions.
@@ -30,6 +32,8 @@ pub struct PgGateway {
     pub limits: RelayLimits,
     /// How long a session may outlive its token.
     pub session_grace: Duration,
+    /// Policy, analysis cache, and whether statements are checked.
+    pub guard: GuardSettings,
 }
 
 /// A configured connection, with its upstream settings resolved (password read) at start-up.
@@ -88,17 +92,29 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
     };
     let name = connection.config.name.as_str();
 
-    // 3. The connect decision (interim allow-list, until Cedar policy decides).
-    if !connection.config.admits(&principal.name(), &principal.groups) {
+    // 3. The connect decision: Cedar's `connect` action on the connection.
+    let context = RequestContext {
+        client_ip: peer.ip(),
+        token_age_secs: token_age_secs(&principal),
+    };
+    let decision = gateway
+        .guard
+        .policies
+        .current()
+        .set
+        .decide_connect(&principal, name, &context);
+    if decision.outcome != Outcome::Allow {
         telemetry::auth_failure(RejectReason::NotPermitted);
-        warn!(client = %peer, connection = name, principal = %principal.name(), "connect not permitted");
+        warn!(client = %peer, connection = name, principal = %principal.name(), policies = ?decision.policies,
+            reason = %decision.reason, "connect not permitted");
         let error = GatewayError::fatal(
             "28000",
             format!(
                 "token rejected: not permitted: {} may not connect to {name:?}",
                 principal.name()
             ),
-        );
+        )
+        .with_detail(decision.reason);
         return handshake.refuse(&error).await;
     }
 
@@ -131,10 +147,35 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
     );
     let deadline = expiry_deadline(&principal, gateway.session_grace);
     let meters = telemetry::relay_meters(name);
-    let end = relay::run(client, upstream.stream, Some(deadline), gateway.limits, &meters).await;
+    let mut guard = SessionGuard::new(
+        gateway.guard.clone(),
+        principal.clone(),
+        name.to_owned(),
+        peer.ip(),
+        connection.config.on_parse_error,
+    );
+    let end = relay::run(
+        client,
+        upstream.stream,
+        Some(deadline),
+        gateway.limits,
+        &meters,
+        &mut guard,
+        &upstream.parameters,
+    )
+    .await;
     drop(registration);
     telemetry::session_ended(end.label());
     info!(client = %peer, connection = name, principal = %principal.name(), end = end.label(), detail = ?end, "session ended");
+}
+
+/// Seconds since the token was issued (0 when it carries no `iat`).
+pub fn token_age_secs(principal: &Principal) -> i64 {
+    let age = principal
+        .issued_at
+        .and_then(|iat| SystemTime::now().duration_since(iat).ok())
+        .unwrap_or_default();
+    i64::try_from(age.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The session ends when the token does, plus the grace period.

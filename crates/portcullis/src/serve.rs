@@ -16,6 +16,7 @@ use tracing::{error, info};
 
 use crate::admin::{self, AdminState, DEV_ISSUER_PATH};
 use crate::config::{Config, ConnectionConfig, DevIssuerConfig, Protocol, UpstreamTlsMode};
+use crate::guard::{AnalysisCache, GuardSettings, PolicyStore};
 use crate::postgres::{Connection, PgGateway};
 use crate::{telemetry, tls};
 
@@ -31,6 +32,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         issuers.push(dev_issuer_settings(dev, &config.identity.dev_issuer));
     }
     let verifier = Verifier::new(issuers).context("identity.issuers")?;
+
+    let policy_set = config.load_policies()?;
+    info!(
+        policies = policy_set.len(),
+        statement_checks = config.policy.statement_checks,
+        "policy loaded"
+    );
+    let policies = Arc::new(PolicyStore::new(
+        config.policy.paths(&config.base_dir),
+        policy_set,
+    ));
+    Arc::clone(&policies).watch(config.policy.watch_interval);
+    let guard = GuardSettings {
+        policies,
+        analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),
+        enabled: config.policy.statement_checks,
+    };
 
     let pg = Arc::new(PgGateway {
         frontend: FrontendSettings {
@@ -48,6 +66,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             max_client_message: config.server.postgres.max_message_bytes,
         },
         session_grace: config.identity.session_grace,
+        guard,
     });
 
     let pg_listener = bind(config.server.postgres.listen, "server.postgres.listen").await?;

@@ -49,6 +49,25 @@ fn describe() {
         "Failed upstream logins and connections."
     );
     metrics::describe_counter!("portcullis_cancel_requests_total", "Cancel requests received.");
+    metrics::describe_counter!(
+        "portcullis_statement_decisions_total",
+        "Statement messages decided by policy, by outcome (allow, deny, approval_required, unparsed, \
+         unparsed_allowed)."
+    );
+    metrics::describe_counter!(
+        "portcullis_policy_reloads_total",
+        "Policy reloads, by result (ok: now in force; rejected: the previous policy stays)."
+    );
+}
+
+/// A statement message was decided.
+pub fn statement_decision(outcome: &'static str) {
+    counter!("portcullis_statement_decisions_total", "outcome" => outcome).increment(1);
+}
+
+/// A policy reload finished.
+pub fn policy_reload(ok: bool) {
+    counter!("portcullis_policy_reloads_total", "result" => if ok { "ok" } else { "rejected" }).increment(1);
 }
 
 /// A token or connect decision refused a client.

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn connection_toml(name: &str, user: &str, tls: &str, ca: &str, password_env: &str) -> String {
     format!(
-        "\n[[connections]]\nname = \"{name}\"\nprotocol = \"postgres\"\nupstream = \"127.0.0.1:{{PG_PORT}}\"\ndatabase = \"app\"\nuser = \"{user}\"\npassword = \"${{{password_env}}}\"\ntls = \"{tls}\"\nca_file = \"{ca}\"\nallow_groups = [\"agents\"]\n"
+        "\n[[connections]]\nname = \"{name}\"\nprotocol = \"postgres\"\nupstream = \"127.0.0.1:{{PG_PORT}}\"\ndatabase = \"app\"\nuser = \"{user}\"\npassword = \"${{{password_env}}}\"\ntls = \"{tls}\"\nca_file = \"{ca}\"\n"
     )
 }
 

@@ -33,7 +33,15 @@ pub struct Options {
     pub upstream_tls: &'static str,
     pub session_grace: &'static str,
     pub log_format: &'static str,
+    /// The Cedar policy the gateway loads (written to `policy.cedar` next to the configuration).
+    pub policy: String,
+    /// `[policy] statement_checks`.
+    pub statement_checks: bool,
 }
+
+/// The default test policy: group `agents` may do anything.
+pub const PERMIT_AGENTS: &str =
+    "@id(\"agents-all\")\npermit(principal in Group::\"agents\", action, resource);\n";
 
 impl Default for Options {
     fn default() -> Self {
@@ -43,6 +51,8 @@ impl Default for Options {
             upstream_tls: "require",
             session_grace: "0s",
             log_format: "text",
+            policy: PERMIT_AGENTS.to_owned(),
+            statement_checks: true,
         }
     }
 }
@@ -75,6 +85,10 @@ listen = "{admin}"
 session_grace = "{grace}"
 [identity.dev_issuer]
 enabled = true
+[policy]
+files = ["policy.cedar"]
+statement_checks = {checks}
+watch_interval = "200ms"
 
 [[connections]]
 name = "app"
@@ -85,7 +99,6 @@ user = "gateway_login"
 password = "${{{env}}}"
 tls = "{tls}"
 ca_file = "{ca}"
-allow_groups = ["agents"]
 
 [[connections]]
 name = "down"
@@ -95,11 +108,11 @@ database = "app"
 user = "gateway_login"
 password = "${{{env}}}"
 tls = "disable"
-allow_groups = ["agents"]
 {extra}
 "#,
             state = dir.path().join("state").display(),
             plain = options.allow_plaintext,
+            checks = options.statement_checks,
             grace = options.session_grace,
             log_format = options.log_format,
             upstream = pg.port(),
@@ -112,6 +125,7 @@ allow_groups = ["agents"]
                 .replace("{PG_PORT}", &pg.port().to_string())
                 .replace("{PG_CA}", &pg.ca_cert_path().display().to_string()),
         );
+        std::fs::write(dir.path().join("policy.cedar"), &options.policy).unwrap();
         let gateway = GatewayProcess::start_in(
             dir,
             Path::new(BIN),

@@ -1,0 +1,737 @@
+//! The policy engine: Cedar policies + a verified principal + a request's facts -> a `Decision` (+ which
+//! policies decided, and why).
+//!
+//! Pure: nothing here performs I/O except [`PolicySet::load`] reading the policy files. The model (entity
+//! types, actions, context) is the schema shipped in `schema/portcullis.cedarschema`, which every policy is
+//! validated against in strict mode at load, so a policy that names an unknown action or attribute never
+//! reaches a decision. Decisions fail closed: an evaluation error is a denial.
+
+mod error;
+mod load;
+mod vocabulary;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use cedar_policy::{
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
+    PolicySet as CedarPolicySet, Request, Response, Schema,
+};
+use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKind};
+
+pub use error::{PolicyError, Problem};
+
+use load::{Compiled, Source, id_str};
+use vocabulary::{Action, PerKind, TableRef, Vocabulary, connect_context, statement_context};
+
+const SCHEMA: &str = include_str!("../schema/portcullis.cedarschema");
+
+/// What a request carries besides the principal and the statement: where the client is and how old its
+/// token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestContext {
+    pub client_ip: IpAddr,
+    /// Seconds since the token was issued.
+    pub token_age_secs: i64,
+}
+
+/// A validated set of policies, ready to decide. Immutable once built; share it with `Arc`.
+pub struct PolicySet {
+    compiled: Compiled,
+    vocabulary: Vocabulary,
+    /// The policies each action's requests evaluate (see [`Scoped`]).
+    scoped: Scoped,
+    authorizer: Authorizer,
+}
+
+/// The policies whose action scope can match each action. Cedar evaluates every policy it is given, and
+/// a policy whose action scope excludes the request's action can only be not applicable, so leaving it
+/// out changes no decision and saves most of the evaluation: a typical policy names one action.
+struct Scoped {
+    connect: Scope,
+    statements: PerKind<Scope>,
+}
+
+/// The policies one action's requests evaluate.
+#[derive(Debug)]
+struct Scope {
+    policies: CedarPolicySet,
+    /// No policy here constrains or reads the resource: every resource gets the same answer.
+    resource_blind: bool,
+}
+
+/// One Cedar request of a decision, less the principal, context and entities it shares with the others.
+struct Ask<'a> {
+    action: &'a Action,
+    /// The policies that can apply to `action`.
+    scope: &'a Scope,
+    resource: &'a EntityUid,
+    /// For people: the action's name and the resource's type and id.
+    action_name: &'static str,
+    resource_type: &'static str,
+    resource_id: &'a str,
+}
+
+impl PolicySet {
+    /// Reads and parses each file, validates every policy against the shipped schema (strict mode).
+    /// Generated policy names use the file's name (`no-ddl.cedar#0`); errors name the file's path,
+    /// line and column, and Cedar's message.
+    pub fn load(files: &[PathBuf]) -> Result<PolicySet, PolicyError> {
+        let mut texts = Vec::with_capacity(files.len());
+        for path in files {
+            let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            texts.push((name, path.display().to_string(), text));
+        }
+        let sources: Vec<Source<'_>> = texts
+            .iter()
+            .map(|(name, label, text)| Source { name, label, text })
+            .collect();
+        Self::build(&sources)
+    }
+
+    /// Parses and validates policies given as `(name, text)` pairs; `name` stands for the file in
+    /// generated policy names and in errors.
+    pub fn from_sources(sources: &[(String, String)]) -> Result<PolicySet, PolicyError> {
+        let sources: Vec<Source<'_>> = sources
+            .iter()
+            .map(|(name, text)| Source {
+                name,
+                label: name,
+                text,
+            })
+            .collect();
+        Self::build(&sources)
+    }
+
+    /// The Cedar schema policies are validated against (human-readable format).
+    pub fn schema_text() -> &'static str {
+        SCHEMA
+    }
+
+    /// Whether a policy that can apply to statements reads `context.token_age_secs`: statement decisions
+    /// then vary over a session and must not be cached.
+    pub fn time_dependent(&self) -> bool {
+        self.compiled.time_dependent
+    }
+
+    /// How many policies the set holds.
+    pub fn len(&self) -> usize {
+        self.compiled.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.compiled.names.is_empty()
+    }
+
+    /// Policy names in load order: the `@id` annotation, else `<file name>#<index in file from 0>`.
+    pub fn names(&self) -> &[String] {
+        &self.compiled.names
+    }
+
+    /// The validator's warnings (for example a policy that can never apply). Not fatal; worth showing
+    /// to whoever checks the policies.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.compiled.warnings
+    }
+
+    /// May `who` open a session on `connection`? One request: `connect` on `Connection::"<connection>"`.
+    pub fn decide_connect(&self, who: &Principal, connection: &str, ctx: &RequestContext) -> Decision {
+        let v = &self.vocabulary;
+        let principal = v.principal(who);
+        let resource = v.connection(connection);
+        let request = Ask {
+            action: &v.connect,
+            scope: &self.scoped.connect,
+            resource: &resource,
+            action_name: "connect",
+            resource_type: "Connection",
+            resource_id: connection,
+        };
+        let prepared = connect_context(ctx).and_then(|context| {
+            let entities = v.entities(&principal, who, &resource, &[], &[request.action])?;
+            Ok((context, entities))
+        });
+        match prepared {
+            Ok((context, entities)) => self.decide(who, &principal, [&request], &context, &entities),
+            Err(e) => refused_on_error(&request.described(who), &e),
+        }
+    }
+
+    /// May `who` run a statement with `facts` on `connection`? One request for the statement's action on
+    /// `Connection::"<connection>"`, one per written table (the statement's action on
+    /// `Table::"<connection>/<schema>.<table>"`) and one per table only read (`read` on the table). Any
+    /// denial denies; else any request permitted only by `@approval("required")` permits needs approval;
+    /// else allowed. `statement_count` is how many statements the message carried.
+    ///
+    /// Requests that cannot change the outcome are not evaluated: when no policy that applies to an
+    /// action looks at the resource, that action's answer is the same for every resource, so it is asked
+    /// once. With policies that never name a table, a statement is one request.
+    pub fn decide_statement(
+        &self,
+        who: &Principal,
+        connection: &str,
+        facts: &StatementFacts,
+        statement_count: usize,
+        ctx: &RequestContext,
+    ) -> Decision {
+        let v = &self.vocabulary;
+        let principal = v.principal(who);
+        let connection_uid = v.connection(connection);
+        let tables = v.tables(connection, facts);
+        let on_connection = Ask {
+            action: v.statements.get(facts.kind),
+            scope: self.scoped.statements.get(facts.kind),
+            resource: &connection_uid,
+            action_name: facts.kind.action(),
+            resource_type: "Connection",
+            resource_id: connection,
+        };
+        let on_tables = self.table_requests(facts.kind, &tables);
+
+        // Table entities only matter to policies that look at the resource.
+        let tables_looked_at = on_tables.iter().any(|r| !r.scope.resource_blind);
+        let table_entities = if tables_looked_at { tables.as_slice() } else { &[] };
+        let actions: Vec<&Action> = std::iter::once(&on_connection)
+            .chain(&on_tables)
+            .map(|r| r.action)
+            .collect();
+        let prepared = statement_context(facts, &tables, statement_count, ctx).and_then(|context| {
+            let entities = v.entities(&principal, who, &connection_uid, table_entities, &actions)?;
+            Ok((context, entities))
+        });
+        match prepared {
+            Ok((context, entities)) => {
+                let requests = std::iter::once(&on_connection).chain(&on_tables);
+                self.decide(who, &principal, requests, &context, &entities)
+            }
+            Err(e) => refused_on_error(&on_connection.described(who), &e),
+        }
+    }
+
+    fn build(sources: &[Source<'_>]) -> Result<PolicySet, PolicyError> {
+        let schema = shipped_schema()?;
+        let vocabulary = Vocabulary::new(&schema).map_err(PolicyError::Internal)?;
+        let compiled = load::compile(&schema, sources)?;
+        let scope = |action: &EntityUid| -> Result<Scope, PolicyError> {
+            let applicable: Vec<Policy> = compiled
+                .policies
+                .policies()
+                .filter(|p| can_apply(p, action, &vocabulary))
+                .cloned()
+                .collect();
+            let resource_blind = !applicable.iter().any(load::reads_resource);
+            let policies = CedarPolicySet::from_policies(applicable)
+                .map_err(|e| PolicyError::Internal(e.to_string()))?;
+            Ok(Scope {
+                policies,
+                resource_blind,
+            })
+        };
+        let scoped = Scoped {
+            connect: scope(&vocabulary.connect.uid)?,
+            statements: PerKind::build(|kind| scope(&vocabulary.statements.get(kind).uid))?,
+        };
+        Ok(PolicySet {
+            compiled,
+            vocabulary,
+            scoped,
+            authorizer: Authorizer::new(),
+        })
+    }
+
+    /// The table requests of a statement of `kind`, in the order they are asked: written tables (where a
+    /// refusal is most likely), then tables only read. A request whose action's policies never look at
+    /// the resource is left out when the same action was already asked (of the connection or another
+    /// table): its answer could only repeat.
+    fn table_requests<'a>(&'a self, kind: StatementKind, tables: &'a [TableRef<'a>]) -> Vec<Ask<'a>> {
+        let v = &self.vocabulary;
+        let statement = self.scoped.statements.get(kind);
+        let read = self.scoped.statements.get(StatementKind::Read);
+        let mut requests = Vec::new();
+        if !statement.resource_blind {
+            requests.extend(tables.iter().filter(|t| t.written).map(|t| Ask {
+                action: v.statements.get(kind),
+                scope: statement,
+                resource: &t.uid,
+                action_name: kind.action(),
+                resource_type: "Table",
+                resource_id: &t.id,
+            }));
+        }
+        let mut read_asked = kind == StatementKind::Read;
+        for table in tables.iter().filter(|t| !t.written) {
+            if read.resource_blind && std::mem::replace(&mut read_asked, true) {
+                continue;
+            }
+            requests.push(Ask {
+                action: v.statements.get(StatementKind::Read),
+                scope: read,
+                resource: &table.uid,
+                action_name: StatementKind::Read.action(),
+                resource_type: "Table",
+                resource_id: &table.id,
+            });
+        }
+        requests
+    }
+
+    /// Asks each request in turn and combines the answers; the first denial ends the decision.
+    fn decide<'a>(
+        &self,
+        who: &Principal,
+        principal: &EntityUid,
+        requests: impl IntoIterator<Item = &'a Ask<'a>>,
+        context: &Context,
+        entities: &Entities,
+    ) -> Decision {
+        let mut tally = Tally::default();
+        for request in requests {
+            let verdict = self.ask(request, principal, context.clone(), entities);
+            if let Some(denial) = tally.add(verdict, &request.described(who)) {
+                return denial;
+            }
+        }
+        tally.finish()
+    }
+
+    /// Evaluates one Cedar request and classifies the answer.
+    fn ask(
+        &self,
+        request: &Ask<'_>,
+        principal: &EntityUid,
+        context: Context,
+        entities: &Entities,
+    ) -> Verdict {
+        // The request is not checked against the schema here: the context is built by this crate in the
+        // schema's shape (a test checks it), and checking costs a large share of a decision.
+        let cedar_request = match Request::new(
+            principal.clone(),
+            request.action.uid.clone(),
+            request.resource.clone(),
+            context,
+            None,
+        ) {
+            Ok(cedar_request) => cedar_request,
+            Err(e) => return Verdict::Failed(e.to_string()),
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&cedar_request, &request.scope.policies, entities);
+        self.classify(&response)
+    }
+
+    fn classify(&self, response: &Response) -> Verdict {
+        let diagnostics = response.diagnostics();
+        // Cedar skips a policy whose evaluation fails, so an erroring forbid would let the request through:
+        // any error refuses.
+        let errors: Vec<String> = diagnostics.errors().map(ToString::to_string).collect();
+        if !errors.is_empty() {
+            return Verdict::Failed(errors.join("; "));
+        }
+        let mut reasons: Vec<&PolicyId> = diagnostics.reason().collect();
+        reasons.sort_by(|a, b| id_str(a).cmp(id_str(b)));
+        let approvals = &self.compiled.approvals;
+        match response.decision() {
+            CedarDecision::Deny if reasons.is_empty() => Verdict::NotPermitted,
+            CedarDecision::Deny => Verdict::Forbidden(names(reasons)),
+            CedarDecision::Allow => {
+                let plain: Vec<&PolicyId> = reasons
+                    .iter()
+                    .copied()
+                    .filter(|id| !approvals.contains(*id))
+                    .collect();
+                if plain.is_empty() {
+                    Verdict::NeedsApproval(names(reasons))
+                } else {
+                    Verdict::Permitted(names(plain))
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("policies", &self.compiled.names)
+            .field("time_dependent", &self.compiled.time_dependent)
+            .finish_non_exhaustive()
+    }
+}
+
+fn shipped_schema() -> Result<Schema, PolicyError> {
+    Schema::from_cedarschema_str(SCHEMA)
+        .map(|(schema, _warnings)| schema)
+        .map_err(|e| PolicyError::Internal(e.to_string()))
+}
+
+/// Whether `policy`'s action scope admits `action`.
+fn can_apply(policy: &Policy, action: &EntityUid, vocabulary: &Vocabulary) -> bool {
+    match policy.action_constraint() {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(scope) => &scope == action,
+        ActionConstraint::In(scopes) => scopes.iter().any(|scope| vocabulary.action_in(action, scope)),
+    }
+}
+
+/// How Cedar answered one request, in the engine's terms.
+#[derive(Debug)]
+enum Verdict {
+    /// Permitted by these un-annotated permits (and no forbid matched).
+    Permitted(Vec<String>),
+    /// Permitted only by these `@approval("required")` permits.
+    NeedsApproval(Vec<String>),
+    /// These forbids matched.
+    Forbidden(Vec<String>),
+    /// No permit matched.
+    NotPermitted,
+    /// Evaluation failed (fail closed).
+    Failed(String),
+}
+
+impl Ask<'_> {
+    fn described<'a>(&'a self, who: &'a Principal) -> Asked<'a> {
+        Asked {
+            action: self.action_name,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            principal: who,
+        }
+    }
+}
+
+/// One request of a decision, described for people.
+struct Asked<'a> {
+    action: &'a str,
+    resource_type: &'static str,
+    resource_id: &'a str,
+    principal: &'a Principal,
+}
+
+impl fmt::Display for Asked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on {} {:?} for Agent {:?}",
+            self.action,
+            self.resource_type,
+            self.resource_id,
+            self.principal.name()
+        )
+    }
+}
+
+/// The running combination of a decision's requests.
+#[derive(Default)]
+struct Tally {
+    permits: Vec<String>,
+    approvals: Vec<String>,
+    /// The first request that needs approval, described.
+    approval_for: Option<String>,
+}
+
+impl Tally {
+    /// Adds one request's verdict; a denial ends the decision at once.
+    fn add(&mut self, verdict: Verdict, asked: &Asked<'_>) -> Option<Decision> {
+        match verdict {
+            Verdict::Permitted(ids) => {
+                extend_unique(&mut self.permits, ids);
+                None
+            }
+            Verdict::NeedsApproval(ids) => {
+                if self.approval_for.is_none() {
+                    self.approval_for = Some(asked.to_string());
+                }
+                extend_unique(&mut self.approvals, ids);
+                None
+            }
+            Verdict::Forbidden(ids) => {
+                let reason = format!("{asked} is forbidden by {}", ids.join(", "));
+                Some(Decision {
+                    outcome: Outcome::Deny,
+                    policies: ids,
+                    reason,
+                })
+            }
+            Verdict::NotPermitted => Some(Decision::deny(format!("no policy permits {asked}"))),
+            Verdict::Failed(error) => Some(refused_on_error(asked, &error)),
+        }
+    }
+
+    fn finish(mut self) -> Decision {
+        self.permits.sort();
+        self.approvals.sort();
+        match self.approval_for {
+            Some(asked) => {
+                let reason = format!("{asked} requires approval ({})", self.approvals.join(", "));
+                Decision {
+                    outcome: Outcome::ApprovalRequired,
+                    policies: self.approvals,
+                    reason,
+                }
+            }
+            None => Decision {
+                outcome: Outcome::Allow,
+                reason: format!("permitted by {}", self.permits.join(", ")),
+                policies: self.permits,
+            },
+        }
+    }
+}
+
+fn refused_on_error(asked: &Asked<'_>, error: &str) -> Decision {
+    Decision::deny(format!(
+        "policy evaluation failed for {asked}, so it is refused: {error}"
+    ))
+}
+
+fn names(ids: Vec<&PolicyId>) -> Vec<String> {
+    ids.into_iter().map(|id| id_str(id).to_owned()).collect()
+}
+
+fn extend_unique(into: &mut Vec<String>, ids: Vec<String>) {
+    for id in ids {
+        if !into.contains(&id) {
+            into.push(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cedar_policy::{Entity, RestrictedExpression};
+    use std::collections::{HashMap, HashSet};
+    use std::str::FromStr;
+
+    #[test]
+    fn a_policy_set_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<PolicySet>();
+    }
+
+    #[test]
+    fn shipped_schema_parses_and_names_every_statement_kind() {
+        let schema = shipped_schema().unwrap();
+        let actions: HashSet<String> = schema.actions().map(|a| a.id().unescaped().to_owned()).collect();
+        for kind in portcullis_core::StatementKind::ALL {
+            assert!(actions.contains(kind.action()), "{}", kind.action());
+        }
+        assert!(actions.contains("connect") && actions.contains("statement"));
+    }
+
+    /// The decision as the model defines it, without shortcuts: every policy, every request, every entity
+    /// (groups, connection, the whole action hierarchy), requests and entities checked against the schema.
+    fn reference(
+        schema: &Schema,
+        set: &PolicySet,
+        who: &Principal,
+        connection: &str,
+        facts: &StatementFacts,
+        ctx: &RequestContext,
+    ) -> Decision {
+        let v = &set.vocabulary;
+        let principal = v.principal(who);
+        let conn = v.connection(connection);
+        let tables = v.tables(connection, facts);
+        let group = |g: &String| EntityUid::from_str(&format!("Group::{g:?}")).unwrap();
+        let mut list = vec![
+            Entity::new(
+                principal.clone(),
+                HashMap::from([
+                    (
+                        "subject".into(),
+                        RestrictedExpression::new_string(who.subject.clone()),
+                    ),
+                    (
+                        "issuer".into(),
+                        RestrictedExpression::new_string(who.issuer_alias.clone()),
+                    ),
+                ]),
+                who.groups.iter().map(group).collect(),
+            )
+            .unwrap(),
+            Entity::new_no_attrs(conn.clone(), HashSet::new()),
+        ];
+        let groups: HashSet<&String> = who.groups.iter().collect();
+        list.extend(
+            groups
+                .into_iter()
+                .map(|g| Entity::new_no_attrs(group(g), HashSet::new())),
+        );
+        for t in &tables {
+            let (schema_name, name) = t.name.split_once('.').unwrap();
+            list.push(
+                Entity::new(
+                    t.uid.clone(),
+                    HashMap::from([
+                        (
+                            "schema".into(),
+                            RestrictedExpression::new_string(schema_name.into()),
+                        ),
+                        ("name".into(), RestrictedExpression::new_string(name.into())),
+                    ]),
+                    HashSet::from([conn.clone()]),
+                )
+                .unwrap(),
+            );
+        }
+        let entities = Entities::from_entities(list, Some(schema)).unwrap();
+        let context = statement_context(facts, &tables, 1, ctx).unwrap();
+        let kind = v.statements.get(facts.kind);
+        let read = v.statements.get(StatementKind::Read);
+        let mut requests = vec![(
+            kind,
+            facts.kind.action(),
+            conn.clone(),
+            "Connection",
+            connection.to_owned(),
+        )];
+        for t in tables.iter().filter(|t| t.written) {
+            requests.push((kind, facts.kind.action(), t.uid.clone(), "Table", t.id.clone()));
+        }
+        for t in tables.iter().filter(|t| !t.written) {
+            requests.push((read, "read", t.uid.clone(), "Table", t.id.clone()));
+        }
+        let mut tally = Tally::default();
+        for (action, name, resource, resource_type, id) in requests {
+            let request = Request::new(
+                principal.clone(),
+                action.uid.clone(),
+                resource,
+                context.clone(),
+                Some(schema),
+            )
+            .unwrap();
+            let response = set
+                .authorizer
+                .is_authorized(&request, &set.compiled.policies, &entities);
+            let asked = Asked {
+                action: name,
+                resource_type,
+                resource_id: &id,
+                principal: who,
+            };
+            if let Some(denial) = tally.add(set.classify(&response), &asked) {
+                return denial;
+            }
+        }
+        tally.finish()
+    }
+
+    /// Scoping policies by action, skipping requests no policy can tell apart and leaving out entities
+    /// nothing can look up must not change a single decision.
+    #[test]
+    fn shortcuts_decide_as_the_model_does() {
+        let examples = [
+            "analysts-read-only",
+            "agents-guarded-writes",
+            "no-ddl",
+            "no-privileges",
+            "no-file-access",
+            "baseline",
+        ]
+        .map(|f| {
+            let path = format!("{}/../../examples/policies/{f}.cedar", env!("CARGO_MANIFEST_DIR"));
+            (f.to_owned(), std::fs::read_to_string(path).unwrap())
+        })
+        .to_vec();
+        let tables = (
+            "tables".to_owned(),
+            r#"
+            permit(principal in Group::"staff", action in Action::"statement", resource);
+            forbid(principal, action, resource == Table::"app/public.salaries") unless { principal in Group::"hr" };
+            forbid(principal, action in Action::"write", resource is Table) when { resource.schema == "audit" };
+            permit(principal, action == Action::"read", resource in Connection::"app");
+            @approval("required") permit(principal in Group::"agents", action == Action::"write", resource is Table)
+                when { resource.name == "orders" };
+            permit(principal in Group::"agents", action == Action::"write", resource is Connection);
+            "#
+            .to_owned(),
+        );
+        let sets = [
+            PolicySet::from_sources(&examples).unwrap(),
+            PolicySet::from_sources(&[tables]).unwrap(),
+        ];
+        let who = |groups: &[&str]| Principal {
+            issuer_alias: "dev".into(),
+            issuer: "https://issuer.example".into(),
+            subject: "bot".into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            token_id: None,
+            issued_at: None,
+            expires_at: std::time::SystemTime::UNIX_EPOCH,
+        };
+        let principals = [
+            who(&[]),
+            who(&["analysts"]),
+            who(&["agents"]),
+            who(&["dba"]),
+            who(&["staff"]),
+            who(&["staff", "hr", "staff"]),
+            who(&["agents", "analysts"]),
+        ];
+        let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let mut facts = Vec::new();
+        for kind in StatementKind::ALL {
+            for (reads, writes) in [
+                (&[][..], &[][..]),
+                (&["public.accounts"][..], &[][..]),
+                (
+                    &["public.accounts", "public.salaries"][..],
+                    &["public.orders"][..],
+                ),
+                (&["audit.log"][..], &["audit.log"][..]),
+                (&[][..], &["public.salaries"][..]),
+            ] {
+                for operations in [&["select"][..], &["delete"][..]] {
+                    facts.push(StatementFacts {
+                        kind,
+                        command: "X".into(),
+                        reads: strings(reads),
+                        writes: strings(writes),
+                        operations: strings(operations),
+                        functions: strings(if kind == StatementKind::Read {
+                            &["dblink"]
+                        } else {
+                            &[]
+                        }),
+                        parse_error: None,
+                        ..StatementFacts::unparsed("")
+                    });
+                }
+            }
+        }
+        let ctx = RequestContext {
+            client_ip: std::net::IpAddr::from([10, 0, 0, 1]),
+            token_age_secs: 1,
+        };
+        let schema = shipped_schema().unwrap();
+        let mut outcomes = HashSet::new();
+        let mut compared = 0;
+        // Principals change fastest, so reuse of a thread's last entity set is exercised across them.
+        for set in &sets {
+            for f in &facts {
+                for connection in ["app", "other"] {
+                    for principal in &principals {
+                        let fast = set.decide_statement(principal, connection, f, 1, &ctx);
+                        let slow = reference(&schema, set, principal, connection, f, &ctx);
+                        assert_eq!(fast, slow, "{:?} {connection} {f:?}", principal.groups);
+                        outcomes.insert(format!("{:?}", fast.outcome));
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 2 * 7 * 120 * 2);
+        assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    }
+}

@@ -1,0 +1,484 @@
+//! `Vocabulary`: the schema's names built once (entity types, action ids, action entities) and the
+//! per-decision entities and contexts built from them.
+
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::str::FromStr;
+
+use cedar_policy::{
+    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression, Schema,
+};
+use portcullis_core::{Principal, StatementFacts, StatementKind};
+
+use crate::RequestContext;
+
+/// Entity types and actions of the shipped schema.
+#[derive(Debug)]
+pub(crate) struct Vocabulary {
+    agent: EntityTypeName,
+    group: EntityTypeName,
+    connection: EntityTypeName,
+    table: EntityTypeName,
+    pub connect: Action,
+    pub statements: PerKind<Action>,
+    /// The schema's action entities: the action hierarchy.
+    hierarchy: Entities,
+}
+
+/// An action: its id, and its entity (with its groups as ancestors), which a request's entity set must
+/// hold for `action in Action::"<group>"` to see the hierarchy.
+#[derive(Debug)]
+pub(crate) struct Action {
+    pub uid: EntityUid,
+    entity: Entity,
+}
+
+/// One value per statement kind, looked up by a match so every kind has one.
+#[derive(Debug)]
+pub(crate) struct PerKind<T> {
+    read: T,
+    write: T,
+    ddl: T,
+    privileges: T,
+    transaction: T,
+    session: T,
+    maintenance: T,
+    copy_in: T,
+    copy_out: T,
+    file_access: T,
+    procedural: T,
+    unknown: T,
+}
+
+impl<T> PerKind<T> {
+    pub fn build<E>(mut make: impl FnMut(StatementKind) -> Result<T, E>) -> Result<Self, E> {
+        Ok(PerKind {
+            read: make(StatementKind::Read)?,
+            write: make(StatementKind::Write)?,
+            ddl: make(StatementKind::Ddl)?,
+            privileges: make(StatementKind::Privileges)?,
+            transaction: make(StatementKind::Transaction)?,
+            session: make(StatementKind::Session)?,
+            maintenance: make(StatementKind::Maintenance)?,
+            copy_in: make(StatementKind::CopyIn)?,
+            copy_out: make(StatementKind::CopyOut)?,
+            file_access: make(StatementKind::FileAccess)?,
+            procedural: make(StatementKind::Procedural)?,
+            unknown: make(StatementKind::Unknown)?,
+        })
+    }
+
+    pub fn get(&self, kind: StatementKind) -> &T {
+        match kind {
+            StatementKind::Read => &self.read,
+            StatementKind::Write => &self.write,
+            StatementKind::Ddl => &self.ddl,
+            StatementKind::Privileges => &self.privileges,
+            StatementKind::Transaction => &self.transaction,
+            StatementKind::Session => &self.session,
+            StatementKind::Maintenance => &self.maintenance,
+            StatementKind::CopyIn => &self.copy_in,
+            StatementKind::CopyOut => &self.copy_out,
+            StatementKind::FileAccess => &self.file_access,
+            StatementKind::Procedural => &self.procedural,
+            StatementKind::Unknown => &self.unknown,
+        }
+    }
+}
+
+/// A table a statement touches, as the entity and request resource it becomes.
+#[derive(Debug)]
+pub(crate) struct TableRef<'a> {
+    /// `schema.table`, as in the facts.
+    pub name: &'a str,
+    /// `<connection>/<schema>.<table>`: the entity id.
+    pub id: String,
+    pub uid: EntityUid,
+    /// Written (or redefined) by the statement, rather than only read.
+    pub written: bool,
+}
+
+impl Vocabulary {
+    pub fn new(schema: &Schema) -> Result<Self, String> {
+        let type_name = |name: &str| EntityTypeName::from_str(name).map_err(|e| e.to_string());
+        let action_type = type_name("Action")?;
+        let hierarchy = schema.action_entities().map_err(|e| e.to_string())?;
+        let action = |name: &str| {
+            let uid = EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(name));
+            match hierarchy.get(&uid) {
+                Some(entity) => Ok(Action {
+                    entity: entity.clone(),
+                    uid,
+                }),
+                None => Err(format!("the schema has no action {name}")),
+            }
+        };
+        Ok(Vocabulary {
+            agent: type_name("Agent")?,
+            group: type_name("Group")?,
+            connection: type_name("Connection")?,
+            table: type_name("Table")?,
+            connect: action("connect")?,
+            statements: PerKind::build(|kind| action(kind.action()))?,
+            hierarchy,
+        })
+    }
+
+    /// Whether a request for `action` can match a policy scoped to `constraint` (`action in constraint`).
+    pub fn action_in(&self, action: &EntityUid, constraint: &EntityUid) -> bool {
+        action == constraint || self.hierarchy.is_ancestor_of(constraint, action)
+    }
+
+    pub fn principal(&self, who: &Principal) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.agent.clone(), EntityId::new(who.name()))
+    }
+
+    pub fn connection(&self, name: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.connection.clone(), EntityId::new(name))
+    }
+
+    /// Every table `facts` touches, once each, in name order; written tables are marked.
+    pub fn tables<'a>(&self, connection: &str, facts: &'a StatementFacts) -> Vec<TableRef<'a>> {
+        let names: BTreeSet<&str> = facts
+            .reads
+            .iter()
+            .chain(&facts.writes)
+            .map(String::as_str)
+            .collect();
+        names
+            .into_iter()
+            .map(|name| {
+                let id = format!("{connection}/{name}");
+                TableRef {
+                    name,
+                    uid: EntityUid::from_type_name_and_id(self.table.clone(), EntityId::new(&id)),
+                    id,
+                    written: facts.writes.iter().any(|w| w == name),
+                }
+            })
+            .collect()
+    }
+
+    /// The entity set of one decision: the actions asked (with their groups as ancestors), the principal
+    /// (a child of its groups) and the given tables (children of `connection`). Built once per decision
+    /// and shared by all its requests. Every entity costs (Cedar indexes the set and computes its
+    /// transitive closure: microseconds each), so the set holds only what evaluation can look up: the
+    /// actions asked rather than the whole hierarchy, and no `Group` or `Connection` entities. Those
+    /// have no attributes and no parents, and Cedar treats an absent entity exactly like one without
+    /// attributes or parents (`X in Y` is then `X == Y`; `principal in Group::"g"` reads the principal's
+    /// ancestors).
+    ///
+    /// When no table is needed the set depends only on the principal and the actions, so the last one
+    /// built on this thread is reused when they match: the statements of a session keep asking the same.
+    pub fn entities(
+        &self,
+        principal: &EntityUid,
+        who: &Principal,
+        connection: &EntityUid,
+        tables: &[TableRef<'_>],
+        actions: &[&Action],
+    ) -> Result<Rc<Entities>, String> {
+        if !tables.is_empty() {
+            return self
+                .build_entities(principal, who, connection, tables, actions)
+                .map(Rc::new);
+        }
+        LAST_ENTITIES.with(|last| {
+            let (key, entities) = match last.take() {
+                Some((key, entities)) if key.matches(who, actions) => (key, entities),
+                _ => {
+                    let built = self.build_entities(principal, who, connection, &[], actions)?;
+                    (EntitiesKey::new(who, actions), Rc::new(built))
+                }
+            };
+            last.set(Some((key, Rc::clone(&entities))));
+            Ok(entities)
+        })
+    }
+
+    fn build_entities(
+        &self,
+        principal: &EntityUid,
+        who: &Principal,
+        connection: &EntityUid,
+        tables: &[TableRef<'_>],
+        actions: &[&Action],
+    ) -> Result<Entities, String> {
+        let groups: HashSet<EntityUid> = who
+            .groups
+            .iter()
+            .map(|g| EntityUid::from_type_name_and_id(self.group.clone(), EntityId::new(g)))
+            .collect();
+        let mut entities = Vec::with_capacity(2 + tables.len() + actions.len());
+        entities.push(
+            Entity::new(
+                principal.clone(),
+                HashMap::from([
+                    attr_string("subject", &who.subject),
+                    attr_string("issuer", &who.issuer_alias),
+                ]),
+                groups,
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        for table in tables {
+            let (schema, name) = table.name.split_once('.').unwrap_or(("", table.name));
+            entities.push(
+                Entity::new(
+                    table.uid.clone(),
+                    HashMap::from([attr_string("schema", schema), attr_string("name", name)]),
+                    HashSet::from([connection.clone()]),
+                )
+                .map_err(|e| e.to_string())?,
+            );
+        }
+        for (i, action) in actions.iter().enumerate() {
+            // The same action may be asked twice (a read statement's tables are read too).
+            if !actions.iter().take(i).any(|a| a.uid == action.uid) {
+                entities.push(action.entity.clone());
+            }
+        }
+        Entities::from_entities(entities, None).map_err(|e| e.to_string())
+    }
+}
+
+thread_local! {
+    /// The last table-less entity set built on this thread (see [`Vocabulary::entities`]).
+    static LAST_ENTITIES: Cell<Option<(EntitiesKey, Rc<Entities>)>> = const { Cell::new(None) };
+}
+
+/// Everything a table-less entity set is built from. (The schema is fixed, so action entities with the
+/// same id are the same whichever policy set asks.)
+struct EntitiesKey {
+    issuer_alias: String,
+    subject: String,
+    groups: Vec<String>,
+    actions: Vec<EntityUid>,
+}
+
+impl EntitiesKey {
+    fn new(who: &Principal, actions: &[&Action]) -> Self {
+        EntitiesKey {
+            issuer_alias: who.issuer_alias.clone(),
+            subject: who.subject.clone(),
+            groups: who.groups.clone(),
+            actions: actions.iter().map(|a| a.uid.clone()).collect(),
+        }
+    }
+
+    fn matches(&self, who: &Principal, actions: &[&Action]) -> bool {
+        self.issuer_alias == who.issuer_alias
+            && self.subject == who.subject
+            && self.groups == who.groups
+            && self.actions.len() == actions.len()
+            && self.actions.iter().zip(actions).all(|(a, b)| *a == b.uid)
+    }
+}
+
+/// The context of a `connect` request.
+pub(crate) fn connect_context(ctx: &RequestContext) -> Result<Context, String> {
+    Context::from_pairs([
+        ("client_ip".to_owned(), ip(ctx.client_ip)),
+        (
+            "token_age_secs".to_owned(),
+            RestrictedExpression::new_long(ctx.token_age_secs),
+        ),
+    ])
+    .map_err(|e| e.to_string())
+}
+
+/// The context of every request of one statement decision (the schema's `Statement` type).
+pub(crate) fn statement_context(
+    facts: &StatementFacts,
+    tables: &[TableRef<'_>],
+    statement_count: usize,
+    ctx: &RequestContext,
+) -> Result<Context, String> {
+    let set = |items: &mut dyn Iterator<Item = &str>| {
+        RestrictedExpression::new_set(items.map(|s| RestrictedExpression::new_string(s.to_owned())))
+    };
+    let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
+    let bool = RestrictedExpression::new_bool;
+    Context::from_pairs([
+        ("kind".to_owned(), string(facts.kind.action())),
+        ("command".to_owned(), string(&facts.command)),
+        (
+            "reads".to_owned(),
+            set(&mut facts.reads.iter().map(String::as_str)),
+        ),
+        (
+            "writes".to_owned(),
+            set(&mut facts.writes.iter().map(String::as_str)),
+        ),
+        ("tables".to_owned(), set(&mut tables.iter().map(|t| t.name))),
+        (
+            "operations".to_owned(),
+            set(&mut facts.operations.iter().map(String::as_str)),
+        ),
+        (
+            "functions".to_owned(),
+            set(&mut facts.functions.iter().map(String::as_str)),
+        ),
+        ("has_where".to_owned(), bool(facts.has_where)),
+        ("unbounded_write".to_owned(), bool(facts.unbounded_write)),
+        ("modifying_cte".to_owned(), bool(facts.modifying_cte)),
+        ("explain_analyze".to_owned(), bool(facts.explain_analyze)),
+        ("setting".to_owned(), string(&facts.setting)),
+        (
+            "prepared".to_owned(),
+            bool(facts.prepares.is_some() || facts.executes.is_some()),
+        ),
+        ("parse_error".to_owned(), bool(facts.parse_error.is_some())),
+        (
+            "statement_count".to_owned(),
+            RestrictedExpression::new_long(i64::try_from(statement_count).unwrap_or(i64::MAX)),
+        ),
+        ("client_ip".to_owned(), ip(ctx.client_ip)),
+        (
+            "token_age_secs".to_owned(),
+            RestrictedExpression::new_long(ctx.token_age_secs),
+        ),
+    ])
+    .map_err(|e| e.to_string())
+}
+
+fn attr_string(name: &str, value: &str) -> (String, RestrictedExpression) {
+    (
+        name.to_owned(),
+        RestrictedExpression::new_string(value.to_owned()),
+    )
+}
+
+thread_local! {
+    /// The last client address made into an `ip(...)` expression on this thread. Making one parses the
+    /// extension's name with Cedar's full parser, which cost a large share of a whole decision; the
+    /// statements of a session all come from one address.
+    static LAST_IP: Cell<Option<(IpAddr, RestrictedExpression)>> = const { Cell::new(None) };
+}
+
+/// Cedar refuses IPv4 addresses written inside IPv6 (`::ffff:10.0.0.1`), which is how a dual-stack listener
+/// reports IPv4 clients; the canonical form is plain IPv4, which `ip("10.0.0.0/8")` ranges then match.
+fn ip(addr: IpAddr) -> RestrictedExpression {
+    let addr = addr.to_canonical();
+    LAST_IP.with(|last| {
+        let expression = match last.take() {
+            Some((cached, expression)) if cached == addr => expression,
+            _ => RestrictedExpression::new_ip(addr.to_string()),
+        };
+        last.set(Some((addr, expression.clone())));
+        expression
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Decisions skip Cedar's request and entity validation for speed, so these check that what this
+    //! module builds has exactly the schema's shape.
+
+    use super::*;
+    use cedar_policy::Request;
+    use std::time::SystemTime;
+
+    fn schema() -> Schema {
+        Schema::from_cedarschema_str(crate::SCHEMA).unwrap().0
+    }
+
+    fn principal() -> Principal {
+        Principal {
+            issuer_alias: "dev".into(),
+            issuer: "https://issuer.example".into(),
+            subject: "bot".into(),
+            groups: vec!["agents".into(), "agents".into(), "dba".into()],
+            token_id: None,
+            issued_at: None,
+            expires_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn facts() -> StatementFacts {
+        StatementFacts {
+            kind: StatementKind::Write,
+            command: "INSERT".into(),
+            reads: vec!["public.carts".into(), "public.orders".into()],
+            writes: vec!["public.orders".into()],
+            operations: vec!["insert".into(), "select".into()],
+            functions: vec!["now".into()],
+            prepares: Some("p1".into()),
+            ..StatementFacts::unparsed("")
+        }
+    }
+
+    const CTX: RequestContext = RequestContext {
+        client_ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        token_age_secs: 5,
+    };
+
+    #[test]
+    fn statement_requests_conform_to_the_schema() {
+        let schema = schema();
+        let v = Vocabulary::new(&schema).unwrap();
+        let facts = facts();
+        let tables = v.tables("app", &facts);
+        assert_eq!(
+            tables
+                .iter()
+                .map(|t| (t.id.as_str(), t.written))
+                .collect::<Vec<_>>(),
+            [("app/public.carts", false), ("app/public.orders", true)]
+        );
+        let context = statement_context(&facts, &tables, 2, &CTX).unwrap();
+        let who = principal();
+        let p = v.principal(&who);
+        let conn = v.connection("app");
+        for kind in StatementKind::ALL {
+            for resource in [&conn, &tables[0].uid] {
+                Request::new(
+                    p.clone(),
+                    v.statements.get(kind).uid.clone(),
+                    resource.clone(),
+                    context.clone(),
+                    Some(&schema),
+                )
+                .unwrap();
+            }
+        }
+        let asked = [
+            v.statements.get(StatementKind::Write),
+            v.statements.get(StatementKind::Read),
+        ];
+        let entities = v.entities(&p, &who, &conn, &tables, &asked).unwrap();
+        Entities::from_entities(entities.iter().cloned(), Some(&schema)).unwrap();
+    }
+
+    #[test]
+    fn connect_requests_conform_to_the_schema() {
+        let schema = schema();
+        let v = Vocabulary::new(&schema).unwrap();
+        let who = principal();
+        let context = connect_context(&CTX).unwrap();
+        let conn = v.connection("app");
+        let p = v.principal(&who);
+        Request::new(
+            p.clone(),
+            v.connect.uid.clone(),
+            conn.clone(),
+            context,
+            Some(&schema),
+        )
+        .unwrap();
+        let entities = v.entities(&p, &who, &conn, &[], &[&v.connect]).unwrap();
+        Entities::from_entities(entities.iter().cloned(), Some(&schema)).unwrap();
+    }
+
+    #[test]
+    fn ipv4_clients_on_a_dual_stack_listener_are_plain_ipv4() {
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        let context = connect_context(&RequestContext {
+            client_ip: mapped,
+            token_age_secs: 0,
+        });
+        assert!(context.is_ok());
+    }
+}

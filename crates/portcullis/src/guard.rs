@@ -1,0 +1,389 @@
+//! The statement guard: the policy in force (hot-reloaded, swapped atomically), the shared analysis
+//! cache, and the per-session [`Inspector`] that turns statement messages into decisions.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKind};
+use portcullis_policy::{PolicySet, RequestContext};
+use portcullis_postgres::classify::{self, Analysis};
+use portcullis_postgres::inspect::{Inspector, SessionState, Statement, Verdict};
+use portcullis_postgres::wire::backend::GatewayError;
+use tracing::{error, info, warn};
+
+use crate::config::OnParseError;
+use crate::telemetry;
+
+/// The policy in force and its generation (bumped on every successful reload).
+#[derive(Debug)]
+pub struct Loaded {
+    pub set: PolicySet,
+    pub generation: u64,
+}
+
+/// The policy set shared by all sessions, replaced whole on reload: a session sees either the old set or
+/// the new one, never a mixture.
+#[derive(Debug)]
+pub struct PolicyStore {
+    files: Vec<PathBuf>,
+    current: ArcSwap<Loaded>,
+    generations: AtomicU64,
+}
+
+impl PolicyStore {
+    pub fn new(files: Vec<PathBuf>, set: PolicySet) -> Self {
+        PolicyStore {
+            files,
+            current: ArcSwap::from_pointee(Loaded { set, generation: 1 }),
+            generations: AtomicU64::new(1),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Loaded> {
+        self.current.load_full()
+    }
+
+    /// Re-reads every policy file. A file that fails to parse or validate leaves the policy in force
+    /// untouched; the error is logged and counted.
+    pub fn reload(&self, why: &str) -> bool {
+        match PolicySet::load(&self.files) {
+            Ok(set) => {
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                let policies = set.len();
+                self.current.store(Arc::new(Loaded { set, generation }));
+                telemetry::policy_reload(true);
+                info!(trigger = why, policies, generation, "policy reloaded");
+                true
+            }
+            Err(e) => {
+                telemetry::policy_reload(false);
+                error!(trigger = why, error = %e, "policy reload rejected; the policy in force stays");
+                false
+            }
+        }
+    }
+
+    /// Reloads on SIGHUP and whenever a policy file's modification time or size changes.
+    pub fn watch(self: Arc<Self>, interval: Duration) {
+        let store = Arc::clone(&self);
+        tokio::spawn(async move {
+            let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                warn!("cannot listen for SIGHUP; policy reloads on file change only");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                store.reload("SIGHUP");
+            }
+        });
+        tokio::spawn(async move {
+            let mut seen = self.stamps();
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = self.stamps();
+                if now != seen {
+                    seen = now;
+                    self.reload("file change");
+                }
+            }
+        });
+    }
+
+    fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
+        self.files
+            .iter()
+            .map(|f| {
+                let meta = std::fs::metadata(f).ok()?;
+                Some((meta.modified().ok()?, meta.len()))
+            })
+            .collect()
+    }
+}
+
+/// Analyses by fingerprint, shared by all sessions: a repeated statement costs a lookup, not a parse.
+#[derive(Debug)]
+pub struct AnalysisCache {
+    cache: quick_cache::sync::Cache<String, Arc<Analysis>>,
+}
+
+impl AnalysisCache {
+    pub fn new(entries: usize) -> Self {
+        AnalysisCache {
+            cache: quick_cache::sync::Cache::new(entries),
+        }
+    }
+
+    /// The analysis of `sql`, from the cache when a statement with the same fingerprint (`key`, from
+    /// [`classify::fingerprint`]) was seen.
+    pub fn analyse(&self, sql: &str, key: Option<&str>) -> Arc<Analysis> {
+        let Some(key) = key else {
+            return Arc::new(classify::analyse(sql));
+        };
+        if let Some(hit) = self.cache.get(key) {
+            return hit;
+        }
+        let analysis = Arc::new(classify::analyse(sql));
+        if analysis.cacheable {
+            self.cache.insert(key.to_owned(), Arc::clone(&analysis));
+        }
+        analysis
+    }
+}
+
+/// What one session's guard needs from the gateway.
+#[derive(Debug, Clone)]
+pub struct GuardSettings {
+    pub policies: Arc<PolicyStore>,
+    pub analyses: Arc<AnalysisCache>,
+    pub enabled: bool,
+}
+
+/// Decides each statement of one session.
+#[derive(Debug)]
+pub struct SessionGuard {
+    settings: GuardSettings,
+    principal: Principal,
+    connection: String,
+    client_ip: IpAddr,
+    on_parse_error: OnParseError,
+    /// Facts of statements prepared with SQL `PREPARE` in this session, for `EXECUTE` to be decided on.
+    prepared: HashMap<String, StatementFacts>,
+    /// Verdicts by fingerprint, valid for one policy generation (only when the policy ignores token age).
+    verdicts: HashMap<String, Verdict>,
+    verdicts_generation: u64,
+}
+
+/// Per-session verdict cache bound: past it, the cache starts over.
+const MAX_CACHED_VERDICTS: usize = 4096;
+
+impl SessionGuard {
+    pub fn new(
+        settings: GuardSettings,
+        principal: Principal,
+        connection: String,
+        client_ip: IpAddr,
+        on_parse_error: OnParseError,
+    ) -> Self {
+        SessionGuard {
+            settings,
+            principal,
+            connection,
+            client_ip,
+            on_parse_error,
+            prepared: HashMap::new(),
+            verdicts: HashMap::new(),
+            verdicts_generation: 0,
+        }
+    }
+
+    fn context(&self) -> RequestContext {
+        RequestContext {
+            client_ip: self.client_ip,
+            token_age_secs: crate::postgres::token_age_secs(&self.principal),
+        }
+    }
+
+    /// Decides a whole query string: every statement must be allowed.
+    pub fn decide_sql(&mut self, sql: &str) -> Verdict {
+        let loaded = self.settings.policies.current();
+        if loaded.generation != self.verdicts_generation {
+            self.verdicts.clear();
+            self.verdicts_generation = loaded.generation;
+        }
+        let key = classify::fingerprint(sql);
+        if let Some(verdict) = key.as_ref().and_then(|k| self.verdicts.get(k)) {
+            return verdict.clone();
+        }
+        let analysis = self.settings.analyses.analyse(sql, key.as_deref());
+        let verdict = self.decide_analysis(&loaded.set, &analysis);
+        let session_bound = analysis
+            .statements
+            .iter()
+            .any(|f| f.prepares.is_some() || f.executes.is_some());
+        if let Some(key) = key
+            && analysis.cacheable
+            && !session_bound
+            && !loaded.set.time_dependent()
+        {
+            if self.verdicts.len() >= MAX_CACHED_VERDICTS {
+                self.verdicts.clear();
+            }
+            self.verdicts.insert(key, verdict.clone());
+        }
+        verdict
+    }
+
+    fn decide_analysis(&mut self, set: &PolicySet, analysis: &Analysis) -> Verdict {
+        let count = analysis.statements.len();
+        let context = self.context();
+        let mut prepared = Vec::new();
+        for facts in &analysis.statements {
+            if let Some(error) = &facts.parse_error {
+                if self.on_parse_error == OnParseError::Allow {
+                    warn!(connection = %self.connection, principal = %self.principal.name(), error = %error,
+                        "statement the parser cannot read allowed unanalysed (on_parse_error = \"allow\")");
+                    telemetry::statement_decision("unparsed_allowed");
+                    continue;
+                }
+                telemetry::statement_decision("unparsed");
+                return Verdict::Refuse(
+                    GatewayError::error(
+                        "42601",
+                        format!("Portcullis refused a statement it cannot parse: {error}"),
+                    )
+                    .with_hint("statements are checked with PostgreSQL's grammar before they are run"),
+                );
+            }
+            let resolved;
+            let facts = match &facts.executes {
+                // Prepared earlier in this string, or earlier in the session.
+                Some(name) => match prepared
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, f)| f)
+                    .or_else(|| self.prepared.get(name))
+                {
+                    Some(target) => {
+                        resolved = executed(target, facts);
+                        &resolved
+                    }
+                    None => {
+                        telemetry::statement_decision("deny");
+                        return Verdict::Refuse(GatewayError::error(
+                            "42501",
+                            format!(
+                                "permission denied by Portcullis: EXECUTE {name}: no statement of that name \
+                                 was prepared in this session"
+                            ),
+                        ));
+                    }
+                },
+                None => facts,
+            };
+            let decision = set.decide_statement(&self.principal, &self.connection, facts, count, &context);
+            match decision.outcome {
+                Outcome::Allow => {
+                    if let Some(name) = &facts.prepares {
+                        prepared.push((name.clone(), facts.clone()));
+                    }
+                }
+                Outcome::Deny | Outcome::ApprovalRequired => {
+                    return self.refusal(facts, &decision);
+                }
+            }
+        }
+        telemetry::statement_decision("allow");
+        self.prepared.extend(prepared);
+        Verdict::Forward
+    }
+
+    fn refusal(&self, facts: &StatementFacts, decision: &Decision) -> Verdict {
+        let policies = if decision.policies.is_empty() {
+            "no policy permits it".to_owned()
+        } else {
+            format!("policy {}", decision.policies.join(", "))
+        };
+        warn!(
+            connection = %self.connection, principal = %self.principal.name(), kind = facts.kind.action(),
+            command = %facts.command, outcome = ?decision.outcome, policies = ?decision.policies,
+            reason = %decision.reason, "statement refused"
+        );
+        let error = match decision.outcome {
+            Outcome::ApprovalRequired => {
+                telemetry::statement_decision("approval_required");
+                GatewayError::error(
+                    "42501",
+                    format!(
+                        "approval required by Portcullis {policies}: {} needs a human's approval, and \
+                         approvals are not enabled on this gateway; the statement was not run",
+                        facts.command
+                    ),
+                )
+            }
+            _ => {
+                telemetry::statement_decision("deny");
+                GatewayError::error(
+                    "42501",
+                    format!("permission denied by Portcullis {policies}: {}", decision.reason),
+                )
+            }
+        };
+        Verdict::Refuse(error.with_detail(format!(
+            "statement kind: {}; principal: {}; connection: {}",
+            facts.kind.action(),
+            self.principal.name(),
+            self.connection
+        )))
+    }
+
+    fn decide_function_call(&mut self, oid: u32) -> Verdict {
+        let loaded = self.settings.policies.current();
+        let mut facts = StatementFacts::unparsed("");
+        facts.parse_error = None;
+        facts.kind = StatementKind::Unknown;
+        facts.command = "FUNCTION CALL".to_owned();
+        facts.functions = vec![format!("oid:{oid}")];
+        let decision =
+            loaded
+                .set
+                .decide_statement(&self.principal, &self.connection, &facts, 1, &self.context());
+        if decision.outcome == Outcome::Allow {
+            telemetry::statement_decision("allow");
+            Verdict::Forward
+        } else {
+            self.refusal(&facts, &decision)
+        }
+    }
+}
+
+/// The facts of `EXECUTE name(args)`: those of the prepared statement, plus what the arguments do (they
+/// are expressions and may call functions).
+fn executed(prepared: &StatementFacts, execute: &StatementFacts) -> StatementFacts {
+    let mut facts = prepared.clone();
+    facts.executes = execute.executes.clone();
+    facts.functions.extend(execute.functions.iter().cloned());
+    facts.functions.sort();
+    facts.functions.dedup();
+    if execute.kind == StatementKind::FileAccess {
+        facts.kind = StatementKind::FileAccess;
+    }
+    facts
+}
+
+impl Inspector for SessionGuard {
+    fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
+    async fn inspect(&mut self, statement: Statement<'_>, state: SessionState) -> Verdict {
+        let sql = match statement {
+            Statement::Query { sql } | Statement::Parse { sql, .. } => sql,
+            Statement::FunctionCall { .. } => "",
+        };
+        // Only backslashes read differently when standard_conforming_strings is off; a statement without
+        // one (such as the SET that turns it back on) is read the same by both parsers.
+        if !state.standard_conforming_strings && sql.contains('\\') {
+            telemetry::statement_decision("deny");
+            return Verdict::Refuse(
+                GatewayError::error(
+                    "42501",
+                    "Portcullis refuses statements while standard_conforming_strings is off: backslashes in \
+                     string literals would be read differently by the server and by the gateway",
+                )
+                .with_hint("SET standard_conforming_strings = on"),
+            );
+        }
+        match statement {
+            Statement::Query { sql } | Statement::Parse { sql, .. } => self.decide_sql(sql),
+            Statement::FunctionCall { function_oid } => self.decide_function_call(function_oid),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `portcullis policy check`: the gateway's statement decision, offline, explained.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use portcullis_core::{Outcome, Principal};
+use portcullis_policy::RequestContext;
+use portcullis_postgres::classify;
+use serde::Serialize;
+
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The gateway's TOML configuration (its [policy] files are used; secrets are not read).
+    #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+    pub config: PathBuf,
+    /// The token's subject.
+    #[arg(long)]
+    pub subject: String,
+    /// The issuer alias the token would come from (principal `<issuer>/<subject>`).
+    #[arg(long, default_value = "dev")]
+    pub issuer: String,
+    /// A group from the token's groups claim; repeat for several.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// The connection name (what clients put in dbname).
+    #[arg(long)]
+    pub connection: String,
+    /// The statement(s) to decide: one query string, as a client would send it.
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    pub sql: Option<String>,
+    /// A file of statements, decided one by one as a multi-statement string.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// The client address the request comes from.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub client_ip: IpAddr,
+    /// The token's age in seconds.
+    #[arg(long, default_value_t = 0)]
+    pub token_age: i64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    principal: String,
+    connection: &'a str,
+    connect: portcullis_core::Decision,
+    statements: Vec<StatementReport>,
+    allowed: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct StatementReport {
+    facts: portcullis_core::StatementFacts,
+    decision: portcullis_core::Decision,
+}
+
+/// Prints the report; returns whether everything was allowed.
+pub fn run(args: &Args) -> anyhow::Result<bool> {
+    let config = Config::load_without_secrets(&args.config)?;
+    let policies = config.load_policies()?;
+    anyhow::ensure!(
+        config.connections.iter().any(|c| c.name == args.connection),
+        "no connection named {:?} in {}",
+        args.connection,
+        args.config.display()
+    );
+    let sql = match (&args.sql, &args.file) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(file)) => {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        }
+        (None, None) => anyhow::bail!("give --sql or --file"),
+    };
+    let now = SystemTime::now();
+    let age = Duration::from_secs(u64::try_from(args.token_age).unwrap_or(0));
+    let principal = Principal {
+        issuer_alias: args.issuer.clone(),
+        issuer: args.issuer.clone(),
+        subject: args.subject.clone(),
+        groups: args.groups.clone(),
+        token_id: None,
+        issued_at: now.checked_sub(age),
+        expires_at: now + Duration::from_secs(900),
+    };
+    let context = RequestContext {
+        client_ip: args.client_ip,
+        token_age_secs: args.token_age,
+    };
+    let connect = policies.decide_connect(&principal, &args.connection, &context);
+    let analysis = classify::analyse(&sql);
+    let count = analysis.statements.len();
+    let statements: Vec<StatementReport> = analysis
+        .statements
+        .into_iter()
+        .map(|facts| {
+            let decision = policies.decide_statement(&principal, &args.connection, &facts, count, &context);
+            StatementReport { facts, decision }
+        })
+        .collect();
+    let allowed =
+        connect.outcome == Outcome::Allow && statements.iter().all(|s| s.decision.outcome == Outcome::Allow);
+    let report = Report {
+        principal: principal.name(),
+        connection: &args.connection,
+        connect,
+        statements,
+        allowed,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(allowed)
+}
+
+fn print_text(report: &Report<'_>) {
+    println!("principal  {}", report.principal);
+    println!("connection {}", report.connection);
+    println!("connect    {}", describe(&report.connect));
+    for (i, s) in report.statements.iter().enumerate() {
+        let f = &s.facts;
+        println!();
+        println!(
+            "statement {} of {}: {} ({})",
+            i + 1,
+            report.statements.len(),
+            f.command,
+            f.kind.action()
+        );
+        if let Some(error) = &f.parse_error {
+            println!("  parse error   {error}");
+        }
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        println!("  reads         {}", list(&f.reads));
+        println!("  writes        {}", list(&f.writes));
+        println!("  operations    {}", list(&f.operations));
+        println!("  functions     {}", list(&f.functions));
+        println!(
+            "  has_where {}  unbounded_write {}  modifying_cte {}  explain_analyze {}",
+            f.has_where, f.unbounded_write, f.modifying_cte, f.explain_analyze
+        );
+        if !f.setting.is_empty() {
+            println!("  setting       {}", f.setting);
+        }
+        if let Some(name) = &f.prepares {
+            println!("  prepares      {name}");
+        }
+        if let Some(name) = &f.executes {
+            println!("  executes      {name} (decided at run time on the prepared statement's facts)");
+        }
+        println!("  decision      {}", describe(&s.decision));
+    }
+    println!();
+    println!("{}", if report.allowed { "ALLOWED" } else { "REFUSED" });
+}
+
+fn describe(d: &portcullis_core::Decision) -> String {
+    let outcome = match d.outcome {
+        Outcome::Allow => "allow",
+        Outcome::ApprovalRequired => "approval required",
+        Outcome::Deny => "deny",
+    };
+    let by = if d.policies.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", d.policies.join(", "))
+    };
+    format!("{outcome}{by}: {}", d.reason)
+}
