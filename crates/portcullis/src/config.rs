@@ -260,22 +260,16 @@ impl Config {
     /// Reads, parses and validates a configuration file. Secret references are checked for presence
     /// (the environment variable is set, the file is readable) but their values are not kept here.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut config = Self::parse(&text)?;
-        config.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        config.validate(Secrets::Check)?;
-        Ok(config)
+        Self::load_checking(path, Secrets::Check)
     }
 
     /// Like [`Config::load`], for tools that never reach a database (`policy check`): secret
     /// references are not resolved.
     pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_checking(path, Secrets::Skip)
+    }
+
+    fn load_checking(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -285,7 +279,7 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        config.validate(Secrets::Skip)?;
+        config.validate(secrets)?;
         Ok(config)
     }
 

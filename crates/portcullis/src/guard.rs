@@ -286,10 +286,10 @@ impl SessionGuard {
     }
 
     fn refusal(&self, facts: &StatementFacts, decision: &Decision) -> Verdict {
-        let policies = if decision.policies.is_empty() {
-            "no policy permits it".to_owned()
+        let by = if decision.policies.is_empty() {
+            String::new()
         } else {
-            format!("policy {}", decision.policies.join(", "))
+            format!(" policy {}", decision.policies.join(", "))
         };
         warn!(
             connection = %self.connection, principal = %self.principal.name(), kind = facts.kind.action(),
@@ -302,8 +302,8 @@ impl SessionGuard {
                 GatewayError::error(
                     "42501",
                     format!(
-                        "approval required by Portcullis {policies}: {} needs a human's approval, and \
-                         approvals are not enabled on this gateway; the statement was not run",
+                        "approval required by Portcullis{by}: {} needs a human's approval, and approvals are \
+                         not enabled on this gateway; the statement was not run",
                         facts.command
                     ),
                 )
@@ -312,16 +312,24 @@ impl SessionGuard {
                 telemetry::statement_decision("deny");
                 GatewayError::error(
                     "42501",
-                    format!("permission denied by Portcullis {policies}: {}", decision.reason),
+                    format!("permission denied by Portcullis{by}: {}", decision.reason),
                 )
             }
         };
-        Verdict::Refuse(error.with_detail(format!(
-            "statement kind: {}; principal: {}; connection: {}",
+        let mut detail = format!(
+            "statement: {} ({}); principal: {}; connection: {}",
+            facts.command,
             facts.kind.action(),
             self.principal.name(),
             self.connection
-        )))
+        );
+        if facts.unbounded_write {
+            detail.push_str("; it writes without a restrictive WHERE clause");
+        }
+        if facts.explain_analyze {
+            detail.push_str("; EXPLAIN ANALYZE runs the statement");
+        }
+        Verdict::Refuse(error.with_detail(detail))
     }
 
     fn decide_function_call(&mut self, oid: u32) -> Verdict {

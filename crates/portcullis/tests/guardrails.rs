@@ -255,6 +255,27 @@ async fn refusal_inside_a_transaction_block_behaves_like_a_failed_statement() {
 }
 
 #[tokio::test]
+async fn fast_path_function_calls_are_decided_too() {
+    // psql's \lo_import uses libpq's large-object API, which calls functions by OID with FunctionCall
+    // messages rather than SQL: they carry no statement to read, so they are kind `unknown`.
+    let env = start(example_policies()).await;
+    let token = env.mint("bot", &["agents"], "15m");
+    let (ok, _, err) = env.psql(
+        &env.conninfo("app", &token, "disable"),
+        "\\lo_import /etc/hostname",
+    );
+    assert!(!ok);
+    assert!(err.contains("permission denied by Portcullis"), "{err}");
+    assert!(err.contains("FUNCTION CALL (unknown)"), "{err}");
+    let (ok, out, err) = env.psql(
+        &env.conninfo("app", &token, "disable"),
+        "SELECT count(*) FROM pg_largeobject_metadata",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "0");
+}
+
+#[tokio::test]
 async fn connect_is_decided_by_cedar() {
     let env = start(example_policies()).await;
     let outsider = env.mint("intern", &["interns"], "15m");
