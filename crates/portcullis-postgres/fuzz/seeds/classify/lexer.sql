@@ -1,0 +1,1 @@
+SELECT E'\''; /* a /* b */ c */ SELECT $q$ x $q$, U&"d\0061ta", 1.5e3, 0x1F

@@ -1,0 +1,1 @@
+PREPARE p AS UPDATE t SET a = $1 WHERE 1 = 1; EXECUTE p(pg_read_file('x')); EXPLAIN (ANALYZE off) DELETE FROM t
