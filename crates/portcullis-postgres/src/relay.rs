@@ -205,10 +205,9 @@ where
             };
             // The batch whose ReadyForQuery answers this message: a Query or FunctionCall is its own,
             // a Parse belongs to the next Sync.
-            batches += 1;
-            let batch = batches;
-            if header.tag == b'P' {
-                batches -= 1;
+            let batch = batches + 1;
+            if header.tag != b'P' {
+                batches = batch;
             }
             match inspector.inspect(statement, shared.state()).await {
                 Verdict::Forward => ready += total,
