@@ -55,6 +55,8 @@ pub enum RejectReason {
     IssuerUnavailable,
     /// The identity is verified but not allowed to use the requested connection.
     NotPermitted,
+    /// An operator revoked this identity (`portcullis revoke`).
+    Revoked,
 }
 
 impl RejectReason {
@@ -73,6 +75,7 @@ impl RejectReason {
             RejectReason::LifetimeTooLong => "lifetime too long",
             RejectReason::IssuerUnavailable => "issuer unavailable",
             RejectReason::NotPermitted => "not permitted",
+            RejectReason::Revoked => "revoked",
         }
     }
 
@@ -91,6 +94,7 @@ impl RejectReason {
             RejectReason::LifetimeTooLong => "lifetime_too_long",
             RejectReason::IssuerUnavailable => "issuer_unavailable",
             RejectReason::NotPermitted => "not_permitted",
+            RejectReason::Revoked => "revoked",
         }
     }
 }

@@ -15,10 +15,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::wire::backend::GatewayError;
+use crate::wire::frontend::{self, FrontendMessage};
 use crate::wire::{Cursor, WireError, put_cstr, put_message};
 
 /// A client message that carries SQL (or calls a function) and so must be decided before it is forwarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Statement<'a> {
     /// A simple-protocol Query: one string, possibly several statements.
     Query { sql: &'a str },
@@ -27,6 +28,14 @@ pub enum Statement<'a> {
     Parse { name: &'a str, sql: &'a str },
     /// A legacy FunctionCall, naming the function by OID (libpq's large-object API uses these).
     FunctionCall { function_oid: u32 },
+    /// An extended-protocol Bind: the parameters of the next execution of prepared statement `statement`.
+    /// Held only when the inspector asks for binds (to record the parameters before the execution).
+    Bind {
+        statement: &'a str,
+        portal: &'a str,
+        param_formats: Vec<i16>,
+        params: Vec<Option<&'a [u8]>>,
+    },
 }
 
 impl<'a> Statement<'a> {
@@ -42,6 +51,21 @@ impl<'a> Statement<'a> {
             b'F' => Ok(Statement::FunctionCall {
                 function_oid: c.u32()?,
             }),
+            b'B' => match frontend::decode(b'B', body)? {
+                FrontendMessage::Bind {
+                    portal,
+                    statement,
+                    param_formats,
+                    params,
+                    ..
+                } => Ok(Statement::Bind {
+                    statement,
+                    portal,
+                    param_formats,
+                    params,
+                }),
+                _ => Err(WireError::Invalid("not a Bind")),
+            },
             _ => Err(WireError::Invalid("not a statement message")),
         }
     }
@@ -53,6 +77,9 @@ pub struct SessionState {
     /// The server's `standard_conforming_strings`, as last reported. When off, backslashes escape quotes
     /// in ordinary string literals and a parser assuming the standard could be misled.
     pub standard_conforming_strings: bool,
+    /// The ReadyForQuery (counted from the session start) that will close this message's batch: a Query
+    /// or FunctionCall is its own batch, extended-protocol messages belong to the next Sync.
+    pub batch: u64,
 }
 
 /// Forward the message, or refuse it with an error the client sees in its place.
@@ -69,9 +96,14 @@ pub trait Inspector: Send {
         true
     }
 
+    /// Whether Bind messages are shown too (to record parameters). Only when [`Inspector::enabled`].
+    fn binds(&self) -> bool {
+        false
+    }
+
     fn inspect(
         &mut self,
-        statement: Statement<'_>,
+        statement: &Statement<'_>,
         state: SessionState,
     ) -> impl Future<Output = Verdict> + Send;
 }
@@ -85,7 +117,7 @@ impl Inspector for PassThrough {
         false
     }
 
-    async fn inspect(&mut self, _statement: Statement<'_>, _state: SessionState) -> Verdict {
+    async fn inspect(&mut self, _statement: &Statement<'_>, _state: SessionState) -> Verdict {
         Verdict::Forward
     }
 }
@@ -125,9 +157,10 @@ impl Shared {
         }
     }
 
-    pub(crate) fn state(&self) -> SessionState {
+    pub(crate) fn state(&self, batch: u64) -> SessionState {
         SessionState {
             standard_conforming_strings: self.standard_conforming_strings.load(Ordering::Relaxed),
+            batch,
         }
     }
 
@@ -150,6 +183,13 @@ impl Shared {
         match statement {
             Statement::Parse { name, .. } => put_message(&mut out, b'P', |b| {
                 put_cstr(b, name);
+                put_cstr(b, &sql);
+                b.extend_from_slice(&0i16.to_be_bytes());
+            }),
+            // A failing Parse of a name no one uses: the batch fails where the Bind would have, and the
+            // client's prepared statements are untouched.
+            Statement::Bind { .. } => put_message(&mut out, b'P', |b| {
+                put_cstr(b, &format!("portcullis_refused_{id}"));
                 put_cstr(b, &sql);
                 b.extend_from_slice(&0i16.to_be_bytes());
             }),

@@ -10,6 +10,7 @@ pub mod handshake;
 pub mod inspect;
 pub mod io;
 pub mod relay;
+pub mod results;
 pub mod session;
 pub mod stream;
 pub mod upstream;

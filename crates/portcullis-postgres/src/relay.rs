@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::inspect::{Inspector, MAX_HELD_SERVER_MESSAGE, Shared, Statement, Verdict};
+use crate::results::ResultSink;
 use crate::stream::{ClientStream, UpstreamStream};
 use crate::wire::backend::{self, BackendMessage, GatewayError};
 use crate::wire::scanner::{Scanner, Visit};
@@ -16,6 +17,9 @@ use crate::wire::{HEADER_LEN, WireError};
 /// Bytes read per call. Two buffers of this size (plus TLS records) bound a session's relay memory:
 /// messages larger than this stream through in pieces rather than being assembled.
 const CHUNK: usize = 64 * 1024;
+
+/// The largest server message shown whole to a [`ResultSink`]; larger ones stream past it unseen.
+const MAX_RECORDED_MESSAGE: usize = 1024 * 1024;
 
 /// Terminate, sent upstream when the gateway ends a session, so the server releases it promptly.
 const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
@@ -43,6 +47,22 @@ pub struct Deadline {
     pub error: GatewayError,
 }
 
+/// Why the gateway ends a session from outside the relay (an operator's kill, a revoked identity).
+#[derive(Debug, Clone)]
+pub struct Stop {
+    /// A short label for logs, metrics and the audit trail (`killed`, `revoked`).
+    pub label: &'static str,
+    /// What the client is told, at the next message boundary.
+    pub error: GatewayError,
+}
+
+/// The ways a session can be ended while it runs: its deadline, or a stop sent by the gateway.
+#[derive(Debug, Default)]
+pub struct Endings {
+    pub deadline: Option<Deadline>,
+    pub stop: Option<tokio::sync::oneshot::Receiver<Stop>>,
+}
+
 /// How a relayed session ended.
 #[derive(Debug)]
 pub enum SessionEnd {
@@ -54,6 +74,8 @@ pub enum SessionEnd {
     UpstreamClosed,
     /// The deadline passed (token expiry); the client was told why.
     DeadlineReached,
+    /// The gateway stopped the session (see [`Stop`]); the client was told why.
+    Stopped(&'static str),
     /// The client broke the protocol; it was told why.
     ClientViolation(WireError),
     /// The server broke the protocol.
@@ -70,6 +92,7 @@ impl SessionEnd {
             SessionEnd::ClientDisconnected => "client_disconnected",
             SessionEnd::UpstreamClosed => "upstream_closed",
             SessionEnd::DeadlineReached => "token_expired",
+            SessionEnd::Stopped(label) => label,
             SessionEnd::ClientViolation(_) => "client_protocol_violation",
             SessionEnd::UpstreamViolation(_) => "upstream_protocol_violation",
             SessionEnd::ClientIo(_) => "client_io_error",
@@ -78,16 +101,19 @@ impl SessionEnd {
     }
 }
 
-/// Relays a session until either side ends it or the deadline passes. Every Query, Parse and
-/// FunctionCall is shown to `inspector` first (unless it is disabled); `server_params` are the
-/// ParameterStatus values the server reported at login.
-pub async fn run<I: Inspector>(
+/// Relays a session until either side ends it, the deadline passes or the gateway stops it. Every Query,
+/// Parse and FunctionCall (and Bind, if asked) is shown to `inspector` first (unless it is disabled); the
+/// server's messages that `results` wants are shown to it whole; `server_params` are the ParameterStatus
+/// values the server reported at login.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of the session; grouping them would hide that
+pub async fn run<I: Inspector, R: ResultSink>(
     client: ClientStream,
     upstream: UpstreamStream,
-    deadline: Option<Deadline>,
+    endings: Endings,
     limits: RelayLimits,
     meters: &Meters,
     inspector: &mut I,
+    results: &mut R,
     server_params: &[(String, String)],
 ) -> SessionEnd {
     let standard_strings = server_params
@@ -107,7 +133,15 @@ pub async fn run<I: Inspector>(
             inspector,
             &shared,
         );
-        let down = upstream_to_client(&mut upstream_rx, &mut client_tx, deadline, meters, &shared, watch);
+        let down = upstream_to_client(
+            &mut upstream_rx,
+            &mut client_tx,
+            endings,
+            meters,
+            &shared,
+            watch,
+            results,
+        );
         tokio::select! {
             end = up => end,
             end = down => end,
@@ -139,6 +173,7 @@ where
     I: Inspector,
 {
     let inspecting = inspector.enabled();
+    let binds = inspecting && inspector.binds();
     let mut buf = BytesMut::with_capacity(CHUNK);
     let mut scanner = Scanner::default();
     // Leading bytes of `buf` already cleared for forwarding: they go out in one write per read.
@@ -161,6 +196,10 @@ where
                 Ok(match header.tag {
                     b'X' => Visit::StopAfter,
                     b'Q' | b'P' | b'F' if inspecting => {
+                        held = Some(header);
+                        Visit::StopBefore
+                    }
+                    b'B' if binds => {
                         held = Some(header);
                         Visit::StopBefore
                     }
@@ -204,12 +243,12 @@ where
                 Err(e) => return SessionEnd::ClientViolation(e),
             };
             // The batch whose ReadyForQuery answers this message: a Query or FunctionCall is its own,
-            // a Parse belongs to the next Sync.
+            // a Parse or Bind belongs to the next Sync.
             let batch = batches + 1;
-            if header.tag != b'P' {
+            if matches!(header.tag, b'Q' | b'F') {
                 batches = batch;
             }
-            match inspector.inspect(statement, shared.state()).await {
+            match inspector.inspect(&statement, shared.state(batch)).await {
                 Verdict::Forward => ready += total,
                 Verdict::Refuse(error) => {
                     let stand_in = shared.refuse(&statement, error, batch);
@@ -250,63 +289,72 @@ async fn read_more<R: AsyncRead + Unpin>(
 
 /// The server-to-client direction. When `watch` is set (statements are inspected) it also follows
 /// `standard_conforming_strings` and swaps the server's errors for stand-ins with the gateway's own.
-async fn upstream_to_client<R, W>(
+#[allow(clippy::too_many_arguments)] // the relay's two directions share these; see `run`
+async fn upstream_to_client<R, W, S>(
     from: &mut R,
     to: &mut W,
-    deadline: Option<Deadline>,
+    endings: Endings,
     meters: &Meters,
     shared: &Shared,
     watch: bool,
+    results: &mut S,
 ) -> SessionEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
+    S: ResultSink,
 {
     let mut buf = BytesMut::with_capacity(CHUNK);
     let mut scanner = Scanner::default();
-    let mut expiring = false;
+    // Set when the session must end at the next message boundary, with what the client is told.
+    let mut ending: Option<(GatewayError, SessionEnd)> = None;
     let mut ready = 0;
     let mut batches_done: u64 = 0;
+    let Endings { deadline, stop } = endings;
     // One timer for the whole session: re-arming a sleep on every read would cost a timer-wheel entry
     // per chunk on the hot path.
     let expiry = sleep_until(deadline.as_ref().map(|d| d.at));
     tokio::pin!(expiry);
+    let stopped = stop_signal(stop);
+    tokio::pin!(stopped);
     loop {
         buf.reserve(CHUNK);
         let read = tokio::select! {
             read = from.read_buf(&mut buf) => Some(read),
-            () = &mut expiry, if !expiring => None,
+            () = &mut expiry, if ending.is_none() => {
+                if let Some(d) = &deadline {
+                    ending = Some((d.error.clone(), SessionEnd::DeadlineReached));
+                }
+                None
+            }
+            stop = &mut stopped, if ending.is_none() => {
+                ending = Some((stop.error, SessionEnd::Stopped(stop.label)));
+                None
+            }
         };
         match read {
             Some(Ok(0)) => return SessionEnd::UpstreamClosed,
-            Some(Ok(_)) => {}
+            Some(Ok(_)) | None => {}
             Some(Err(e)) => return SessionEnd::UpstreamIo(e),
-            None => expiring = true,
         }
+        let recording = results.enabled();
         loop {
             let mut held = None;
             let scan = scanner.scan(buf.get(ready..).unwrap_or_default(), |header| {
-                if expiring {
+                if ending.is_some() {
                     return Ok(Visit::StopBefore);
                 }
-                match header.tag {
-                    b'C' => meters.statements.increment(1),
-                    b'Z' => {
-                        batches_done += 1;
-                        if shared.awaiting() {
-                            shared.batch_done(batches_done);
-                        }
-                    }
-                    b'E' | b'S'
-                        if watch
-                            && header.body_len <= MAX_HELD_SERVER_MESSAGE
-                            && (header.tag == b'S' || shared.awaiting()) =>
-                    {
-                        held = Some(header);
-                        return Ok(Visit::StopBefore);
-                    }
-                    _ => {}
+                let hold = (watch
+                    && header.body_len <= MAX_HELD_SERVER_MESSAGE
+                    && (header.tag == b'S' || (header.tag == b'E' && shared.awaiting())))
+                    || (recording
+                        && header.body_len <= MAX_RECORDED_MESSAGE
+                        && results.wants(header.tag, header.body_len));
+                if hold {
+                    held = Some(header);
+                    return Ok(Visit::StopBefore);
                 }
+                passed(header.tag, meters, shared, &mut batches_done);
                 Ok(Visit::Pass)
             });
             let scan = match scan {
@@ -321,25 +369,43 @@ where
                 break;
             }
             let body = buf.get(ready + HEADER_LEN..ready + total).unwrap_or_default();
-            if header.tag == b'S' {
-                if let Ok(BackendMessage::ParameterStatus { name, value }) = backend::decode(b'S', body)
-                    && name == "standard_conforming_strings"
-                {
-                    shared.set_standard_conforming_strings(value == "on");
+            passed(header.tag, meters, shared, &mut batches_done);
+            let replacement = match header.tag {
+                b'S' => {
+                    if let Ok(BackendMessage::ParameterStatus { name, value }) = backend::decode(b'S', body)
+                        && name == "standard_conforming_strings"
+                    {
+                        shared.set_standard_conforming_strings(value == "on");
+                    }
+                    None
                 }
-                ready += total;
-            } else if let Some(error) = shared.replacement(body) {
-                meters.bytes_to_client.increment(ready as u64);
-                if let Err(e) = forward(to, &mut buf, ready).await {
-                    return SessionEnd::ClientIo(e);
+                b'E' if watch && shared.awaiting() => shared.replacement(body).map(|e| e.to_bytes()),
+                _ => None,
+            };
+            if recording
+                && header.body_len <= MAX_RECORDED_MESSAGE
+                && results.wants(header.tag, header.body_len)
+            {
+                // The sink sees what the client sees: the gateway's error in place of a stand-in's.
+                let seen = replacement
+                    .as_ref()
+                    .and_then(|r| r.get(HEADER_LEN..))
+                    .unwrap_or(body);
+                results.message(header.tag, seen);
+            }
+            match replacement {
+                None => ready += total,
+                Some(error) => {
+                    meters.bytes_to_client.increment(ready as u64);
+                    if let Err(e) = forward(to, &mut buf, ready).await {
+                        return SessionEnd::ClientIo(e);
+                    }
+                    ready = 0;
+                    buf.advance(total);
+                    if let Err(e) = write_all(to, &error).await {
+                        return SessionEnd::ClientIo(e);
+                    }
                 }
-                ready = 0;
-                buf.advance(total);
-                if let Err(e) = write_all(to, &error.to_bytes()).await {
-                    return SessionEnd::ClientIo(e);
-                }
-            } else {
-                ready += total;
             }
         }
         meters.bytes_to_client.increment(ready as u64);
@@ -348,13 +414,38 @@ where
         }
         ready = 0;
         // Everything forwarded so far ends on a message boundary: the error cannot split a message.
-        if expiring && scanner.at_boundary() {
-            if let Some(deadline) = &deadline {
-                let _ = to.write_all(&deadline.error.to_bytes()).await;
-                let _ = to.flush().await;
-            }
-            return SessionEnd::DeadlineReached;
+        if scanner.at_boundary()
+            && let Some((error, end)) = ending.take()
+        {
+            let _ = to.write_all(&error.to_bytes()).await;
+            let _ = to.flush().await;
+            return end;
         }
+    }
+}
+
+/// Bookkeeping for a server message on its way to the client: statements finished, batches closed.
+fn passed(tag: u8, meters: &Meters, shared: &Shared, batches_done: &mut u64) {
+    match tag {
+        b'C' => meters.statements.increment(1),
+        b'Z' => {
+            *batches_done += 1;
+            if shared.awaiting() {
+                shared.batch_done(*batches_done);
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn stop_signal(stop: Option<tokio::sync::oneshot::Receiver<Stop>>) -> Stop {
+    match stop {
+        Some(rx) => match rx.await {
+            Ok(stop) => stop,
+            // The sender is gone: nobody can stop this session any more.
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -148,6 +148,44 @@ impl GatewayProcess {
         }
     }
 
+    /// Kills the process with SIGKILL (no chance to flush or clean up) and reaps it.
+    pub fn kill_hard(&mut self) -> anyhow::Result<ExitStatus> {
+        self.signal(Signal::SIGKILL)?;
+        self.child.wait().context("wait for the killed gateway")
+    }
+
+    /// Starts the gateway again in the same directory with the same configuration (after it exited or
+    /// was killed), appending to the same log, and waits until it is healthy.
+    pub async fn restart(
+        &mut self,
+        bin: &Path,
+        admin_addr: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        if self.is_running() {
+            bail!("the gateway is still running");
+        }
+        let log_path = self.log_path();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("open {}", log_path.display()))?;
+        let log_for_stderr = log.try_clone().context("clone the log file handle")?;
+        self.child = Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config_path())
+            .envs(env.iter().copied())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_for_stderr)
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        self.wait_healthy(admin_addr).await
+    }
+
     fn signal(&self, signal: Signal) -> anyhow::Result<()> {
         let pid = i32::try_from(self.child.id()).context("pid out of range")?;
         kill(Pid::from_raw(pid), signal).with_context(|| format!("send {signal} to the gateway"))

@@ -22,6 +22,8 @@ pub struct Config {
     pub connections: Vec<ConnectionConfig>,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// The directory of the configuration file: relative paths in it are resolved from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -57,6 +59,75 @@ impl PolicyConfig {
     /// The policy files with relative paths resolved against `base`.
     pub fn paths(&self, base: &Path) -> Vec<PathBuf> {
         self.files.iter().map(|f| base.join(f)).collect()
+    }
+}
+
+/// `[audit]`: the record of every session, statement and outcome.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record sessions (`true`, the default). When off, nothing is recorded and nothing waits for a store.
+    pub enabled: bool,
+    /// The SQLite file (default `<state_dir>/audit.db`).
+    pub path: Option<PathBuf>,
+    /// How long events are kept, e.g. `90d`. Unset keeps everything.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// How often expired events are pruned.
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+    /// Result rows recorded per statement; the rest are counted, not kept.
+    pub result_rows: usize,
+    /// Result bytes recorded per statement.
+    pub result_bytes: usize,
+    /// How often the store is read for `sessions kill` and `revoke` instructions.
+    #[serde(with = "humantime_serde")]
+    pub control_interval: Duration,
+    /// Where committed events are also sent.
+    pub exports: Vec<ExportConfig>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: None,
+            retention: None,
+            prune_interval: Duration::from_secs(3600),
+            result_rows: 100,
+            result_bytes: 64 * 1024,
+            control_interval: Duration::from_millis(250),
+            exports: Vec::new(),
+        }
+    }
+}
+
+/// One `[[audit.exports]]` entry: JSON Lines to a file (`jsonl = "path"`, `"-"` for standard output) or a
+/// webhook (`webhook = "https://..."`). Exports tail the store; a slow one lags, it never slows sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Names the export's delivery cursor in the store: keep it stable across restarts.
+    pub name: String,
+    #[serde(default)]
+    pub jsonl: Option<PathBuf>,
+    #[serde(default)]
+    pub webhook: Option<String>,
+    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Config {
+    /// The audit store's file.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit
+            .path
+            .clone()
+            .unwrap_or_else(|| self.server.state_dir.join("audit.db"))
     }
 }
 
@@ -376,6 +447,28 @@ impl Config {
         }
         if self.policy.cache_entries == 0 {
             return Err(invalid("policy.cache_entries".into(), "must be at least 1"));
+        }
+        for (i, e) in self.audit.exports.iter().enumerate() {
+            if e.jsonl.is_some() == e.webhook.is_some() {
+                return Err(invalid(
+                    format!("audit.exports[{i}]"),
+                    "set exactly one of jsonl = \"<file or ->\" and webhook = \"<url>\"",
+                ));
+            }
+            if let Some(url) = &e.webhook
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    format!("audit.exports[{i}].webhook"),
+                    "must be an http(s) URL",
+                ));
+            }
+        }
+        if self.audit.result_bytes > 16 * 1024 * 1024 {
+            return Err(invalid(
+                "audit.result_bytes".into(),
+                "at most 16 MiB per statement",
+            ));
         }
         self.load_policies()?;
         Ok(())

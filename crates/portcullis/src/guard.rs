@@ -9,13 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use portcullis_audit::{EventBody, StatementEvent, StatementSummary};
 use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKind};
 use portcullis_policy::{PolicySet, RequestContext};
 use portcullis_postgres::classify::{self, Analysis};
 use portcullis_postgres::inspect::{Inspector, SessionState, Statement, Verdict};
+use portcullis_postgres::results::UnitKind;
 use portcullis_postgres::wire::backend::GatewayError;
 use tracing::{error, info, warn};
 
+use crate::audit::{self, SessionRecorder};
 use crate::config::OnParseError;
 use crate::telemetry;
 
@@ -142,7 +145,41 @@ impl AnalysisCache {
 pub struct GuardSettings {
     pub policies: Arc<PolicyStore>,
     pub analyses: Arc<AnalysisCache>,
-    pub enabled: bool,
+    /// Whether statements are decided by policy (`[policy] statement_checks`).
+    pub checks: bool,
+}
+
+/// A decision on one statement message, with what the audit trail records of it.
+#[derive(Debug)]
+pub struct Decided {
+    pub verdict: Verdict,
+    /// `allow`, `deny`, `approval_required`, `unparsed`, `unparsed_allowed`, `unchecked`.
+    pub label: &'static str,
+    pub policies: Vec<String>,
+    pub reason: String,
+    pub analysis: Option<Arc<Analysis>>,
+}
+
+impl Decided {
+    fn allow(analysis: Option<Arc<Analysis>>) -> Self {
+        Decided {
+            verdict: Verdict::Forward,
+            label: "allow",
+            policies: Vec::new(),
+            reason: String::new(),
+            analysis,
+        }
+    }
+
+    fn refuse(label: &'static str, error: GatewayError) -> Self {
+        Decided {
+            reason: error.message.clone(),
+            verdict: Verdict::Refuse(error),
+            label,
+            policies: Vec::new(),
+            analysis: None,
+        }
+    }
 }
 
 /// Decides each statement of one session.
@@ -155,10 +192,20 @@ pub struct SessionGuard {
     on_parse_error: OnParseError,
     /// Facts of statements prepared with SQL `PREPARE` in this session, for `EXECUTE` to be decided on.
     prepared: HashMap<String, StatementFacts>,
-    /// Verdicts by fingerprint, valid for one policy generation (only when the policy ignores token age).
-    verdicts: HashMap<String, Verdict>,
+    /// Decisions by fingerprint, valid for one policy generation (only when the policy ignores token age).
+    verdicts: HashMap<String, Arc<Decided>>,
     verdicts_generation: u64,
+    /// The session's recording, when the audit trail is on.
+    recorder: Option<SessionRecorder>,
+    /// Texts of allowed protocol-level prepared statements, by name, for recording their executions.
+    parsed: HashMap<String, Arc<str>>,
+    /// Statements recorded, and how many were refused.
+    pub recorded: u64,
+    pub refused: u64,
 }
+
+/// Bound on remembered prepared-statement texts per session.
+const MAX_PARSED: usize = 10_000;
 
 /// Per-session verdict cache bound: past it, the cache starts over.
 const MAX_CACHED_VERDICTS: usize = 4096;
@@ -170,6 +217,7 @@ impl SessionGuard {
         connection: String,
         client_ip: IpAddr,
         on_parse_error: OnParseError,
+        recorder: Option<SessionRecorder>,
     ) -> Self {
         SessionGuard {
             settings,
@@ -180,6 +228,10 @@ impl SessionGuard {
             prepared: HashMap::new(),
             verdicts: HashMap::new(),
             verdicts_generation: 0,
+            recorder,
+            parsed: HashMap::new(),
+            recorded: 0,
+            refused: 0,
         }
     }
 
@@ -191,18 +243,20 @@ impl SessionGuard {
     }
 
     /// Decides a whole query string: every statement must be allowed.
-    pub fn decide_sql(&mut self, sql: &str) -> Verdict {
+    pub fn decide_sql(&mut self, sql: &str) -> Arc<Decided> {
         let loaded = self.settings.policies.current();
         if loaded.generation != self.verdicts_generation {
             self.verdicts.clear();
             self.verdicts_generation = loaded.generation;
         }
         let key = classify::fingerprint(sql);
-        if let Some(verdict) = key.as_ref().and_then(|k| self.verdicts.get(k)) {
-            return verdict.clone();
+        if let Some(decided) = key.as_ref().and_then(|k| self.verdicts.get(k)) {
+            return Arc::clone(decided);
         }
         let analysis = self.settings.analyses.analyse(sql, key.as_deref());
-        let verdict = self.decide_analysis(&loaded.set, &analysis);
+        let mut decided = self.decide_analysis(&loaded.set, &analysis);
+        decided.analysis = Some(Arc::clone(&analysis));
+        let verdict = Arc::new(decided);
         let session_bound = analysis
             .statements
             .iter()
@@ -215,25 +269,27 @@ impl SessionGuard {
             if self.verdicts.len() >= MAX_CACHED_VERDICTS {
                 self.verdicts.clear();
             }
-            self.verdicts.insert(key, verdict.clone());
+            self.verdicts.insert(key, Arc::clone(&verdict));
         }
         verdict
     }
 
-    fn decide_analysis(&mut self, set: &PolicySet, analysis: &Analysis) -> Verdict {
+    fn decide_analysis(&mut self, set: &PolicySet, analysis: &Analysis) -> Decided {
         let count = analysis.statements.len();
         let context = self.context();
         let mut prepared = Vec::new();
+        let mut unparsed_allowed = false;
+        let mut policies = Vec::new();
         for facts in &analysis.statements {
             if let Some(error) = &facts.parse_error {
                 if self.on_parse_error == OnParseError::Allow {
                     warn!(connection = %self.connection, principal = %self.principal.name(), error = %error,
                         "statement the parser cannot read allowed unanalysed (on_parse_error = \"allow\")");
-                    telemetry::statement_decision("unparsed_allowed");
+                    unparsed_allowed = true;
                     continue;
                 }
-                telemetry::statement_decision("unparsed");
-                return Verdict::Refuse(
+                return Decided::refuse(
+                    "unparsed",
                     GatewayError::error(
                         "42601",
                         format!("Portcullis refused a statement it cannot parse: {error}"),
@@ -256,14 +312,16 @@ impl SessionGuard {
                         &resolved
                     }
                     None => {
-                        telemetry::statement_decision("deny");
-                        return Verdict::Refuse(GatewayError::error(
-                            "42501",
-                            format!(
-                                "permission denied by Portcullis: EXECUTE {name}: no statement of that name \
-                                 was prepared in this session"
+                        return Decided::refuse(
+                            "deny",
+                            GatewayError::error(
+                                "42501",
+                                format!(
+                                    "permission denied by Portcullis: EXECUTE {name}: no statement of that \
+                                     name was prepared in this session"
+                                ),
                             ),
-                        ));
+                        );
                     }
                 },
                 None => facts,
@@ -274,18 +332,28 @@ impl SessionGuard {
                     if let Some(name) = &facts.prepares {
                         prepared.push((name.clone(), facts.clone()));
                     }
+                    policies.extend(decision.policies);
                 }
                 Outcome::Deny | Outcome::ApprovalRequired => {
-                    return self.refusal(facts, &decision);
+                    return self.refusal(facts, decision);
                 }
             }
         }
-        telemetry::statement_decision("allow");
         self.prepared.extend(prepared);
-        Verdict::Forward
+        policies.sort();
+        policies.dedup();
+        Decided {
+            label: if unparsed_allowed {
+                "unparsed_allowed"
+            } else {
+                "allow"
+            },
+            policies,
+            ..Decided::allow(None)
+        }
     }
 
-    fn refusal(&self, facts: &StatementFacts, decision: &Decision) -> Verdict {
+    fn refusal(&self, facts: &StatementFacts, decision: Decision) -> Decided {
         let by = if decision.policies.is_empty() {
             String::new()
         } else {
@@ -296,9 +364,9 @@ impl SessionGuard {
             command = %facts.command, outcome = ?decision.outcome, policies = ?decision.policies,
             reason = %decision.reason, "statement refused"
         );
-        let error = match decision.outcome {
-            Outcome::ApprovalRequired => {
-                telemetry::statement_decision("approval_required");
+        let (label, error) = match decision.outcome {
+            Outcome::ApprovalRequired => (
+                "approval_required",
                 GatewayError::error(
                     "42501",
                     format!(
@@ -306,15 +374,15 @@ impl SessionGuard {
                          not enabled on this gateway; the statement was not run",
                         facts.command
                     ),
-                )
-            }
-            _ => {
-                telemetry::statement_decision("deny");
+                ),
+            ),
+            _ => (
+                "deny",
                 GatewayError::error(
                     "42501",
                     format!("permission denied by Portcullis{by}: {}", decision.reason),
-                )
-            }
+                ),
+            ),
         };
         let mut detail = format!(
             "statement: {} ({}); principal: {}; connection: {}",
@@ -329,10 +397,16 @@ impl SessionGuard {
         if facts.explain_analyze {
             detail.push_str("; EXPLAIN ANALYZE runs the statement");
         }
-        Verdict::Refuse(error.with_detail(detail))
+        Decided {
+            verdict: Verdict::Refuse(error.with_detail(detail)),
+            label,
+            policies: decision.policies,
+            reason: decision.reason,
+            analysis: None,
+        }
     }
 
-    fn decide_function_call(&mut self, oid: u32) -> Verdict {
+    fn decide_function_call(&mut self, oid: u32) -> Decided {
         let loaded = self.settings.policies.current();
         let mut facts = StatementFacts::unparsed("");
         facts.parse_error = None;
@@ -344,10 +418,12 @@ impl SessionGuard {
                 .set
                 .decide_statement(&self.principal, &self.connection, &facts, 1, &self.context());
         if decision.outcome == Outcome::Allow {
-            telemetry::statement_decision("allow");
-            Verdict::Forward
+            Decided {
+                policies: decision.policies,
+                ..Decided::allow(None)
+            }
         } else {
-            self.refusal(&facts, &decision)
+            self.refusal(&facts, decision)
         }
     }
 }
@@ -368,30 +444,181 @@ fn executed(prepared: &StatementFacts, execute: &StatementFacts) -> StatementFac
 
 impl Inspector for SessionGuard {
     fn enabled(&self) -> bool {
-        self.settings.enabled
+        self.settings.checks || self.recorder.is_some()
     }
 
-    async fn inspect(&mut self, statement: Statement<'_>, state: SessionState) -> Verdict {
+    fn binds(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    async fn inspect(&mut self, statement: &Statement<'_>, state: SessionState) -> Verdict {
+        let decided = self.decide(statement, state);
+        if !matches!(statement, Statement::Bind { .. }) {
+            telemetry::statement_decision(decided.label);
+        }
+        let Some(recorder) = self.recorder.clone() else {
+            return decided.verdict.clone();
+        };
+        self.recorded += 1;
+        let n = self.recorded;
+        let event = self.statement_event(n, statement, &decided);
+        let forwarded = decided.verdict == Verdict::Forward;
+        if !forwarded {
+            self.refused += 1;
+        }
+        // Write-ahead: anything that runs waits until its event is durable. A Parse runs nothing; its
+        // event is queued ahead of the Bind that will run it, so that Bind's commit covers it too.
+        let verdict = if let Statement::Parse { .. } = statement {
+            recorder.log.submit(recorder.draft(event));
+            decided.verdict.clone()
+        } else {
+            match recorder.log.commit(recorder.draft(event)).await {
+                Ok(_) => decided.verdict.clone(),
+                Err(e) => {
+                    self.refused += 1;
+                    Verdict::Refuse(audit::store_failure(&e))
+                }
+            }
+        };
+        if let Statement::Parse { name, sql } = statement
+            && forwarded
+        {
+            if self.parsed.len() >= MAX_PARSED {
+                self.parsed.clear();
+            }
+            self.parsed.insert((*name).to_owned(), Arc::from(*sql));
+        }
+        let kind = match statement {
+            Statement::Parse { .. } => UnitKind::Parse,
+            Statement::Bind { .. } => UnitKind::Execution,
+            Statement::Query { .. } | Statement::FunctionCall { .. } => UnitKind::Simple,
+        };
+        recorder.sent(n, kind, state.batch, verdict == Verdict::Forward);
+        verdict
+    }
+}
+
+impl SessionGuard {
+    /// The policy decision on one statement message (binds are decided at their Parse).
+    fn decide(&mut self, statement: &Statement<'_>, state: SessionState) -> Arc<Decided> {
+        if !self.settings.checks {
+            return Arc::new(Decided {
+                label: "unchecked",
+                ..Decided::allow(None)
+            });
+        }
         let sql = match statement {
             Statement::Query { sql } | Statement::Parse { sql, .. } => sql,
-            Statement::FunctionCall { .. } => "",
+            Statement::FunctionCall { .. } | Statement::Bind { .. } => "",
         };
         // Only backslashes read differently when standard_conforming_strings is off; a statement without
         // one (such as the SET that turns it back on) is read the same by both parsers.
         if !state.standard_conforming_strings && sql.contains('\\') {
-            telemetry::statement_decision("deny");
-            return Verdict::Refuse(
+            return Arc::new(Decided::refuse(
+                "deny",
                 GatewayError::error(
                     "42501",
                     "Portcullis refuses statements while standard_conforming_strings is off: backslashes in \
                      string literals would be read differently by the server and by the gateway",
                 )
                 .with_hint("SET standard_conforming_strings = on"),
-            );
+            ));
         }
         match statement {
             Statement::Query { sql } | Statement::Parse { sql, .. } => self.decide_sql(sql),
-            Statement::FunctionCall { function_oid } => self.decide_function_call(function_oid),
+            Statement::FunctionCall { function_oid } => Arc::new(self.decide_function_call(*function_oid)),
+            Statement::Bind { .. } => Arc::new(Decided::allow(None)),
         }
     }
+
+    /// The audit event of a statement message and its decision.
+    fn statement_event(&self, n: u64, statement: &Statement<'_>, decided: &Decided) -> EventBody {
+        let (message, prepared, text, params) = match statement {
+            Statement::Query { sql } => ("query", None, (*sql).to_owned(), Vec::new()),
+            Statement::Parse { name, sql } => {
+                ("parse", Some((*name).to_owned()), (*sql).to_owned(), Vec::new())
+            }
+            Statement::FunctionCall { function_oid } => (
+                "function_call",
+                None,
+                format!("function call: oid {function_oid}"),
+                Vec::new(),
+            ),
+            Statement::Bind {
+                statement,
+                param_formats,
+                params,
+                ..
+            } => (
+                "bind",
+                Some((*statement).to_owned()),
+                self.parsed
+                    .get(*statement)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                bind_params(param_formats, params),
+            ),
+        };
+        let statements = decided
+            .analysis
+            .as_ref()
+            .map(|a| a.statements.iter().map(summary).collect())
+            .unwrap_or_default();
+        EventBody::Statement(StatementEvent {
+            n,
+            message: message.to_owned(),
+            prepared,
+            text,
+            params,
+            statements,
+            decision: match decided.label {
+                "allow" | "unparsed_allowed" | "unchecked" => "allow",
+                "approval_required" => "approval_required",
+                _ => "deny",
+            }
+            .to_owned(),
+            policies: decided.policies.clone(),
+            reason: if decided.label == "allow" {
+                String::new()
+            } else {
+                decided.reason.clone()
+            },
+        })
+    }
+}
+
+fn summary(facts: &StatementFacts) -> StatementSummary {
+    StatementSummary {
+        kind: facts.kind.action().to_owned(),
+        command: facts.command.clone(),
+        reads: facts.reads.clone(),
+        writes: facts.writes.clone(),
+        functions: facts.functions.clone(),
+        unbounded_write: facts.unbounded_write,
+    }
+}
+
+/// Bind parameters as text: text-format values as sent, binary ones as `\x` hex.
+fn bind_params(formats: &[i16], params: &[Option<&[u8]>]) -> Vec<Option<String>> {
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let binary = match formats {
+                [] => false,
+                [one] => *one == 1,
+                many => many.get(i).is_some_and(|f| *f == 1),
+            };
+            value.map(|v| match std::str::from_utf8(v) {
+                Ok(text) if !binary => text.to_owned(),
+                _ => {
+                    let mut out = String::from("\\x");
+                    for b in v {
+                        out.push_str(&format!("{b:02x}"));
+                    }
+                    out
+                }
+            })
+        })
+        .collect()
 }

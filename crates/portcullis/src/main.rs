@@ -1,11 +1,14 @@
-//! The `portcullis` command: serve the gateway, check a configuration or a policy, mint development tokens.
+//! The `portcullis` command: serve the gateway, check a configuration or a policy, mint development tokens,
+//! read the audit trail and act on it.
 
 mod admin;
+mod audit;
 mod config;
 mod guard;
 mod policy_check;
 mod postgres;
 mod serve;
+mod sessions;
 mod telemetry;
 mod tls;
 
@@ -52,6 +55,16 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit trail: list, show, replay and verify recorded sessions; end a live one.
+    Sessions {
+        #[command(subcommand)]
+        command: sessions::Command,
+    },
+    /// Bar an identity: gateways refuse its new sessions and end its live ones, until a time or
+    /// indefinitely. Recorded in the audit store; every gateway sharing the store obeys.
+    ///
+    /// Example: portcullis revoke -c portcullis.toml --subject deploy-bot --issuer corp --until 2h
+    Revoke(sessions::RevokeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +164,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Sessions { command } => {
+            if sessions::run(&command)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Command::Revoke(args) => sessions::revoke(&args),
         Command::Token {
             command:
                 TokenCommand::Mint {

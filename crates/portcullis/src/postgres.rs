@@ -6,18 +6,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use portcullis_audit::SessionStartEvent;
 use portcullis_core::{Outcome, Principal, RejectReason};
 use portcullis_identity::Verifier;
 use portcullis_policy::RequestContext;
 use portcullis_postgres::cancel::CancelRegistry;
 use portcullis_postgres::handshake::{self, Accepted, FrontendSettings, Handshake};
-use portcullis_postgres::relay::{self, Deadline, RelayLimits};
+use portcullis_postgres::relay::{self, Deadline, Endings, RelayLimits};
 use portcullis_postgres::session;
 use portcullis_postgres::upstream::{self, UpstreamError, UpstreamSettings};
 use portcullis_postgres::wire::backend::GatewayError;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
+use crate::audit::{self, Audit, OutcomeRecorder, SessionRecorder};
 use crate::config::ConnectionConfig;
 use crate::guard::{GuardSettings, SessionGuard};
 use crate::telemetry;
@@ -34,6 +36,8 @@ pub struct PgGateway {
     pub session_grace: Duration,
     /// Policy, analysis cache, and whether statements are checked.
     pub guard: GuardSettings,
+    /// The audit trail, unless `[audit] enabled = false`.
+    pub audit: Option<Arc<Audit>>,
 }
 
 /// A configured connection, with its upstream settings resolved (password read) at start-up.
@@ -82,6 +86,21 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
             return handshake.refuse(&error).await;
         }
     };
+
+    // 1b. An operator may have revoked this identity (`portcullis revoke`).
+    if let Some(revocation) = gateway
+        .audit
+        .as_ref()
+        .and_then(|a| a.controls.revoked(&principal))
+    {
+        telemetry::auth_failure(RejectReason::Revoked);
+        warn!(client = %peer, principal = %principal.name(), until_us = ?revocation.until_us, "revoked identity refused");
+        let error = GatewayError::fatal(
+            "28000",
+            "token rejected: revoked: an operator revoked this identity",
+        );
+        return handshake.refuse(&error).await;
+    }
 
     // 2. The connection named by dbname. Unknown names get the server's own "no such database" code.
     let Some(connection) = gateway.connections.get(&handshake.database) else {
@@ -132,20 +151,57 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         }
     };
 
-    // 5. The session opens with the gateway's cancel key, then relays until someone ends it.
+    // 5. The session's start is recorded before anything runs: if the audit store fails, no session.
+    let session_id = audit::new_session_id();
+    let recorder = gateway
+        .audit
+        .as_ref()
+        .map(|a| SessionRecorder::new(a, &session_id));
+    if let Some(recorder) = &recorder {
+        let event = start_event(&principal, &handshake, connection, upstream.stream.is_tls(), peer);
+        if let Err(e) = recorder.start(event).await {
+            let error = audit::store_failure(&e);
+            return handshake
+                .refuse(&GatewayError::fatal("58030", error.message).with_hint("retry later"))
+                .await;
+        }
+    }
+
+    // 6. The session opens with the gateway's cancel key, then relays until someone ends it.
     let Handshake { mut client, user, .. } = handshake;
     let registration = gateway.cancels.register(upstream.peer, upstream.key.clone());
     if let Err(e) = session::open(&mut client, &upstream, &registration.client_key).await {
         info!(client = %peer, error = %e, "client left before the session opened");
+        if let Some(recorder) = &recorder {
+            recorder.end(
+                "client_disconnected",
+                e.to_string(),
+                0,
+                0,
+                std::time::Instant::now(),
+            );
+        }
         return;
     }
+    let started = std::time::Instant::now();
     let _active = telemetry::session_started(name);
     info!(
-        client = %peer, connection = name, principal = %principal.name(), user = %user,
+        session = %session_id, client = %peer, connection = name, principal = %principal.name(), user = %user,
         tls = client.is_tls(), groups = ?principal.groups, token_id = principal.token_id.as_deref().unwrap_or(""),
         "session started"
     );
-    let deadline = expiry_deadline(&principal, gateway.session_grace);
+    // Operators end sessions through the store (`sessions kill`, `revoke`); the relay hears it here.
+    let (stop, _live) = match &gateway.audit {
+        Some(audit) => {
+            let (stop, live) = audit.controls.register(&session_id, &principal);
+            (Some(stop), Some(live))
+        }
+        None => (None, None),
+    };
+    let endings = Endings {
+        deadline: Some(expiry_deadline(&principal, gateway.session_grace)),
+        stop,
+    };
     let meters = telemetry::relay_meters(name);
     let mut guard = SessionGuard::new(
         gateway.guard.clone(),
@@ -153,20 +209,70 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         name.to_owned(),
         peer.ip(),
         connection.config.on_parse_error,
+        recorder.clone(),
     );
+    let mut outcomes = OutcomeRecorder(recorder.clone());
     let end = relay::run(
         client,
         upstream.stream,
-        Some(deadline),
+        endings,
         gateway.limits,
         &meters,
         &mut guard,
+        &mut outcomes,
         &upstream.parameters,
     )
     .await;
     drop(registration);
+    if let Some(recorder) = &recorder {
+        recorder.end(
+            end.label(),
+            end_detail(&end),
+            guard.recorded,
+            guard.refused,
+            started,
+        );
+    }
     telemetry::session_ended(end.label());
-    info!(client = %peer, connection = name, principal = %principal.name(), end = end.label(), detail = ?end, "session ended");
+    info!(session = %session_id, client = %peer, connection = name, principal = %principal.name(), end = end.label(), detail = ?end, "session ended");
+}
+
+/// The audit record of who opened a session, from where, to what.
+fn start_event(
+    principal: &Principal,
+    handshake: &Handshake,
+    connection: &Connection,
+    upstream_tls: bool,
+    peer: SocketAddr,
+) -> SessionStartEvent {
+    SessionStartEvent {
+        protocol: "postgres".to_owned(),
+        issuer: principal.issuer.clone(),
+        issuer_alias: principal.issuer_alias.clone(),
+        subject: principal.subject.clone(),
+        groups: principal.groups.clone(),
+        token_id: principal.token_id.clone(),
+        token_expires_at: principal
+            .expires_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or_default(),
+        client_addr: peer.to_string(),
+        client_tls: handshake.client.is_tls(),
+        client_user: handshake.user.clone(),
+        connection: connection.config.name.clone(),
+        upstream_role: connection.config.user.clone(),
+        upstream_tls,
+    }
+}
+
+/// What the audit trail says about how a session ended, beyond its label.
+fn end_detail(end: &relay::SessionEnd) -> String {
+    match end {
+        relay::SessionEnd::ClientViolation(e) | relay::SessionEnd::UpstreamViolation(e) => e.to_string(),
+        relay::SessionEnd::ClientIo(e) | relay::SessionEnd::UpstreamIo(e) => e.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// Seconds since the token was issued (0 when it carries no `iat`).

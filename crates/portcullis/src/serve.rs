@@ -12,9 +12,10 @@ use portcullis_postgres::handshake::FrontendSettings;
 use portcullis_postgres::relay::RelayLimits;
 use portcullis_postgres::upstream::{self, UpstreamSettings, UpstreamTls};
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState, DEV_ISSUER_PATH};
+use crate::audit::Audit;
 use crate::config::{Config, ConnectionConfig, DevIssuerConfig, Protocol, UpstreamTlsMode};
 use crate::guard::{AnalysisCache, GuardSettings, PolicyStore};
 use crate::postgres::{Connection, PgGateway};
@@ -47,7 +48,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let guard = GuardSettings {
         policies,
         analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),
-        enabled: config.policy.statement_checks,
+        checks: config.policy.statement_checks,
+    };
+    let audit = if config.audit.enabled {
+        let audit = Audit::start(&config).context("starting the audit trail")?;
+        info!(store = %config.audit_path().display(), exports = config.audit.exports.len(), "audit trail on");
+        Some(audit)
+    } else {
+        warn!("the audit trail is off ([audit] enabled = false): sessions are not recorded");
+        None
     };
 
     let pg = Arc::new(PgGateway {
@@ -67,6 +76,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
         session_grace: config.identity.session_grace,
         guard,
+        audit,
     });
 
     let pg_listener = bind(config.server.postgres.listen, "server.postgres.listen").await?;

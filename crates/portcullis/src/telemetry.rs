@@ -54,6 +54,27 @@ fn describe() {
         "Statement messages decided by policy, by outcome (allow, deny, approval_required, unparsed, \
          unparsed_allowed)."
     );
+    metrics::describe_counter!("portcullis_audit_events_total", "Audit events durably stored.");
+    metrics::describe_counter!(
+        "portcullis_audit_commits_total",
+        "Audit store transactions (group commits); events per commit = events / commits."
+    );
+    metrics::describe_counter!(
+        "portcullis_audit_failures_total",
+        "Audit events the store failed to take; each refused its statement (fail closed)."
+    );
+    metrics::describe_counter!(
+        "portcullis_audit_pruned_total",
+        "Audit events removed by retention."
+    );
+    metrics::describe_gauge!(
+        "portcullis_audit_export_lag",
+        "Events committed but not yet delivered, by export."
+    );
+    metrics::describe_counter!(
+        "portcullis_audit_export_failures_total",
+        "Failed export deliveries (retried with back-off), by export."
+    );
     metrics::describe_counter!(
         "portcullis_policy_reloads_total",
         "Policy reloads, by result (ok: now in force; rejected: the previous policy stays)."
@@ -63,6 +84,31 @@ fn describe() {
 /// A statement message was decided.
 pub fn statement_decision(outcome: &'static str) {
     counter!("portcullis_statement_decisions_total", "outcome" => outcome).increment(1);
+}
+
+/// The audit store refused an event (its statement is refused).
+pub fn audit_failure() {
+    counter!("portcullis_audit_failures_total").increment(1);
+}
+
+/// Retention removed `n` audit events.
+pub fn audit_pruned(n: u64) {
+    counter!("portcullis_audit_pruned_total").increment(n);
+}
+
+/// The audit writer's running totals.
+pub fn audit_stats(stats: &portcullis_audit::LogStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    counter!("portcullis_audit_events_total").absolute(stats.events.load(Relaxed));
+    counter!("portcullis_audit_commits_total").absolute(stats.commits.load(Relaxed));
+}
+
+/// An export's delivery state.
+pub fn audit_export_stats(name: &str, stats: &portcullis_audit::ExportStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    gauge!("portcullis_audit_export_lag", "export" => name.to_owned()).set(stats.lag.load(Relaxed) as f64);
+    counter!("portcullis_audit_export_failures_total", "export" => name.to_owned())
+        .absolute(stats.failures.load(Relaxed));
 }
 
 /// A policy reload finished.

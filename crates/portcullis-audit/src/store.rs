@@ -1,0 +1,133 @@
+//! The store interface: everything the gateway and the `sessions` commands need from where events live.
+//! SQLite implements it today; a PostgreSQL store shared by several gateways implements the same trait.
+
+use serde::Serialize;
+
+use crate::event::{Draft, StoredEvent};
+
+/// A store failure. The data path treats every one the same way: the statement is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit store: {0}")]
+    Store(String),
+    #[error("audit store is closed")]
+    Closed,
+    #[error("no session {0:?}")]
+    NoSession(String),
+}
+
+/// Where an appended event landed in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// The last pruned event: the chain that remains starts after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    /// When the pruning happened, microseconds since the Unix epoch.
+    pub at_us: i64,
+}
+
+/// Filters for `sessions list`; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub subject: Option<String>,
+    pub connection: Option<String>,
+    /// Sessions that started at or after this time (µs since the epoch).
+    pub since_us: Option<i64>,
+    /// Sessions that started before this time.
+    pub until_us: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// One line of `sessions list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionSummary {
+    pub session: String,
+    pub started_us: i64,
+    /// `None` while the session is live (or when the gateway died before recording its end).
+    pub ended_us: Option<i64>,
+    pub issuer: String,
+    pub subject: String,
+    pub connection: String,
+    pub client_addr: String,
+    pub statements: u64,
+    pub refused: u64,
+    pub end_reason: Option<String>,
+}
+
+/// An instruction to running gateways, recorded in the store so every gateway sharing it obeys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Control {
+    /// End this session now.
+    Kill { id: i64, session: String },
+    /// Refuse new sessions of this identity, and end its live ones, until `until_us` (forever if `None`).
+    Revoke { id: i64, revocation: Revocation },
+}
+
+/// An identity barred from the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    pub subject: String,
+    /// The issuer URL or alias; `None` matches every issuer.
+    pub issuer: Option<String>,
+    pub until_us: Option<i64>,
+}
+
+impl Revocation {
+    /// Whether this revocation bars `subject` of `issuer` (matched by URL or alias) at `now_us`.
+    pub fn bars(&self, issuer: &str, issuer_alias: &str, subject: &str, now_us: i64) -> bool {
+        self.subject == subject
+            && self
+                .issuer
+                .as_deref()
+                .is_none_or(|i| i == issuer || i == issuer_alias)
+            && self.until_us.is_none_or(|until| now_us < until)
+    }
+}
+
+/// What pruning removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub removed: u64,
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A place events are kept. One handle per thread: the writer holds one, each reader opens its own.
+pub trait AuditStore: Send {
+    /// Appends `drafts` in order, in one durable transaction: each gets the next sequence number, the
+    /// previous event's hash, and its own hash ([`crate::event_hash`]). All or none are stored.
+    fn append(&mut self, drafts: &[Draft]) -> Result<Vec<Sealed>, AuditError>;
+
+    /// Up to `limit` events with `seq > after`, in sequence order.
+    fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, AuditError>;
+
+    /// Every event of one session, in sequence order.
+    fn session_events(&mut self, session: &str) -> Result<Vec<StoredEvent>, AuditError>;
+
+    /// Sessions matching `filter`, newest first.
+    fn sessions(&mut self, filter: &SessionFilter) -> Result<Vec<SessionSummary>, AuditError>;
+
+    /// The pruning checkpoint, if anything was ever pruned.
+    fn checkpoint(&mut self) -> Result<Option<Checkpoint>, AuditError>;
+
+    /// Removes the longest prefix of the chain whose events are all older than `before_us`, and records
+    /// the last removed event as the checkpoint the remaining chain is verified from. Session summaries of
+    /// sessions that ended before `before_us` go with them.
+    fn prune(&mut self, before_us: i64) -> Result<PruneReport, AuditError>;
+
+    /// Records a control instruction; returns its id.
+    fn add_control(&mut self, control: &Control) -> Result<i64, AuditError>;
+
+    /// Control instructions with an id greater than `after`, oldest first.
+    fn controls_after(&mut self, after: i64) -> Result<Vec<Control>, AuditError>;
+
+    /// How far the named exporter has delivered (0 when it never has).
+    fn export_cursor(&mut self, name: &str) -> Result<u64, AuditError>;
+
+    fn set_export_cursor(&mut self, name: &str, seq: u64) -> Result<(), AuditError>;
+}

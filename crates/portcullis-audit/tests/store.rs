@@ -1,0 +1,712 @@
+//! The SQLite store on real files: tamper evidence, pruning, group commit, failing closed, several handles.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failure should fail the test"
+)]
+//! closed, controls and cursors across handles, and several writers on one file.
+
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use portcullis_audit::{
+    AuditLog, AuditStore, Control, Draft, EventBody, OutcomeEvent, Revocation, Sealed, SessionEndEvent,
+    SessionFilter, SessionStartEvent, SqliteStore, StatementEvent, event_hash, verify,
+};
+use rusqlite::{Connection, params};
+
+const ISSUER: &str = "https://issuer.example.com/realms/ops";
+
+fn start(session: &str, at_us: i64, subject: &str, connection: &str) -> Draft {
+    Draft {
+        session: session.into(),
+        at_us,
+        body: EventBody::SessionStart(SessionStartEvent {
+            protocol: "postgres".into(),
+            issuer: ISSUER.into(),
+            issuer_alias: "ops".into(),
+            subject: subject.into(),
+            groups: vec!["dba".into()],
+            token_id: Some(format!("jti-{session}")),
+            token_expires_at: 2_000_000_000,
+            client_addr: "192.0.2.7:51234".into(),
+            client_tls: true,
+            client_user: subject.into(),
+            connection: connection.into(),
+            upstream_role: "gateway".into(),
+            upstream_tls: true,
+        }),
+    }
+}
+
+fn statement(session: &str, at_us: i64, n: u64, decision: &str) -> Draft {
+    Draft {
+        session: session.into(),
+        at_us,
+        body: EventBody::Statement(StatementEvent {
+            n,
+            message: "query".into(),
+            prepared: None,
+            text: format!("select {n}"),
+            params: vec![],
+            statements: vec![],
+            decision: decision.into(),
+            policies: vec!["read-only".into()],
+            reason: String::new(),
+        }),
+    }
+}
+
+fn outcome(session: &str, at_us: i64, n: u64) -> Draft {
+    Draft {
+        session: session.into(),
+        at_us,
+        body: EventBody::Outcome(OutcomeEvent {
+            n,
+            ran: true,
+            tags: vec!["SELECT 1".into()],
+            rows: 1,
+            duration_us: 120,
+            error: None,
+            result: None,
+        }),
+    }
+}
+
+fn end(session: &str, at_us: i64, reason: &str) -> Draft {
+    Draft {
+        session: session.into(),
+        at_us,
+        body: EventBody::SessionEnd(SessionEndEvent {
+            reason: reason.into(),
+            detail: String::new(),
+            statements: 0,
+            refused: 0,
+            duration_ms: 5,
+        }),
+    }
+}
+
+fn store_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("state").join("audit").join("audit.db")
+}
+
+/// A raw connection to the file, as an attacker with write access to it would have.
+fn raw(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn
+}
+
+/// A fresh store holding one session of ten events (seq 1..=10), verified clean.
+fn ten_events(dir: &tempfile::TempDir) -> (PathBuf, SqliteStore, Vec<Sealed>) {
+    let path = store_path(dir);
+    let mut store = SqliteStore::open(&path).unwrap();
+    let mut drafts = vec![start("s1", 1_000, "alice", "prod")];
+    for n in 1..=4 {
+        drafts.push(statement("s1", 1_000 + 2 * n as i64, n, "allow"));
+        drafts.push(outcome("s1", 1_001 + 2 * n as i64, n));
+    }
+    drafts.push(end("s1", 1_100, "client_terminated"));
+    let sealed = store.append(&drafts).unwrap();
+    assert_eq!(sealed.len(), 10);
+    assert_eq!(verify(&mut store).unwrap().broken, None);
+    (path, store, sealed)
+}
+
+#[test]
+fn append_seals_a_contiguous_chain_and_summarises_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(store.append(&[]).unwrap().is_empty());
+
+    let batches = vec![
+        vec![
+            start("a", 1_000, "alice", "prod"),
+            statement("a", 1_001, 1, "allow"),
+        ],
+        vec![
+            start("b", 2_000, "bob", "staging"),
+            outcome("a", 2_001, 1),
+            statement("a", 2_002, 2, "deny"),
+            statement("b", 2_003, 1, "approval_required"),
+        ],
+        vec![
+            statement("a", 2_004, 3, "allow"),
+            start("c", 3_000, "alice", "staging"),
+            statement("b", 3_001, 2, "allow"),
+            end("a", 3_002, "client_terminated"),
+        ],
+    ];
+    let mut sealed = Vec::new();
+    for batch in &batches {
+        sealed.extend(store.append(batch).unwrap());
+    }
+    // SQLite gives the files it creates beside the database the database's own mode.
+    let wal = path.with_file_name("audit.db-wal");
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let seqs: Vec<u64> = sealed.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<u64>>());
+
+    let report = verify(&mut store).unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!(report.events, 10);
+    assert_eq!(report.from_seq, 0);
+    assert_eq!(report.last_seq, 10);
+    assert_eq!(report.last_hash, sealed.last().unwrap().hash);
+
+    // Stored events are the drafts, as sealed.
+    let stored = store.events_after(0, 100).unwrap();
+    let drafts: Vec<&Draft> = batches.iter().flatten().collect();
+    for ((event, draft), seal) in stored.iter().zip(&drafts).zip(&sealed) {
+        assert_eq!(event.hash, seal.hash);
+        assert_eq!(event.session, draft.session);
+        assert_eq!(event.kind, draft.body.kind());
+        assert_eq!(event.decode().unwrap(), draft.body);
+    }
+    assert_eq!(
+        store
+            .events_after(7, 2)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        [8, 9]
+    );
+    let a: Vec<u64> = store.session_events("a").unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(a, [1, 2, 4, 5, 7, 10]);
+
+    let all = store.sessions(&SessionFilter::default()).unwrap();
+    let names: Vec<&str> = all.iter().map(|s| s.session.as_str()).collect();
+    assert_eq!(names, ["c", "b", "a"]);
+    let a = &all[2];
+    assert_eq!((a.started_us, a.ended_us), (1_000, Some(3_002)));
+    assert_eq!((a.statements, a.refused), (3, 1));
+    assert_eq!(a.end_reason.as_deref(), Some("client_terminated"));
+    assert_eq!((a.issuer.as_str(), a.subject.as_str()), (ISSUER, "alice"));
+    assert_eq!(
+        (a.connection.as_str(), a.client_addr.as_str()),
+        ("prod", "192.0.2.7:51234")
+    );
+    let b = &all[1];
+    assert_eq!(
+        (b.statements, b.refused, b.ended_us, b.end_reason.clone()),
+        (2, 1, None, None)
+    );
+    let c = &all[0];
+    assert_eq!((c.statements, c.refused, c.ended_us), (0, 0, None));
+
+    let cases: Vec<(SessionFilter, Vec<&str>)> = vec![
+        (
+            SessionFilter {
+                subject: Some("alice".into()),
+                ..Default::default()
+            },
+            vec!["c", "a"],
+        ),
+        (
+            SessionFilter {
+                connection: Some("staging".into()),
+                ..Default::default()
+            },
+            vec!["c", "b"],
+        ),
+        (
+            SessionFilter {
+                since_us: Some(2_000),
+                ..Default::default()
+            },
+            vec!["c", "b"],
+        ),
+        (
+            SessionFilter {
+                until_us: Some(2_000),
+                ..Default::default()
+            },
+            vec!["a"],
+        ),
+        (
+            SessionFilter {
+                limit: Some(1),
+                ..Default::default()
+            },
+            vec!["c"],
+        ),
+        (
+            SessionFilter {
+                subject: Some("alice".into()),
+                connection: Some("staging".into()),
+                ..Default::default()
+            },
+            vec!["c"],
+        ),
+        (
+            SessionFilter {
+                subject: Some("mallory".into()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let got: Vec<String> = store
+            .sessions(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.session)
+            .collect();
+        assert_eq!(got, expected, "{filter:?}");
+    }
+}
+
+#[test]
+fn tampering_breaks_the_chain_where_it_happened() {
+    type Tamper = fn(&Connection);
+    // (what, how, the first event reported broken, the last event that still verifies)
+    let cases: [(&str, Tamper, u64, u64); 5] = [
+        (
+            "edit a body",
+            |db| {
+                let n = db
+                    .execute(
+                        "UPDATE events SET body = replace(body, 'select 2', 'select 9') WHERE seq = 4",
+                        [],
+                    )
+                    .unwrap();
+                assert_eq!(n, 1);
+            },
+            4,
+            3,
+        ),
+        (
+            "delete a middle row",
+            |db| {
+                assert_eq!(db.execute("DELETE FROM events WHERE seq = 5", []).unwrap(), 1);
+            },
+            6,
+            4,
+        ),
+        (
+            "swap two rows",
+            |db| {
+                db.execute_batch(
+                    "UPDATE events SET seq = -1 WHERE seq = 4;
+                 UPDATE events SET seq = 4 WHERE seq = 7;
+                 UPDATE events SET seq = 7 WHERE seq = -1;",
+                )
+                .unwrap();
+            },
+            4,
+            3,
+        ),
+        (
+            "edit a body and rehash it",
+            |db| {
+                let (prev, session, at_us, kind, body): (String, String, i64, String, String) = db
+                    .query_row(
+                        "SELECT prev_hash, session, at_us, kind, body FROM events WHERE seq = 6",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    )
+                    .unwrap();
+                let forged = body.replace("select 3", "select 9");
+                assert_ne!(forged, body);
+                let hash = event_hash(&prev, 6, &session, at_us, &kind, &forged);
+                db.execute(
+                    "UPDATE events SET body = ?1, hash = ?2 WHERE seq = 6",
+                    params![forged, hash],
+                )
+                .unwrap();
+            },
+            7,
+            6,
+        ),
+        (
+            "edit a timestamp",
+            |db| {
+                assert_eq!(
+                    db.execute("UPDATE events SET at_us = at_us - 1 WHERE seq = 3", [])
+                        .unwrap(),
+                    1
+                );
+            },
+            3,
+            2,
+        ),
+    ];
+    for (name, tamper, broken_at, last_good) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut store, _) = ten_events(&dir);
+        tamper(&raw(&path));
+        let report = verify(&mut store).unwrap();
+        let broken = report.broken.unwrap_or_else(|| panic!("{name}: not detected"));
+        assert_eq!(broken.seq, broken_at, "{name}: {}", broken.reason);
+        assert_eq!((report.last_seq, report.events), (last_good, last_good), "{name}");
+    }
+}
+
+#[test]
+fn prune_removes_the_old_prefix_and_the_chain_continues_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.prune(i64::MAX).unwrap().removed, 0);
+    assert_eq!(store.checkpoint().unwrap(), None);
+
+    let sealed = store
+        .append(&[
+            start("old", 1_000, "alice", "prod"),
+            statement("old", 1_001, 1, "allow"),
+            outcome("old", 1_002, 1),
+            end("old", 1_003, "client_terminated"),
+            start("live", 1_004, "bob", "prod"),
+            statement("live", 9_000, 1, "allow"),
+            // Old, but after a newer event: pruning takes a prefix, so it stays.
+            outcome("live", 1_005, 1),
+            statement("live", 9_002, 2, "deny"),
+        ])
+        .unwrap();
+
+    let report = store.prune(5_000).unwrap();
+    assert_eq!(report.removed, 5);
+    let checkpoint = report.checkpoint.unwrap();
+    assert_eq!(
+        (checkpoint.seq, checkpoint.hash.as_str()),
+        (5, sealed[4].hash.as_str())
+    );
+    assert_eq!(store.checkpoint().unwrap(), Some(checkpoint.clone()));
+    let left: Vec<u64> = store
+        .events_after(0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(left, [6, 7, 8]);
+    let sessions: Vec<String> = store
+        .sessions(&SessionFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session)
+        .collect();
+    assert_eq!(
+        sessions,
+        ["live"],
+        "the ended old session's summary goes, the live one stays"
+    );
+
+    let report = verify(&mut store).unwrap();
+    assert_eq!(
+        (report.broken, report.from_seq, report.events, report.last_seq),
+        (None, 5, 3, 8)
+    );
+
+    // Pruning again changes nothing.
+    let again = store.prune(5_000).unwrap();
+    assert_eq!((again.removed, again.checkpoint), (0, Some(checkpoint)));
+
+    // Appending after a prune continues the chain.
+    let next = store.append(&[outcome("live", 9_003, 2)]).unwrap();
+    assert_eq!(next[0].seq, 9);
+    let report = verify(&mut store).unwrap();
+    assert_eq!(
+        (report.broken, report.events, report.last_hash),
+        (None, 4, next[0].hash.clone())
+    );
+
+    // Pruning everything leaves only the checkpoint, and the chain still continues from it.
+    let all = store.prune(i64::MAX).unwrap();
+    assert_eq!(all.removed, 4);
+    assert_eq!(
+        all.checkpoint.as_ref().map(|c| (c.seq, c.hash.clone())),
+        Some((9, next[0].hash.clone()))
+    );
+    assert!(store.events_after(0, 10).unwrap().is_empty());
+    let after = store.append(&[end("live", 9_500, "client_terminated")]).unwrap();
+    assert_eq!(after[0].seq, 10);
+    assert_eq!(store.events_after(0, 10).unwrap()[0].prev_hash, next[0].hash);
+    assert_eq!(verify(&mut store).unwrap().broken, None);
+
+    // Tampering after a prune is still detected: an edited event, or a forged checkpoint.
+    store.append(&[start("new", 9_600, "carol", "prod")]).unwrap();
+    let db = raw(&path);
+    db.execute("UPDATE events SET session = 'other' WHERE seq = 11", [])
+        .unwrap();
+    assert_eq!(verify(&mut store).unwrap().broken.map(|b| b.seq), Some(11));
+    db.execute("UPDATE events SET session = 'new' WHERE seq = 11", [])
+        .unwrap();
+    assert_eq!(verify(&mut store).unwrap().broken, None);
+    db.execute("UPDATE checkpoint SET hash = ?1", params!["ab".repeat(32)])
+        .unwrap();
+    assert_eq!(verify(&mut store).unwrap().broken.map(|b| b.seq), Some(10));
+}
+
+#[test]
+fn prune_refuses_to_checkpoint_over_a_deleted_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut store, _) = ten_events(&dir);
+    // The prefix older than 50_000 would end at event 5, which someone deleted.
+    let db = raw(&path);
+    db.execute("UPDATE events SET at_us = 99_999 WHERE seq = 6", [])
+        .unwrap();
+    db.execute("DELETE FROM events WHERE seq = 5", []).unwrap();
+    assert!(store.prune(50_000).is_err());
+    assert_eq!(store.checkpoint().unwrap(), None);
+    assert_eq!(store.events_after(0, 100).unwrap().len(), 9, "nothing removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_shares_transactions_among_concurrent_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let log = AuditLog::start(Box::new(SqliteStore::open(&path).unwrap())).unwrap();
+
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let session = format!("s{t}");
+            let mut seqs = vec![log.commit(start(&session, 1, "alice", "prod")).await.unwrap().seq];
+            for n in 1..50 {
+                seqs.push(log.commit(statement(&session, 2, n, "allow")).await.unwrap().seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = HashSet::new();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "a session's events keep their order"
+        );
+        all.extend(seqs);
+    }
+    assert_eq!(all.len(), 64 * 50);
+    assert_eq!(all.iter().max(), Some(&(64 * 50)));
+    let stats = log.stats();
+    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(stats.events.load(std::sync::atomic::Ordering::Relaxed), 64 * 50);
+    assert_eq!(stats.failures.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(commits < 64 * 50, "{commits} commits: none were shared");
+
+    let mut reader = SqliteStore::open(&path).unwrap();
+    let report = verify(&mut reader).unwrap();
+    assert_eq!((report.broken, report.events), (None, 64 * 50));
+    let s7 = reader
+        .sessions(&SessionFilter {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(s7.len(), 64);
+    assert!(s7.iter().all(|s| s.statements == 49));
+
+    // Submitted events are stored before a later commit, in submission order.
+    for n in 1..=3 {
+        log.submit(statement("late", 10, n, "allow"));
+    }
+    let last = log.commit(end("late", 11, "client_terminated")).await.unwrap();
+    let late = reader.session_events("late").unwrap();
+    let ns: Vec<u64> = late
+        .iter()
+        .map(|e| match e.decode().unwrap() {
+            EventBody::Statement(s) => s.n,
+            _ => 0,
+        })
+        .collect();
+    assert_eq!(ns, [1, 2, 3, 0]);
+    assert_eq!(late.last().unwrap().seq, last.seq);
+    assert_eq!(*log.committed().borrow(), last.seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_refuses_commits_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let mut store = SqliteStore::open(&path).unwrap();
+
+    // All or nothing: one poisoned draft in a batch stores none of it, summaries included.
+    let db = raw(&path);
+    db.execute_batch(
+        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.session = 'poison'
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+    )
+    .unwrap();
+    let err = store
+        .append(&[
+            start("good", 1, "alice", "prod"),
+            start("poison", 2, "bob", "prod"),
+        ])
+        .unwrap_err();
+    assert!(err.to_string().contains("appending events"), "{err}");
+    assert!(store.events_after(0, 10).unwrap().is_empty());
+    assert!(store.sessions(&SessionFilter::default()).unwrap().is_empty());
+
+    let log = AuditLog::start(Box::new(store)).unwrap();
+    assert_eq!(
+        log.commit(start("good", 1, "alice", "prod")).await.unwrap().seq,
+        1
+    );
+
+    db.execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'x'); END;")
+        .unwrap();
+    assert!(log.commit(statement("good", 2, 1, "allow")).await.is_err());
+    assert!(log.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > 0);
+
+    db.execute_batch("DROP TRIGGER refuse;").unwrap();
+    let sealed = log.commit(statement("good", 3, 2, "allow")).await.unwrap();
+    assert_eq!(sealed.seq, 2, "the refused event was not stored");
+    let mut reader = SqliteStore::open(&path).unwrap();
+    assert_eq!(verify(&mut reader).unwrap().broken, None);
+}
+
+#[test]
+fn controls_and_cursors_are_shared_between_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let mut admin = SqliteStore::open(&path).unwrap();
+    let mut gateway = SqliteStore::open(&path).unwrap();
+    assert!(gateway.controls_after(0).unwrap().is_empty());
+
+    let kill = admin
+        .add_control(&Control::Kill {
+            id: 0,
+            session: "s1".into(),
+        })
+        .unwrap();
+    let bar = Revocation {
+        subject: "mallory".into(),
+        issuer: Some(ISSUER.into()),
+        until_us: Some(5_000),
+    };
+    let revoke = admin
+        .add_control(&Control::Revoke {
+            id: 0,
+            revocation: bar.clone(),
+        })
+        .unwrap();
+    let forever = Revocation {
+        subject: "eve".into(),
+        issuer: None,
+        until_us: None,
+    };
+    let revoke_forever = admin
+        .add_control(&Control::Revoke {
+            id: 0,
+            revocation: forever.clone(),
+        })
+        .unwrap();
+    assert!(kill < revoke && revoke < revoke_forever);
+
+    assert_eq!(
+        gateway.controls_after(0).unwrap(),
+        [
+            Control::Kill {
+                id: kill,
+                session: "s1".into()
+            },
+            Control::Revoke {
+                id: revoke,
+                revocation: bar
+            },
+            Control::Revoke {
+                id: revoke_forever,
+                revocation: forever.clone()
+            },
+        ]
+    );
+    assert_eq!(
+        gateway.controls_after(revoke).unwrap(),
+        [Control::Revoke {
+            id: revoke_forever,
+            revocation: forever
+        }]
+    );
+    assert!(gateway.controls_after(revoke_forever).unwrap().is_empty());
+
+    // A kind this build does not know (written by a newer gateway) is skipped, not an error.
+    raw(&path)
+        .execute("INSERT INTO controls (at_us, kind) VALUES (1, 'quarantine')", [])
+        .unwrap();
+    assert!(gateway.controls_after(revoke_forever).unwrap().is_empty());
+
+    assert_eq!(gateway.export_cursor("siem").unwrap(), 0);
+    admin.set_export_cursor("siem", 42).unwrap();
+    assert_eq!(gateway.export_cursor("siem").unwrap(), 42);
+    admin.set_export_cursor("siem", 7).unwrap();
+    assert_eq!(gateway.export_cursor("siem").unwrap(), 7);
+    assert_eq!(gateway.export_cursor("archive").unwrap(), 0);
+}
+
+#[test]
+fn reopening_keeps_the_store_and_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let first = SqliteStore::open(&path)
+        .unwrap()
+        .append(&[start("s1", 1, "alice", "prod")])
+        .unwrap();
+    let mut again = SqliteStore::open(&path).unwrap();
+    assert_eq!(again.events_after(0, 10).unwrap()[0].hash, first[0].hash);
+    let db = raw(&path);
+    let mode: String = db.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(
+        db.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .unwrap(),
+        1
+    );
+
+    db.execute_batch("PRAGMA user_version = 2;").unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(err.to_string().contains("schema version 2"), "{err}");
+}
+
+#[test]
+fn handles_appending_in_turn_and_at_once_keep_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let mut one = SqliteStore::open(&path).unwrap();
+    let mut two = SqliteStore::open(&path).unwrap();
+    let mut seqs = Vec::new();
+    for round in 0..10 {
+        let a = one
+            .append(&[statement("one", round, 1, "allow"), outcome("one", round, 1)])
+            .unwrap();
+        let b = two.append(&[statement("two", round, 1, "allow")]).unwrap();
+        seqs.extend(a.iter().chain(&b).map(|s| s.seq));
+    }
+    assert_eq!(seqs, (1..=30).collect::<Vec<u64>>());
+
+    // Two threads, each with its own handle, racing for the write lock.
+    let writers: Vec<_> = ["x", "y"]
+        .into_iter()
+        .map(|session| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut store = SqliteStore::open(&path).unwrap();
+                for n in 0..100 {
+                    store
+                        .append(&[statement(session, 5, n, "allow"), outcome(session, 6, n)])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let report = verify(&mut one).unwrap();
+    assert_eq!((report.broken, report.events, report.last_seq), (None, 430, 430));
+}
