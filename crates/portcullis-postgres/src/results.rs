@@ -510,6 +510,57 @@ mod tests {
         assert_eq!((skipped[0].id, skipped[0].ran), (4, false));
     }
 
+    /// The fuzz target's invariants on random sequences: arbitrary units, tags and bodies never panic,
+    /// and only units sent for reporting are reported, each once, within the row cap.
+    #[test]
+    fn random_sequences_keep_the_invariants() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let bodies: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            row_description(&["a", "b"]),
+            data_row(&[Some("x"), None]),
+            tag("SELECT 2"),
+            error("42P01"),
+            b"I".to_vec(),
+            vec![0xff; 7],
+        ];
+        for _ in 0..20_000 {
+            let mut t = ResultTracker::new(ResultCaps { rows: 3, bytes: 256 });
+            let mut reportable = std::collections::HashSet::new();
+            let mut reported = std::collections::HashSet::new();
+            for id in 0..rng.random_range(1..24u64) {
+                if rng.random_bool(0.3) {
+                    let report = rng.random_bool(0.8);
+                    if report {
+                        reportable.insert(id);
+                    }
+                    t.sent(Unit {
+                        id,
+                        kind: [UnitKind::Simple, UnitKind::Execution, UnitKind::Parse]
+                            [rng.random_range(0..3)],
+                        batch: rng.random_range(1..5),
+                        report,
+                        sent: Instant::now(),
+                    });
+                } else {
+                    let tag = b"TDCEIs1Z"[rng.random_range(0..8)];
+                    let body = &bodies[rng.random_range(0..bodies.len())];
+                    let _ = t.wants(tag, body.len());
+                    for f in t.message(tag, body) {
+                        assert!(
+                            reportable.contains(&f.id),
+                            "unit {} was not sent for reporting",
+                            f.id
+                        );
+                        assert!(reported.insert(f.id), "unit {} reported twice", f.id);
+                        assert!(f.cells.len() <= 3);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn binary_cells_are_hex() {
         assert_eq!(cell_text(&[0, 1, 255]), "\\x0001ff");
