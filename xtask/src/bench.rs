@@ -1,15 +1,16 @@
-//! `cargo xtask bench`: pgbench direct vs. a plain TCP relay vs. the gateway with statement checks on
-//! and off, on one throwaway PostgreSQL.
+//! `cargo xtask bench`: pgbench direct vs. a plain TCP relay vs. gateway variants (audit trail on,
+//! audit off, optionally statement checks off or the audit store on tmpfs), on one throwaway PostgreSQL.
 //!
-//! Every cell (workload × protocol × clients) runs against direct, relay and the two gateways back to
-//! back, so the four share the same machine conditions; CPU per statement of the relay and the gateways
-//! comes from /proc deltas around their runs. The two gateways are separate processes (own state
-//! directory, own ports, own development issuer) with the same config but for `[policy]
-//! statement_checks`; which of them runs first alternates from cell to cell, so that neither is always
-//! the one that follows the other. TLS is off on every hop: the comparison is of proxying work, not of
-//! crypto.
+//! Every cell (workload × protocol × clients × repeat) runs against direct, relay and each gateway back
+//! to back, so they share the same machine conditions; CPU per statement of the relay and the gateways
+//! comes from /proc deltas around their runs, and what a recording gateway's audit trail did (events,
+//! commits, its writer thread's CPU) from its /metrics and /proc. The gateways are separate processes
+//! (own state directory and audit store, own ports, own development issuer) whose configs differ only in
+//! `[policy] statement_checks` and `[audit]`; the order in which they run rotates from cell to cell, so
+//! that none is always the one that follows another. Repeats go round the whole grid, so that each
+//! repetition of a cell is minutes apart from the last. TLS is off on every hop: the comparison is of
+//! proxying work, not of crypto.
 
-use std::fmt;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,29 +18,20 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use portcullis_testkit::gateway::{GatewayProcess, run_cli};
 use portcullis_testkit::pg::PgCluster;
-use portcullis_testkit::ports::free_addr;
 
+use crate::gateway::{DATABASE, Gateway, Variant};
 use crate::machine::Machine;
 use crate::pgbench::{self, Endpoint, QueryMode, Run, Workload};
 use crate::proc_stat::{self, ClockTicks};
 use crate::relay::RelayProcess;
-use crate::report::{Attempt, Cell, Measured, PeakRss, Report};
+use crate::report::{Attempt, Cell, GatewayTotals, Measured, Report};
 
 /// pgbench scale: 1,000,000 accounts (~160 MB), which stays in memory.
 const SCALE: u32 = 10;
-/// The database on the cluster and the gateway's connection name.
-const DATABASE: &str = "bench";
-/// The group the minted token carries and the connection admits.
-const GROUP: &str = "bench";
-/// The gateway reads the upstream password from this variable (`${BENCH_PG_PASSWORD}` in the config).
-const PASSWORD_VAR: &str = "BENCH_PG_PASSWORD";
 const QUICK_DURATION: Duration = Duration::from_secs(5);
 /// A short untimed direct run first, so the first measured cell does not pay for cold caches.
 const WARM_UP: Duration = Duration::from_secs(3);
-/// Lines of gateway.log printed when a gateway run fails.
-const LOG_TAIL_LINES: usize = 20;
 
 /// Flags of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
@@ -53,6 +45,25 @@ pub struct BenchArgs {
     /// Client counts to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     clients: Vec<u32>,
+    /// pgbench scripts to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "select-only,tpcb-like"
+    )]
+    workloads: Vec<Workload>,
+    /// pgbench query modes (-M) to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "simple,extended")]
+    protocols: Vec<QueryMode>,
+    /// Gateway variants to compare, comma-separated: audit-on (checks on, audit trail on: the default
+    /// product), audit-off (checks on, `[audit] enabled = false`), checks-off (no statement checks, no
+    /// audit), audit-tmpfs (as audit-on, store on /dev/shm: no fsync cost).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "audit-on,audit-off")]
+    gateways: Vec<Variant>,
+    /// Times to go round the whole grid of cells.
+    #[arg(long, default_value_t = 1)]
+    repeats: u32,
 }
 
 /// The whole bench: build, set up, measure every cell, print and write the report.
@@ -62,9 +73,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         Duration::from_secs(args.duration.max(1))
     };
-    if args.clients.contains(&0) {
-        bail!("--clients: every count must be at least 1");
-    }
+    check_args(args)?;
     let root = workspace_root()?;
     let target_dir = target_dir(&root);
     // The relay is built with the same (release) profile as the gateway: a `cargo xtask` binary is an
@@ -82,8 +91,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the runtime")?;
-    let checks_on = runtime.block_on(Gateway::start(&gateway_bin, &direct, StatementChecks::On))?;
-    let checks_off = runtime.block_on(Gateway::start(&gateway_bin, &direct, StatementChecks::Off))?;
+    let mut gateways = Vec::new();
+    for &variant in &args.gateways {
+        gateways.push(runtime.block_on(Gateway::start(&gateway_bin, &direct, variant))?);
+    }
     let through_relay = Endpoint {
         addr: relay.addr(),
         ..direct.clone()
@@ -97,39 +108,26 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     pgbench::run(&direct, warm_up).context("warm-up run")?;
 
+    let targets = Targets {
+        direct: &direct,
+        relay: &through_relay,
+        relay_pid: relay.pid(),
+        gateways: &gateways,
+        ticks,
+    };
+    let grid = grid(args, duration);
     let mut cells = Vec::new();
-    for workload in Workload::ALL {
-        for mode in QueryMode::ALL {
-            for &clients in &args.clients {
-                let run = Run {
-                    workload,
-                    mode,
-                    clients,
-                    duration,
-                };
-                eprintln!(
-                    "bench: {workload} {mode} {clients} client(s), {} s each",
-                    duration.as_secs()
-                );
-                let direct = measure(&direct, run, None, ticks);
-                let relay = measure(&through_relay, run, Some(relay.pid()), ticks);
-                let on_first = cells.len() % 2 == 0;
-                let (checks_on, checks_off) = if on_first {
-                    let on = checks_on.measure(run, ticks);
-                    (on, checks_off.measure(run, ticks))
-                } else {
-                    let off = checks_off.measure(run, ticks);
-                    (checks_on.measure(run, ticks), off)
-                };
-                cells.push(Cell {
-                    run,
-                    direct,
-                    relay,
-                    checks_on,
-                    checks_off,
-                });
-            }
-        }
+    for (index, &(repeat, run)) in grid.iter().enumerate() {
+        eprintln!(
+            "bench: cell {}/{}: {} {} {} client(s), {} s each",
+            index + 1,
+            grid.len(),
+            run.workload,
+            run.mode,
+            run.clients,
+            duration.as_secs()
+        );
+        cells.push(targets.cell(run, repeat, index));
     }
 
     let report = Report {
@@ -137,12 +135,18 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         command: command_line(args),
         scale: SCALE,
         duration,
+        repeats: args.repeats,
+        variants: args.gateways.clone(),
         cells,
-        peak_rss: PeakRss {
-            checks_on_kib: checks_on.process.peak_rss_kib().ok(),
-            checks_off_kib: checks_off.process.peak_rss_kib().ok(),
-            relay_kib: proc_stat::peak_rss_kib(relay.pid()).ok(),
-        },
+        gateways: gateways
+            .iter()
+            .map(|gateway| GatewayTotals {
+                variant: gateway.variant,
+                peak_rss_kib: gateway.process.peak_rss_kib().ok(),
+                store_bytes: gateway.store_bytes(),
+            })
+            .collect(),
+        relay_peak_rss_kib: proc_stat::peak_rss_kib(relay.pid()).ok(),
     };
     let text = report.to_string();
     println!("{text}");
@@ -151,6 +155,89 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let out = out_dir.join("latest.md");
     fs::write(&out, &text).with_context(|| format!("write {}", out.display()))?;
     eprintln!("bench: wrote {}", out.display());
+    Ok(())
+}
+
+/// Every (repeat, run) of the bench, in the order they run: repeats outermost, so that the repetitions
+/// of a cell are spread over the whole bench rather than back to back.
+fn grid(args: &BenchArgs, duration: Duration) -> Vec<(u32, Run)> {
+    let mut grid = Vec::new();
+    for repeat in 1..=args.repeats {
+        for &workload in &args.workloads {
+            for &mode in &args.protocols {
+                for &clients in &args.clients {
+                    let run = Run {
+                        workload,
+                        mode,
+                        clients,
+                        duration,
+                    };
+                    grid.push((repeat, run));
+                }
+            }
+        }
+    }
+    grid
+}
+
+/// Everything a cell runs against.
+struct Targets<'a> {
+    direct: &'a Endpoint,
+    relay: &'a Endpoint,
+    relay_pid: u32,
+    /// In `--gateways` order.
+    gateways: &'a [Gateway],
+    ticks: ClockTicks,
+}
+
+impl Targets<'_> {
+    /// The `index`th cell: direct, relay, then the gateways starting from the `index`th (mod their
+    /// number), so the order rotates by one per cell; the report lists them in `--gateways` order.
+    fn cell(&self, run: Run, repeat: u32, index: usize) -> Cell {
+        let direct = measure(self.direct, run, None, self.ticks);
+        let relay = measure(self.relay, run, Some(self.relay_pid), self.ticks);
+        let count = self.gateways.len();
+        let mut gateways: Vec<(usize, Variant, Attempt)> = Vec::with_capacity(count);
+        for offset in 0..count {
+            let position = (index + offset) % count;
+            if let Some(gateway) = self.gateways.get(position) {
+                gateways.push((
+                    position,
+                    gateway.variant,
+                    measure_gateway(gateway, run, self.ticks),
+                ));
+            }
+        }
+        gateways.sort_by_key(|(position, _, _)| *position);
+        Cell {
+            run,
+            repeat,
+            direct,
+            relay,
+            gateways: gateways
+                .into_iter()
+                .map(|(_, variant, attempt)| (variant, attempt))
+                .collect(),
+        }
+    }
+}
+
+/// Rejects flag values that would make an empty or meaningless bench.
+fn check_args(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.clients.contains(&0) {
+        bail!("--clients: every count must be at least 1");
+    }
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    if args.gateways.is_empty() || args.workloads.is_empty() || args.protocols.is_empty() {
+        bail!("--gateways, --workloads and --protocols each need at least one value");
+    }
+    for (index, variant) in args.gateways.iter().enumerate() {
+        if args.gateways.get(..index).unwrap_or_default().contains(variant) {
+            bail!("--gateways names {variant} twice");
+        }
+    }
     Ok(())
 }
 
@@ -174,7 +261,28 @@ fn measure(endpoint: &Endpoint, run: Run, proxy: Option<u32>, ticks: ClockTicks)
     Ok(Measured {
         outcome,
         cpu_per_statement,
+        audit: None,
     })
+}
+
+/// One pgbench run through `gateway`, with its audit trail's counters read around it; on failure,
+/// prints the tail of the gateway's log.
+fn measure_gateway(gateway: &Gateway, run: Run, ticks: ClockTicks) -> Attempt {
+    let before = gateway
+        .audit_counters()
+        .map_err(|error| format!("audit counters before the run: {error:#}"))?;
+    let measured = measure(&gateway.endpoint, run, Some(gateway.process.pid()), ticks);
+    if measured.is_err() {
+        eprintln!(
+            "bench: {} gateway log tail:\n{}",
+            gateway.variant,
+            gateway.log_tail()
+        );
+    }
+    let audit = gateway
+        .audit_since(before)
+        .map_err(|error| format!("audit counters after the run: {error:#}"))?;
+    Ok(Measured { audit, ..measured? })
 }
 
 /// Creates the database, loads pgbench's tables and vacuums them; the superuser's direct endpoint.
@@ -193,150 +301,6 @@ fn set_up_database(pg: &PgCluster) -> anyhow::Result<Endpoint> {
     pgbench::initialize(&direct, SCALE)?;
     pg.psql(DATABASE, "VACUUM ANALYZE;")?;
     Ok(direct)
-}
-
-/// Whether the gateway decides every statement (`[policy] statement_checks`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StatementChecks {
-    On,
-    Off,
-}
-
-impl StatementChecks {
-    fn enabled(self) -> bool {
-        self == StatementChecks::On
-    }
-}
-
-impl fmt::Display for StatementChecks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StatementChecks::On => "gateway checks on",
-            StatementChecks::Off => "gateway checks off",
-        })
-    }
-}
-
-/// One running gateway and how pgbench reaches it.
-struct Gateway {
-    checks: StatementChecks,
-    process: GatewayProcess,
-    endpoint: Endpoint,
-}
-
-impl Gateway {
-    /// Starts a gateway in front of `upstream` and mints a token for it (each gateway has its own
-    /// development issuer, so a token is good for one of them only).
-    async fn start(bin: &Path, upstream: &Endpoint, checks: StatementChecks) -> anyhow::Result<Gateway> {
-        let (process, addr) = start_gateway(bin, upstream, checks)
-            .await
-            .with_context(|| format!("start the {checks}"))?;
-        let endpoint = Endpoint {
-            addr,
-            dbname: DATABASE.to_owned(),
-            user: "bench-agent".to_owned(),
-            password: mint_token(bin, &process, &upstream.password)
-                .with_context(|| format!("mint a token for the {checks}"))?,
-        };
-        Ok(Gateway {
-            checks,
-            process,
-            endpoint,
-        })
-    }
-
-    /// One pgbench run through this gateway; on failure, prints the tail of its log.
-    fn measure(&self, run: Run, ticks: ClockTicks) -> Attempt {
-        let attempt = measure(&self.endpoint, run, Some(self.process.pid()), ticks);
-        if attempt.is_err() {
-            eprintln!("bench: {} log tail:\n{}", self.checks, log_tail(&self.process));
-        }
-        attempt
-    }
-}
-
-/// Writes a gateway's config (plaintext on both sides, one connection `bench`, the development issuer
-/// on, a policy that permits the bench group everything, statement checks as given) into a new
-/// temporary directory and starts it; returns it with its PostgreSQL address. The two gateways of a
-/// bench differ only in `statement_checks` (and their directories and ports).
-async fn start_gateway(
-    bin: &Path,
-    upstream: &Endpoint,
-    checks: StatementChecks,
-) -> anyhow::Result<(GatewayProcess, SocketAddr)> {
-    let dir = tempfile::Builder::new()
-        .prefix("portcullis-bench-")
-        .tempdir()
-        .context("create the gateway's directory")?;
-    let state_dir = dir.path().join("state");
-    fs::create_dir_all(&state_dir).with_context(|| format!("create {}", state_dir.display()))?;
-    let pg_listen = free_addr()?;
-    let admin_listen = free_addr()?;
-    let config = format!(
-        r#"# Written by cargo xtask bench.
-[server]
-state_dir = "{state_dir}"
-
-[server.postgres]
-listen = "{pg_listen}"
-allow_plaintext = true
-
-[server.admin]
-listen = "{admin_listen}"
-
-[identity.dev_issuer]
-enabled = true
-
-[policy]
-files = ["policy.cedar"]
-statement_checks = {statement_checks}
-
-[[connections]]
-name = "{DATABASE}"
-protocol = "postgres"
-upstream = "{upstream_addr}"
-database = "{DATABASE}"
-user = "{user}"
-password = "${{{PASSWORD_VAR}}}"
-tls = "disable"
-"#,
-        state_dir = state_dir.display(),
-        statement_checks = checks.enabled(),
-        upstream_addr = upstream.addr,
-        user = upstream.user,
-    );
-    // The bench's agents may do anything. With checks on, every statement is still analysed and
-    // decided; with checks off, the policy decides only the connection.
-    let policy = format!("permit(principal in Group::\"{GROUP}\", action, resource);\n");
-    fs::write(dir.path().join("policy.cedar"), policy).context("write the bench policy")?;
-    let env = [(PASSWORD_VAR, upstream.password.as_str())];
-    let gateway = GatewayProcess::start_in(dir, bin, &config, &admin_listen, &env).await?;
-    let addr = pg_listen.parse().context("gateway PostgreSQL address")?;
-    Ok((gateway, addr))
-}
-
-/// `portcullis token mint` for a subject in the admitted group, valid for longer than any bench.
-fn mint_token(bin: &Path, gateway: &GatewayProcess, pg_password: &str) -> anyhow::Result<String> {
-    let config = gateway.config_path();
-    let config = config
-        .to_str()
-        .ok_or_else(|| anyhow!("config path is not UTF-8"))?;
-    let args = [
-        "token", "mint", "--config", config, "--sub", "bench", "--group", GROUP, "--ttl", "1h",
-    ];
-    let output = run_cli(bin, &args, &[(PASSWORD_VAR, pg_password)])?;
-    if !output.status.success() {
-        bail!(
-            "portcullis token mint failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if token.is_empty() {
-        bail!("portcullis token mint printed nothing");
-    }
-    Ok(token)
 }
 
 /// `cargo build --release -p <package>` (one package per invocation, so that each keeps the feature set
@@ -385,14 +349,17 @@ fn command_line(args: &BenchArgs) -> String {
         command.push_str(&format!(" --duration {}", args.duration));
     }
     command.push_str(&format!(" --clients {}", clients.join(",")));
+    command.push_str(&format!(" --workloads {}", joined(&args.workloads)));
+    command.push_str(&format!(" --protocols {}", joined(&args.protocols)));
+    command.push_str(&format!(" --gateways {}", joined(&args.gateways)));
+    if args.repeats > 1 {
+        command.push_str(&format!(" --repeats {}", args.repeats));
+    }
     command
 }
 
-fn log_tail(gateway: &GatewayProcess) -> String {
-    let log = gateway.log().unwrap_or_else(|error| format!("({error:#})"));
-    let lines: Vec<&str> = log.lines().collect();
-    lines
-        .get(lines.len().saturating_sub(LOG_TAIL_LINES)..)
-        .unwrap_or_default()
-        .join("\n")
+/// Flag values as the command line spells them (their `Display` is their clap name).
+fn joined<T: std::fmt::Display>(values: &[T]) -> String {
+    let values: Vec<String> = values.iter().map(T::to_string).collect();
+    values.join(",")
 }

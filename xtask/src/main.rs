@@ -1,11 +1,13 @@
 //! Project automation (`cargo xtask <command>`): the command line and its dispatch.
 
 mod bench;
+mod gateway;
 mod machine;
 mod pgbench;
 mod proc_stat;
 mod relay;
 mod report;
+mod scrape;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,13 +24,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare pgbench through the gateway (statement checks on and off) with a direct connection and
-    /// a plain TCP relay.
+    /// Compare pgbench through gateway variants (audit trail on and off, ...) with a direct connection
+    /// and a plain TCP relay.
     ///
-    /// Builds the release gateway, starts a throwaway PostgreSQL (pgbench scale 10), two gateways (one
-    /// with statement checks on, one with `statement_checks = false`) and a relay, and runs each
-    /// workload × protocol × clients cell against direct, relay and both gateways in turn. Prints a
-    /// markdown table and writes it to <target dir>/bench/latest.md.
+    /// Builds the release gateway, starts a throwaway PostgreSQL (pgbench scale 10), one gateway per
+    /// variant of --gateways (default: audit-on, audit-off; each with its own state dir and audit store)
+    /// and a relay, and runs each workload × protocol × clients cell, --repeats times, against direct,
+    /// relay and every gateway in turn. Prints markdown tables (throughput, cost with the audit trail's
+    /// events/s and events per commit) and writes them to <target dir>/bench/latest.md.
     Bench(bench::BenchArgs),
     /// A plain TCP relay (accept, connect upstream, copy both ways); the bench's baseline. Prints
     /// `listening on <addr>` once bound, then serves until killed.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use portcullis_testkit::pg::INHERITED_PG_VARS;
 
-/// A built-in pgbench script.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A built-in pgbench script (`--workloads` names: `select-only`, `tpcb-like`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
     /// `-S`: one primary-key SELECT per transaction.
     SelectOnly,
@@ -18,8 +18,6 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 2] = [Workload::SelectOnly, Workload::TpcbLike];
-
     /// Statements the client sends per transaction, BEGIN and END included.
     pub fn statements_per_transaction(self) -> u64 {
         match self {
@@ -45,17 +43,16 @@ impl fmt::Display for Workload {
     }
 }
 
-/// pgbench's `-M`: how statements go on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// pgbench's `-M`: how statements go on the wire (`--protocols` names: `simple`, `extended`,
+/// `prepared`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum QueryMode {
     /// One Query message per statement.
     Simple,
     /// Parse, Bind, Describe, Execute, Sync per statement (unnamed statement).
     Extended,
-}
-
-impl QueryMode {
-    pub const ALL: [QueryMode; 2] = [QueryMode::Simple, QueryMode::Extended];
+    /// Each statement parsed once per connection (named statement); then Bind, Describe, Execute, Sync.
+    Prepared,
 }
 
 impl fmt::Display for QueryMode {
@@ -63,6 +60,7 @@ impl fmt::Display for QueryMode {
         f.write_str(match self {
             QueryMode::Simple => "simple",
             QueryMode::Extended => "extended",
+            QueryMode::Prepared => "prepared",
         })
     }
 }

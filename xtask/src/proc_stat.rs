@@ -1,4 +1,5 @@
-//! CPU time and peak memory of a process, read from /proc (Linux only).
+//! CPU time and peak memory of a process, and the scheduler's account of one of its threads, read from
+//! /proc (Linux only).
 
 use std::fs;
 use std::process::Command;
@@ -32,10 +33,59 @@ impl ClockTicks {
 
     /// User plus system CPU time that process `pid` has used so far (all its threads).
     pub fn cpu_time(&self, pid: u32) -> anyhow::Result<Duration> {
-        let ticks = cpu_ticks(pid)?;
-        let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(self.per_second);
-        Ok(Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+        Ok(self.duration(cpu_ticks(pid)?))
     }
+
+    fn duration(&self, ticks: u64) -> Duration {
+        let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(self.per_second);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+/// The scheduler's account of one thread so far (/proc/<pid>/task/<tid>/schedstat, in nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadSched {
+    /// Time on a CPU.
+    pub on_cpu: Duration,
+    /// Time runnable but waiting for a CPU (run-queue delay): on a saturated machine, how long the thread
+    /// was ready to work and could not.
+    pub run_delay: Duration,
+}
+
+/// The scheduler's account of the thread of process `pid` whose `comm` is `name` (e.g. "audit-writer");
+/// None if the process has no such thread.
+pub fn thread_sched(pid: u32, name: &str) -> anyhow::Result<Option<ThreadSched>> {
+    let tasks = format!("/proc/{pid}/task");
+    for entry in fs::read_dir(&tasks).with_context(|| format!("read {tasks}"))? {
+        let task = entry.with_context(|| format!("read {tasks}"))?.path();
+        // A thread may exit between the listing and the read: skip it.
+        let Ok(comm) = fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() == name {
+            let path = task.join("schedstat");
+            let text = fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+            return parse_schedstat(&text)
+                .map(Some)
+                .with_context(|| format!("parse {}: {text:?}", path.display()));
+        }
+    }
+    Ok(None)
+}
+
+/// `<on-cpu ns> <run-queue ns> <timeslices>`.
+fn parse_schedstat(text: &str) -> anyhow::Result<ThreadSched> {
+    let mut fields = text.split_whitespace();
+    let mut next = |name: &str| -> anyhow::Result<Duration> {
+        let field = fields.next().ok_or_else(|| anyhow!("no {name} field"))?;
+        Ok(Duration::from_nanos(
+            field.parse().with_context(|| format!("{name} {field:?}"))?,
+        ))
+    };
+    Ok(ThreadSched {
+        on_cpu: next("on-cpu")?,
+        run_delay: next("run-queue")?,
+    })
 }
 
 /// utime + stime from /proc/<pid>/stat, in clock ticks.
@@ -79,6 +129,14 @@ mod tests {
     fn cpu_ticks_count_fields_after_the_command_name() {
         let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 3 0 99 1 2";
         assert_eq!(parse_cpu_ticks(stat).unwrap(), 287);
+    }
+
+    #[test]
+    fn schedstat_reads_on_cpu_and_run_queue_time() {
+        let sched = parse_schedstat("184554536 12951709 429\n").unwrap();
+        assert_eq!(sched.on_cpu, Duration::from_nanos(184_554_536));
+        assert_eq!(sched.run_delay, Duration::from_nanos(12_951_709));
+        assert!(parse_schedstat("1").is_err());
     }
 
     #[test]

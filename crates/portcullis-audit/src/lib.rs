@@ -18,7 +18,7 @@ pub use event::{
 };
 pub use export::{ExportSink, ExportStats, Exporter};
 pub use log::{AuditLog, LogStats};
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 pub use store::{
     AuditError, AuditStore, Checkpoint, Control, PruneReport, Revocation, Sealed, SessionFilter,
     SessionSummary,

@@ -78,10 +78,11 @@ const INSERT_SESSION: &str = "INSERT INTO sessions
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)
     ON CONFLICT (session) DO NOTHING";
 
-const COUNT_STATEMENT: &str =
-    "UPDATE sessions SET statements = statements + 1, refused = refused + ?2 WHERE session = ?1";
-
-const END_SESSION: &str = "UPDATE sessions SET ended_us = ?2, end_reason = ?3 WHERE session = ?1";
+// Statement counts are written once, from the session's end event; a live (or never ended) session's are
+// counted from its events when listed. Updating the summary on every statement cost a B-tree write per
+// statement on the data path.
+const END_SESSION: &str =
+    "UPDATE sessions SET ended_us = ?2, end_reason = ?3, statements = ?4, refused = ?5 WHERE session = ?1";
 
 const LATEST_CHECKPOINT: &str = "SELECT seq, hash, at_us FROM checkpoint ORDER BY id DESC LIMIT 1";
 
@@ -112,9 +113,45 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Opens the handle the group-commit writer uses: `durability` decides when a commit returns, and WAL
+    /// checkpoints are left to [`SqliteStore::checkpoint_wal`] on another handle, so the writer does not
+    /// stall copying pages back into the database while sessions wait on it.
+    pub fn open_writer(path: &Path, durability: Durability) -> Result<SqliteStore, AuditError> {
+        let store = Self::open(path)?;
+        let what = "configuring the writer";
+        if durability == Durability::Os {
+            store
+                .conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(store_err(what))?;
+        }
+        store
+            .conn
+            .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+            .map_err(store_err(what))?;
+        Ok(store)
+    }
+
+    /// Copies committed WAL pages back into the database without blocking the writer (a passive
+    /// checkpoint); run it periodically off the data path.
+    pub fn checkpoint_wal(&mut self) -> Result<(), AuditError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(store_err("checkpointing the WAL"))
+    }
+}
+
 impl AuditStore for SqliteStore {
-    fn append(&mut self, drafts: &[Draft]) -> Result<Vec<Sealed>, AuditError> {
+    fn append_encoded(&mut self, drafts: &[Draft], bodies: &[String]) -> Result<Vec<Sealed>, AuditError> {
         const WHAT: &str = "appending events";
+        if drafts.len() != bodies.len() {
+            return Err(AuditError::Store(format!(
+                "{WHAT}: {} drafts but {} encoded bodies",
+                drafts.len(),
+                bodies.len()
+            )));
+        }
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
@@ -124,7 +161,7 @@ impl AuditStore for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(store_err(WHAT))?;
-        let sealed = seal_and_insert(&tx, drafts).map_err(store_err(WHAT))?;
+        let sealed = seal_and_insert(&tx, drafts, bodies).map_err(store_err(WHAT))?;
         tx.commit().map_err(store_err(WHAT))?;
         Ok(sealed)
     }
@@ -302,10 +339,25 @@ fn configure(conn: &Connection, at: &str) -> Result<(), AuditError> {
         )));
     }
     // FULL makes every commit reach the disk before `append` returns: a statement is forwarded only after
-    // its event is durable, so a crash can lose no event for a statement that ran.
+    // its event is durable, so a crash can lose no event for a statement that ran. The writer may relax
+    // this (see `Durability`).
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(store_err(&what))
 }
+
+/// How far a commit has travelled when `append` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// On the disk: every group commit is fsynced. Survives a power loss.
+    #[default]
+    Fsync,
+    /// In the operating system: written on every commit, fsynced at checkpoints. Survives a crash of the
+    /// gateway (SIGKILL), not of the machine; saves an fsync per group commit.
+    Os,
+}
+
+/// WAL pages after which the writer checkpoints by itself, should the maintenance checkpoints stop.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
 /// Brings the schema to [`SCHEMA_VERSION`]. Checked first without the write lock, so opening a current
 /// store (every reader, every CLI command) never waits for the writer.
@@ -337,15 +389,14 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Seals `drafts` onto the chain head and inserts them with their session summaries; inside the caller's
 /// write transaction.
-fn seal_and_insert(conn: &Connection, drafts: &[Draft]) -> rusqlite::Result<Vec<Sealed>> {
+fn seal_and_insert(conn: &Connection, drafts: &[Draft], bodies: &[String]) -> rusqlite::Result<Vec<Sealed>> {
     let (mut seq, mut prev_hash) = chain_head(conn)?;
     let mut insert = conn.prepare_cached(INSERT_EVENT)?;
     let mut sealed = Vec::with_capacity(drafts.len());
-    for draft in drafts {
+    for (draft, body) in drafts.iter().zip(bodies) {
         seq += 1;
         let kind = draft.body.kind();
-        let body = draft.body_json();
-        let hash = event_hash(&prev_hash, seq, &draft.session, draft.at_us, kind, &body);
+        let hash = event_hash(&prev_hash, seq, &draft.session, draft.at_us, kind, body);
         insert.execute(params![
             seq,
             draft.session,
@@ -393,16 +444,16 @@ fn summarise(conn: &Connection, draft: &Draft) -> rusqlite::Result<()> {
                 start.client_addr
             ])?;
         }
-        EventBody::Statement(statement) => {
-            let refused = i64::from(statement.decision != "allow");
-            conn.prepare_cached(COUNT_STATEMENT)?
-                .execute(params![draft.session, refused])?;
-        }
         EventBody::SessionEnd(end) => {
-            conn.prepare_cached(END_SESSION)?
-                .execute(params![draft.session, draft.at_us, end.reason])?;
+            conn.prepare_cached(END_SESSION)?.execute(params![
+                draft.session,
+                draft.at_us,
+                end.reason,
+                i64::try_from(end.statements).unwrap_or(i64::MAX),
+                i64::try_from(end.refused).unwrap_or(i64::MAX)
+            ])?;
         }
-        EventBody::Outcome(_) => {}
+        EventBody::Statement(_) | EventBody::Outcome(_) => {}
     }
     Ok(())
 }
@@ -483,8 +534,12 @@ fn prune_in(conn: &Connection, before_us: i64) -> Result<PruneReport, AuditError
 /// (cached) statement with a plain plan.
 fn sessions_query(filter: &SessionFilter) -> (String, Vec<Value>) {
     let mut sql = String::from(
-        "SELECT session, started_us, ended_us, issuer, subject, connection, client_addr, statements, \
-         refused, end_reason FROM sessions WHERE 1 = 1",
+        "SELECT session, started_us, ended_us, issuer, subject, connection, client_addr, \
+         CASE WHEN ended_us IS NULL THEN (SELECT count(*) FROM events e WHERE e.session = sessions.session \
+             AND e.kind = 'statement') ELSE statements END, \
+         CASE WHEN ended_us IS NULL THEN (SELECT count(*) FROM events e WHERE e.session = sessions.session \
+             AND e.kind = 'statement' AND json_extract(e.body, '$.decision') <> 'allow') ELSE refused END, \
+         end_reason FROM sessions WHERE 1 = 1",
     );
     let mut args = Vec::new();
     if let Some(subject) = &filter.subject {

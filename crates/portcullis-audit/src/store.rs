@@ -101,7 +101,14 @@ pub struct PruneReport {
 pub trait AuditStore: Send {
     /// Appends `drafts` in order, in one durable transaction: each gets the next sequence number, the
     /// previous event's hash, and its own hash ([`crate::event_hash`]). All or none are stored.
-    fn append(&mut self, drafts: &[Draft]) -> Result<Vec<Sealed>, AuditError>;
+    fn append(&mut self, drafts: &[Draft]) -> Result<Vec<Sealed>, AuditError> {
+        let bodies: Vec<String> = drafts.iter().map(Draft::body_json).collect();
+        self.append_encoded(drafts, &bodies)
+    }
+
+    /// As [`AuditStore::append`], with each draft's canonical body ([`Draft::body_json`]) already
+    /// encoded: the group-commit writer has sessions encode their own events, off its serial path.
+    fn append_encoded(&mut self, drafts: &[Draft], bodies: &[String]) -> Result<Vec<Sealed>, AuditError>;
 
     /// Up to `limit` events with `seq > after`, in sequence order.
     fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, AuditError>;

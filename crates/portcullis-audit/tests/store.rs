@@ -77,14 +77,19 @@ fn outcome(session: &str, at_us: i64, n: u64) -> Draft {
 }
 
 fn end(session: &str, at_us: i64, reason: &str) -> Draft {
+    end_counted(session, at_us, reason, 0, 0)
+}
+
+/// A session end carrying its statement counters (the summary takes them from here).
+fn end_counted(session: &str, at_us: i64, reason: &str, statements: u64, refused: u64) -> Draft {
     Draft {
         session: session.into(),
         at_us,
         body: EventBody::SessionEnd(SessionEndEvent {
             reason: reason.into(),
             detail: String::new(),
-            statements: 0,
-            refused: 0,
+            statements,
+            refused,
             duration_ms: 5,
         }),
     }
@@ -143,7 +148,7 @@ fn append_seals_a_contiguous_chain_and_summarises_sessions() {
             statement("a", 2_004, 3, "allow"),
             start("c", 3_000, "alice", "staging"),
             statement("b", 3_001, 2, "allow"),
-            end("a", 3_002, "client_terminated"),
+            end_counted("a", 3_002, "client_terminated", 3, 1),
         ],
     ];
     let mut sealed = Vec::new();

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis_audit::{
-    AuditError, AuditLog, AuditStore, Control, Draft, ErrorInfo, EventBody, ExportSink, ExportStats,
-    Exporter, OutcomeEvent, ResultRecord, Revocation, SessionEndEvent, SessionStartEvent, SqliteStore,
+    AuditError, AuditLog, AuditStore, Control, Draft, Durability, ErrorInfo, EventBody, ExportSink,
+    ExportStats, Exporter, OutcomeEvent, ResultRecord, Revocation, SessionEndEvent, SessionStartEvent,
+    SqliteStore,
 };
 use portcullis_core::Principal;
 use portcullis_postgres::relay::Stop;
@@ -17,7 +18,7 @@ use portcullis_postgres::wire::backend::GatewayError;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{AuditDurability, Config};
 use crate::telemetry;
 
 /// The audit trail of the running gateway. Shared by all sessions.
@@ -33,8 +34,13 @@ impl Audit {
     /// retention and exports.
     pub fn start(config: &Config) -> anyhow::Result<Arc<Audit>> {
         let path = config.audit_path();
+        let durability = match config.audit.durability {
+            AuditDurability::Fsync => Durability::Fsync,
+            AuditDurability::Os => Durability::Os,
+        };
+        let log = AuditLog::start(Box::new(SqliteStore::open_writer(&path, durability)?))?;
+        checkpoint_periodically(SqliteStore::open(&path)?);
         let open = move || SqliteStore::open(&path).map(|s| Box::new(s) as Box<dyn AuditStore>);
-        let log = AuditLog::start(open()?)?;
         let controls = Arc::new(Controls::default());
         let mut reader = open()?;
         let last = controls.apply_all(reader.controls_after(0)?);
@@ -360,6 +366,27 @@ fn poll_controls(controls: Arc<Controls>, reader: Box<dyn AuditStore>, mut last:
                 Ok(Ok(new)) => last = last.max(controls.apply_all(new)),
                 Ok(Err(e)) => warn!(error = %e, "cannot read operator controls from the audit store"),
                 Err(e) => warn!(error = %e, "control poller failed"),
+            }
+        }
+    });
+}
+
+/// Checkpoints the store's write-ahead log every second, off the writer's path.
+fn checkpoint_periodically(store: SqliteStore) {
+    let store = Arc::new(Mutex::new(store));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let store = Arc::clone(&store);
+            let done = tokio::task::spawn_blocking(move || match store.lock() {
+                Ok(mut s) => s.checkpoint_wal(),
+                Err(_) => Err(AuditError::Closed),
+            })
+            .await;
+            if let Ok(Err(e)) = done {
+                warn!(error = %e, "audit store checkpoint failed");
             }
         }
     });

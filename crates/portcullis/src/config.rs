@@ -80,6 +80,9 @@ pub struct AuditConfig {
     pub result_rows: usize,
     /// Result bytes recorded per statement.
     pub result_bytes: usize,
+    /// When a commit counts as durable: `fsync` (on the disk; survives power loss) or `os` (handed to the
+    /// operating system; survives a gateway crash, not a machine crash; saves an fsync per group commit).
+    pub durability: AuditDurability,
     /// How often the store is read for `sessions kill` and `revoke` instructions.
     #[serde(with = "humantime_serde")]
     pub control_interval: Duration,
@@ -96,10 +99,20 @@ impl Default for AuditConfig {
             prune_interval: Duration::from_secs(3600),
             result_rows: 100,
             result_bytes: 64 * 1024,
+            durability: AuditDurability::Fsync,
             control_interval: Duration::from_millis(250),
             exports: Vec::new(),
         }
     }
+}
+
+/// `[audit] durability`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditDurability {
+    #[default]
+    Fsync,
+    Os,
 }
 
 /// One `[[audit.exports]]` entry: JSON Lines to a file (`jsonl = "path"`, `"-"` for standard output) or a

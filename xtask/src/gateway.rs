@@ -1,0 +1,333 @@
+//! The gateways under test: each variant's config, its process and token, and what its audit trail
+//! did during a run (events and commits from `/metrics`, the writer thread's scheduling from /proc).
+
+use std::fmt;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use portcullis_testkit::gateway::{GatewayProcess, run_cli};
+use portcullis_testkit::ports::free_addr;
+use tempfile::TempDir;
+
+use crate::pgbench::Endpoint;
+use crate::proc_stat::{self, ThreadSched};
+
+/// The database on the cluster and the gateway's connection name.
+pub const DATABASE: &str = "bench";
+/// The group the minted token carries and the connection admits.
+const GROUP: &str = "bench";
+/// The gateway reads the upstream password from this variable (`${BENCH_PG_PASSWORD}` in the config).
+const PASSWORD_VAR: &str = "BENCH_PG_PASSWORD";
+/// The audit writer's thread name (`std::thread::Builder::name` in portcullis-audit's `log.rs`).
+const WRITER_THREAD: &str = "audit-writer";
+/// The gateway copies the writer's counters into its metrics once a second; waiting longer than that
+/// after a run lets the last commits of the run (outcomes, session ends) show up in the "after" reading.
+const METRICS_SETTLE: Duration = Duration::from_millis(1500);
+const EVENTS_METRIC: &str = "portcullis_audit_events_total";
+const COMMITS_METRIC: &str = "portcullis_audit_commits_total";
+/// Lines of gateway.log printed when a gateway run fails.
+const LOG_TAIL_LINES: usize = 20;
+
+/// One gateway configuration the bench compares (`--gateways` names in parentheses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Variant {
+    /// (`audit-on`) The default product: statement checks on, audit trail on, its store in the
+    /// gateway's own state directory.
+    AuditOn,
+    /// (`audit-off`) Statement checks on, `[audit] enabled = false`.
+    AuditOff,
+    /// (`checks-off`) `statement_checks = false` and audit off: authentication and framing only, the
+    /// gateway's floor.
+    ChecksOff,
+    /// (`audit-tmpfs`) As audit-on, with the store on /dev/shm, where fsync costs nothing: a diagnostic
+    /// that tells the store's durability wait from the rest of the audit trail's cost.
+    AuditTmpfs,
+    /// (`audit-os`) As audit-on, with `[audit] durability = "os"`: commits are handed to the operating
+    /// system, not fsynced (survives a gateway crash, not a machine crash).
+    AuditOs,
+}
+
+impl Variant {
+    fn statement_checks(self) -> bool {
+        self != Variant::ChecksOff
+    }
+
+    /// Whether this variant records an audit trail (and so has audit counters).
+    pub fn audit(self) -> bool {
+        matches!(self, Variant::AuditOn | Variant::AuditTmpfs | Variant::AuditOs)
+    }
+
+    /// The short name used in table headers.
+    pub fn label(self) -> &'static str {
+        match self {
+            Variant::AuditOn => "audit-on",
+            Variant::AuditOff => "audit-off",
+            Variant::ChecksOff => "checks-off",
+            Variant::AuditTmpfs => "audit-tmpfs",
+            Variant::AuditOs => "audit-os",
+        }
+    }
+
+    /// One line for the report's legend.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Variant::AuditOn => {
+                "statement checks on, audit trail on (the default product; store in the gateway's state dir)"
+            }
+            Variant::AuditOff => "statement checks on, `[audit] enabled = false`",
+            Variant::ChecksOff => "`statement_checks = false`, audit off (authentication and framing only)",
+            Variant::AuditTmpfs => {
+                "as audit-on, store on /dev/shm (tmpfs: fsync is free; a diagnostic of the durability wait)"
+            }
+            Variant::AuditOs => "as audit-on, `[audit] durability = \"os\"` (no fsync per commit)",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The audit trail's work during one run: deltas of the writer's counters and of its thread's CPU time.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditRun {
+    /// Events durably stored.
+    pub events: u64,
+    /// Store transactions (group commits) that stored them.
+    pub commits: u64,
+    /// The writer thread's time on a CPU, and runnable but waiting for one (None if it could not be
+    /// found).
+    pub writer: Option<ThreadSched>,
+}
+
+/// The writer's counters at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditCounters {
+    events: u64,
+    commits: u64,
+    writer: Option<ThreadSched>,
+}
+
+/// One running gateway and how pgbench reaches it.
+#[derive(Debug)]
+pub struct Gateway {
+    pub variant: Variant,
+    pub process: GatewayProcess,
+    pub endpoint: Endpoint,
+    admin: SocketAddr,
+    /// The tmpfs directory holding audit-tmpfs's store; removed after the gateway has been killed
+    /// (fields drop in declaration order).
+    store_dir: Option<TempDir>,
+}
+
+impl Gateway {
+    /// Starts a gateway of `variant` in front of `upstream`, in its own directory (config, log, state
+    /// dir, audit store), and mints a token for it (each gateway has its own development issuer, so a
+    /// token is good for one of them only).
+    pub async fn start(bin: &Path, upstream: &Endpoint, variant: Variant) -> anyhow::Result<Gateway> {
+        let started = start_gateway(bin, upstream, variant)
+            .await
+            .with_context(|| format!("start the {variant} gateway"))?;
+        let endpoint = Endpoint {
+            addr: started.pg,
+            dbname: DATABASE.to_owned(),
+            user: "bench-agent".to_owned(),
+            password: mint_token(bin, &started.process, &upstream.password)
+                .with_context(|| format!("mint a token for the {variant} gateway"))?,
+        };
+        Ok(Gateway {
+            variant,
+            process: started.process,
+            endpoint,
+            admin: started.admin,
+            store_dir: started.store_dir,
+        })
+    }
+
+    /// The writer's counters now (from /metrics) and its thread's CPU time; None for a variant without
+    /// an audit trail. Take it before a run, and pass it to [`Gateway::audit_since`] after.
+    pub fn audit_counters(&self) -> anyhow::Result<Option<AuditCounters>> {
+        if !self.variant.audit() {
+            return Ok(None);
+        }
+        let page = crate::scrape::get(self.admin, "/metrics")?;
+        let counter = |name: &str| -> anyhow::Result<u64> {
+            let value =
+                crate::scrape::sample(&page, name).ok_or_else(|| anyhow!("/metrics has no {name}"))?;
+            // Counters are integral; the text format writes them as floats.
+            Ok(value as u64)
+        };
+        Ok(Some(AuditCounters {
+            events: counter(EVENTS_METRIC)?,
+            commits: counter(COMMITS_METRIC)?,
+            writer: proc_stat::thread_sched(self.process.pid(), WRITER_THREAD)?,
+        }))
+    }
+
+    /// What the audit trail did since `before` was read: waits until the metrics have caught up with
+    /// the run's last commits, then reads the counters again.
+    pub fn audit_since(&self, before: Option<AuditCounters>) -> anyhow::Result<Option<AuditRun>> {
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        std::thread::sleep(METRICS_SETTLE);
+        let after = self
+            .audit_counters()?
+            .ok_or_else(|| anyhow!("the {} gateway has no audit counters", self.variant))?;
+        Ok(Some(AuditRun {
+            events: after.events.saturating_sub(before.events),
+            commits: after.commits.saturating_sub(before.commits),
+            writer: after
+                .writer
+                .zip(before.writer)
+                .map(|(after, before)| ThreadSched {
+                    on_cpu: after.on_cpu.saturating_sub(before.on_cpu),
+                    run_delay: after.run_delay.saturating_sub(before.run_delay),
+                }),
+        }))
+    }
+
+    /// The last lines of the gateway's log, for a failed run's report.
+    pub fn log_tail(&self) -> String {
+        let log = self.process.log().unwrap_or_else(|error| format!("({error:#})"));
+        let lines: Vec<&str> = log.lines().collect();
+        lines
+            .get(lines.len().saturating_sub(LOG_TAIL_LINES)..)
+            .unwrap_or_default()
+            .join("\n")
+    }
+
+    /// Bytes of the audit store (database and write-ahead log) now; None without audit.
+    pub fn store_bytes(&self) -> Option<u64> {
+        let db = self.store_path()?;
+        let wal = db.with_extension("db-wal");
+        let size = |path: &Path| fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Some(size(&db) + size(&wal))
+    }
+
+    fn store_path(&self) -> Option<std::path::PathBuf> {
+        match self.variant {
+            Variant::AuditOn | Variant::AuditOs => Some(self.process.dir().join("state").join("audit.db")),
+            Variant::AuditTmpfs => self.store_dir.as_ref().map(|dir| dir.path().join("audit.db")),
+            Variant::AuditOff | Variant::ChecksOff => None,
+        }
+    }
+}
+
+/// A started gateway process and its addresses.
+struct Started {
+    process: GatewayProcess,
+    pg: SocketAddr,
+    admin: SocketAddr,
+    store_dir: Option<TempDir>,
+}
+
+/// Writes a gateway's config (plaintext on both sides, one connection `bench`, the development issuer
+/// on, a policy that permits the bench group everything, checks and audit as `variant` says) into a new
+/// temporary directory and starts it. The gateways of a bench differ only in `statement_checks`, the
+/// `[audit]` section, and their directories and ports.
+async fn start_gateway(bin: &Path, upstream: &Endpoint, variant: Variant) -> anyhow::Result<Started> {
+    let dir = tempfile::Builder::new()
+        .prefix("portcullis-bench-")
+        .tempdir()
+        .context("create the gateway's directory")?;
+    let state_dir = dir.path().join("state");
+    fs::create_dir_all(&state_dir).with_context(|| format!("create {}", state_dir.display()))?;
+    let store_dir = match variant {
+        Variant::AuditTmpfs => Some(
+            tempfile::Builder::new()
+                .prefix("portcullis-bench-audit-")
+                .tempdir_in("/dev/shm")
+                .context("create the audit store's directory on /dev/shm")?,
+        ),
+        Variant::AuditOn | Variant::AuditOff | Variant::ChecksOff | Variant::AuditOs => None,
+    };
+    let audit = match (&store_dir, variant.audit()) {
+        (Some(store), _) => format!(
+            "enabled = true\npath = \"{}\"",
+            store.path().join("audit.db").display()
+        ),
+        (None, true) if variant == Variant::AuditOs => "enabled = true\ndurability = \"os\"".to_owned(),
+        (None, true) => "enabled = true".to_owned(),
+        (None, false) => "enabled = false".to_owned(),
+    };
+    let pg_listen = free_addr()?;
+    let admin_listen = free_addr()?;
+    let config = format!(
+        r#"# Written by cargo xtask bench: the {variant} gateway.
+[server]
+state_dir = "{state_dir}"
+
+[server.postgres]
+listen = "{pg_listen}"
+allow_plaintext = true
+
+[server.admin]
+listen = "{admin_listen}"
+
+[identity.dev_issuer]
+enabled = true
+
+[policy]
+files = ["policy.cedar"]
+statement_checks = {statement_checks}
+
+[audit]
+{audit}
+
+[[connections]]
+name = "{DATABASE}"
+protocol = "postgres"
+upstream = "{upstream_addr}"
+database = "{DATABASE}"
+user = "{user}"
+password = "${{{PASSWORD_VAR}}}"
+tls = "disable"
+"#,
+        state_dir = state_dir.display(),
+        statement_checks = variant.statement_checks(),
+        upstream_addr = upstream.addr,
+        user = upstream.user,
+    );
+    // The bench's agents may do anything. With checks on, every statement is still analysed and
+    // decided; with checks off, the policy decides only the connection.
+    let policy = format!("permit(principal in Group::\"{GROUP}\", action, resource);\n");
+    fs::write(dir.path().join("policy.cedar"), policy).context("write the bench policy")?;
+    let env = [(PASSWORD_VAR, upstream.password.as_str())];
+    let process = GatewayProcess::start_in(dir, bin, &config, &admin_listen, &env).await?;
+    Ok(Started {
+        process,
+        pg: pg_listen.parse().context("gateway PostgreSQL address")?,
+        admin: admin_listen.parse().context("gateway admin address")?,
+        store_dir,
+    })
+}
+
+/// `portcullis token mint` for a subject in the admitted group, valid for longer than any bench.
+fn mint_token(bin: &Path, gateway: &GatewayProcess, pg_password: &str) -> anyhow::Result<String> {
+    let config = gateway.config_path();
+    let config = config
+        .to_str()
+        .ok_or_else(|| anyhow!("config path is not UTF-8"))?;
+    let args = [
+        "token", "mint", "--config", config, "--sub", "bench", "--group", GROUP, "--ttl", "12h",
+    ];
+    let output = run_cli(bin, &args, &[(PASSWORD_VAR, pg_password)])?;
+    if !output.status.success() {
+        bail!(
+            "portcullis token mint failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if token.is_empty() {
+        bail!("portcullis token mint printed nothing");
+    }
+    Ok(token)
+}
