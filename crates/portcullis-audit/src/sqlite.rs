@@ -31,7 +31,6 @@ CREATE TABLE events (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
-CREATE INDEX events_session_seq ON events (session, seq);
 CREATE TABLE sessions (
     session TEXT PRIMARY KEY,
     started_us INTEGER NOT NULL,
@@ -42,7 +41,9 @@ CREATE TABLE sessions (
     client_addr TEXT NOT NULL,
     statements INTEGER NOT NULL DEFAULT 0,
     refused INTEGER NOT NULL DEFAULT 0,
-    end_reason TEXT
+    end_reason TEXT,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER
 );
 CREATE INDEX sessions_started ON sessions (started_us);
 CREATE TABLE checkpoint (
@@ -73,16 +74,19 @@ const INSERT_EVENT: &str = "INSERT INTO events (seq, session, at_us, kind, body,
 
 // A repeated start of one session id keeps the first summary: the summary is derived, and failing the
 // append over it would refuse the session's statements for a bookkeeping conflict.
+// Events have no index by session: with sessions interleaved, such an index changes a different page
+// for nearly every event, and writing those pages dominated the cost of a commit. A session's events are
+// found instead by scanning the sequence range between its start and its end (`first_seq`, `last_seq`).
 const INSERT_SESSION: &str = "INSERT INTO sessions
-    (session, started_us, issuer, subject, connection, client_addr, statements, refused)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)
+    (session, started_us, issuer, subject, connection, client_addr, statements, refused, first_seq)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7)
     ON CONFLICT (session) DO NOTHING";
 
 // Statement counts are written once, from the session's end event; a live (or never ended) session's are
 // counted from its events when listed. Updating the summary on every statement cost a B-tree write per
 // statement on the data path.
-const END_SESSION: &str =
-    "UPDATE sessions SET ended_us = ?2, end_reason = ?3, statements = ?4, refused = ?5 WHERE session = ?1";
+const END_SESSION: &str = "UPDATE sessions SET ended_us = ?2, end_reason = ?3, statements = ?4, refused = ?5, \
+     last_seq = ?6 WHERE session = ?1";
 
 const LATEST_CHECKPOINT: &str = "SELECT seq, hash, at_us FROM checkpoint ORDER BY id DESC LIMIT 1";
 
@@ -185,14 +189,28 @@ impl AuditStore for SqliteStore {
 
     fn session_events(&mut self, session: &str) -> Result<Vec<StoredEvent>, AuditError> {
         const WHAT: &str = "reading a session's events";
+        // Between its start and its end (or the newest event, while it is live); a session without a
+        // summary (its start was pruned) is found by scanning everything.
+        let range: Option<(i64, Option<i64>)> = self
+            .conn
+            .prepare_cached("SELECT first_seq, last_seq FROM sessions WHERE session = ?1")
+            .map_err(store_err(WHAT))?
+            .query_row(params![session], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .map_err(store_err(WHAT))?;
+        let (first, last) = match range {
+            Some((first, last)) => (first, last.unwrap_or(i64::MAX)),
+            None => (0, i64::MAX),
+        };
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE session = ?1 ORDER BY seq"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq >= ?2 AND seq <= ?3 AND session = ?1 \
+                 ORDER BY seq"
             ))
             .map_err(store_err(WHAT))?;
         let rows = stmt
-            .query_map(params![session], stored_event)
+            .query_map(params![session, first, last], stored_event)
             .map_err(store_err(WHAT))?;
         rows.collect::<Result<_, _>>().map_err(store_err(WHAT))
     }
@@ -406,7 +424,7 @@ fn seal_and_insert(conn: &Connection, drafts: &[Draft], bodies: &[String]) -> ru
             prev_hash,
             hash
         ])?;
-        summarise(conn, draft)?;
+        summarise(conn, draft, seq)?;
         sealed.push(Sealed {
             seq,
             hash: hash.clone(),
@@ -432,7 +450,8 @@ fn chain_head(conn: &Connection) -> rusqlite::Result<(u64, String)> {
 }
 
 /// Keeps the `sessions` summary in step with the event just inserted.
-fn summarise(conn: &Connection, draft: &Draft) -> rusqlite::Result<()> {
+fn summarise(conn: &Connection, draft: &Draft, seq: u64) -> rusqlite::Result<()> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
     match &draft.body {
         EventBody::SessionStart(start) => {
             conn.prepare_cached(INSERT_SESSION)?.execute(params![
@@ -441,7 +460,8 @@ fn summarise(conn: &Connection, draft: &Draft) -> rusqlite::Result<()> {
                 start.issuer,
                 start.subject,
                 start.connection,
-                start.client_addr
+                start.client_addr,
+                seq
             ])?;
         }
         EventBody::SessionEnd(end) => {
@@ -450,7 +470,8 @@ fn summarise(conn: &Connection, draft: &Draft) -> rusqlite::Result<()> {
                 draft.at_us,
                 end.reason,
                 i64::try_from(end.statements).unwrap_or(i64::MAX),
-                i64::try_from(end.refused).unwrap_or(i64::MAX)
+                i64::try_from(end.refused).unwrap_or(i64::MAX),
+                seq
             ])?;
         }
         EventBody::Statement(_) | EventBody::Outcome(_) => {}
@@ -535,10 +556,11 @@ fn prune_in(conn: &Connection, before_us: i64) -> Result<PruneReport, AuditError
 fn sessions_query(filter: &SessionFilter) -> (String, Vec<Value>) {
     let mut sql = String::from(
         "SELECT session, started_us, ended_us, issuer, subject, connection, client_addr, \
-         CASE WHEN ended_us IS NULL THEN (SELECT count(*) FROM events e WHERE e.session = sessions.session \
-             AND e.kind = 'statement') ELSE statements END, \
-         CASE WHEN ended_us IS NULL THEN (SELECT count(*) FROM events e WHERE e.session = sessions.session \
-             AND e.kind = 'statement' AND json_extract(e.body, '$.decision') <> 'allow') ELSE refused END, \
+         CASE WHEN ended_us IS NULL THEN (SELECT count(*) FROM events e WHERE e.seq >= sessions.first_seq \
+             AND e.session = sessions.session AND e.kind = 'statement') ELSE statements END, \
+         CASE WHEN ended_us IS NULL THEN (SELECT count(*) FROM events e WHERE e.seq >= sessions.first_seq \
+             AND e.session = sessions.session AND e.kind = 'statement' \
+             AND json_extract(e.body, '$.decision') <> 'allow') ELSE refused END, \
          end_reason FROM sessions WHERE 1 = 1",
     );
     let mut args = Vec::new();
