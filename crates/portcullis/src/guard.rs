@@ -475,7 +475,9 @@ impl Inspector for SessionGuard {
             match recorder.log.commit(recorder.draft(event)).await {
                 Ok(_) => decided.verdict.clone(),
                 Err(e) => {
-                    self.refused += 1;
+                    if forwarded {
+                        self.refused += 1;
+                    }
                     Verdict::Refuse(audit::store_failure(&e))
                 }
             }
