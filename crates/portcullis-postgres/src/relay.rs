@@ -344,14 +344,14 @@ where
                 if ending.is_some() {
                     return Ok(Visit::StopBefore);
                 }
-                let hold = (watch
+                let for_sink = recording
+                    && header.body_len <= MAX_RECORDED_MESSAGE
+                    && results.wants(header.tag, header.body_len);
+                let for_relay = watch
                     && header.body_len <= MAX_HELD_SERVER_MESSAGE
-                    && (header.tag == b'S' || (header.tag == b'E' && shared.awaiting())))
-                    || (recording
-                        && header.body_len <= MAX_RECORDED_MESSAGE
-                        && results.wants(header.tag, header.body_len));
-                if hold {
-                    held = Some(header);
+                    && (header.tag == b'S' || (header.tag == b'E' && shared.awaiting()));
+                if for_sink || for_relay {
+                    held = Some((header, for_sink));
                     return Ok(Visit::StopBefore);
                 }
                 passed(header.tag, meters, shared, &mut batches_done);
@@ -362,7 +362,7 @@ where
                 Err(e) => return SessionEnd::UpstreamViolation(e),
             };
             ready += scan.forward;
-            let Some(header) = held else { break };
+            let Some((header, for_sink)) = held else { break };
             let total = HEADER_LEN + header.body_len;
             if buf.len() < ready + total {
                 // The rest of this message is still on its way: send what is cleared, read more.
@@ -382,10 +382,7 @@ where
                 b'E' if watch && shared.awaiting() => shared.replacement(body).map(|e| e.to_bytes()),
                 _ => None,
             };
-            if recording
-                && header.body_len <= MAX_RECORDED_MESSAGE
-                && results.wants(header.tag, header.body_len)
-            {
+            if for_sink {
                 // The sink sees what the client sees: the gateway's error in place of a stand-in's.
                 let seen = replacement
                     .as_ref()

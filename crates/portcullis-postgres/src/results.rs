@@ -328,15 +328,19 @@ fn column_names(body: &[u8]) -> Vec<String> {
 fn cell_text(value: &[u8]) -> String {
     match std::str::from_utf8(value) {
         Ok(text) if !text.contains('\0') => text.to_owned(),
-        _ => {
-            let mut out = String::with_capacity(2 + value.len() * 2);
-            out.push_str("\\x");
-            for b in value {
-                out.push_str(&format!("{b:02x}"));
-            }
-            out
-        }
+        _ => hex_literal(value),
     }
+}
+
+/// Bytes as PostgreSQL's `bytea` hex literal (`\x00ff`): how recorded values that are not text are shown.
+pub fn hex_literal(value: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 + value.len() * 2);
+    out.push_str("\\x");
+    for b in value {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// The row count a command tag reports: its last number (`INSERT 0 5` → 5, `SELECT 3` → 3).

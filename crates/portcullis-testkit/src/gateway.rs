@@ -59,24 +59,7 @@ impl GatewayProcess {
     ) -> anyhow::Result<GatewayProcess> {
         let config = dir.path().join(CONFIG_FILE);
         fs::write(&config, config_toml).with_context(|| format!("write {}", config.display()))?;
-        let log_path = dir.path().join(LOG_FILE);
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("open {}", log_path.display()))?;
-        let log_for_stderr = log.try_clone().context("clone the log file handle")?;
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .envs(env.iter().copied())
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_for_stderr)
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
+        let child = spawn_serve(bin, dir.path(), env)?;
         // From here on, returning an error drops `gateway`, which kills the process.
         let mut gateway = GatewayProcess { child, dir };
         gateway.wait_healthy(admin_addr).await?;
@@ -165,24 +148,7 @@ impl GatewayProcess {
         if self.is_running() {
             bail!("the gateway is still running");
         }
-        let log_path = self.log_path();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("open {}", log_path.display()))?;
-        let log_for_stderr = log.try_clone().context("clone the log file handle")?;
-        self.child = Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(self.config_path())
-            .envs(env.iter().copied())
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_for_stderr)
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
+        self.child = spawn_serve(bin, self.dir.path(), env)?;
         self.wait_healthy(admin_addr).await
     }
 
@@ -252,6 +218,29 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `<bin> serve --config <dir>/portcullis.toml` in `dir` with the extra `env`, stdout and stderr
+/// appended to `<dir>/gateway.log`.
+fn spawn_serve(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Child> {
+    let log_path = dir.join(LOG_FILE);
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("open {}", log_path.display()))?;
+    let log_for_stderr = log.try_clone().context("clone the log file handle")?;
+    Command::new(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join(CONFIG_FILE))
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_for_stderr)
+        .spawn()
+        .with_context(|| format!("spawn {}", bin.display()))
 }
 
 /// Runs `<bin> <args>` to completion with the extra `env`, capturing stdout and stderr; a non-zero exit

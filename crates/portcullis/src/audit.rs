@@ -3,6 +3,7 @@
 //! read from the store, retention, and exports.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -349,73 +350,79 @@ fn bars(r: &Revocation, p: &Principal, now_us: i64) -> bool {
 }
 
 /// Reads new control instructions from the store every `interval`.
-fn poll_controls(controls: Arc<Controls>, reader: Box<dyn AuditStore>, mut last: i64, interval: Duration) {
-    let reader = Arc::new(Mutex::new(reader));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let reader = Arc::clone(&reader);
-            let read = tokio::task::spawn_blocking(move || match reader.lock() {
-                Ok(mut r) => r.controls_after(last),
-                Err(_) => Err(AuditError::Closed),
-            })
-            .await;
-            match read {
-                Ok(Ok(new)) => last = last.max(controls.apply_all(new)),
-                Ok(Err(e)) => warn!(error = %e, "cannot read operator controls from the audit store"),
-                Err(e) => warn!(error = %e, "control poller failed"),
-            }
-        }
-    });
+fn poll_controls(controls: Arc<Controls>, reader: Box<dyn AuditStore>, last: i64, interval: Duration) {
+    let last = Arc::new(AtomicI64::new(last));
+    let seen = Arc::clone(&last);
+    every(
+        interval,
+        "reading operator controls from the audit store",
+        reader,
+        move |r| r.controls_after(seen.load(Ordering::Relaxed)),
+        move |new| {
+            last.fetch_max(controls.apply_all(new), Ordering::Relaxed);
+        },
+    );
 }
 
 /// Checkpoints the store's write-ahead log every second, off the writer's path.
 fn checkpoint_periodically(store: SqliteStore) {
-    let store = Arc::new(Mutex::new(store));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let store = Arc::clone(&store);
-            let done = tokio::task::spawn_blocking(move || match store.lock() {
-                Ok(mut s) => s.checkpoint_wal(),
-                Err(_) => Err(AuditError::Closed),
-            })
-            .await;
-            if let Ok(Err(e)) = done {
-                warn!(error = %e, "audit store checkpoint failed");
-            }
-        }
-    });
+    every(
+        Duration::from_secs(1),
+        "checkpointing the audit store",
+        store,
+        SqliteStore::checkpoint_wal,
+        |()| {},
+    );
 }
 
 /// Prunes events older than `retention`, at start and every `interval`.
 fn prune_periodically(store: Box<dyn AuditStore>, retention: Duration, interval: Duration) {
-    let store = Arc::new(Mutex::new(store));
+    let age = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+    every(
+        interval,
+        "pruning the audit store",
+        store,
+        move |s| s.prune(portcullis_audit::now_us().saturating_sub(age)),
+        |report| {
+            if report.removed > 0 {
+                telemetry::audit_pruned(report.removed);
+                info!(removed = report.removed, checkpoint = ?report.checkpoint.map(|c| c.seq), "audit events pruned");
+            }
+        },
+    );
+}
+
+/// Runs `work` on `store` at once and then every `interval`, on a blocking thread (store calls are
+/// synchronous I/O), and hands each result to `then`; a failure is logged and the next tick tries again.
+fn every<S, T>(
+    interval: Duration,
+    what: &'static str,
+    store: S,
+    work: impl Fn(&mut S) -> Result<T, AuditError> + Send + Sync + 'static,
+    mut then: impl FnMut(T) + Send + 'static,
+) where
+    S: Send + 'static,
+    T: Send + 'static,
+{
+    let job = Arc::new((Mutex::new(store), work));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let store = Arc::clone(&store);
-            let before =
-                portcullis_audit::now_us() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-            let pruned = tokio::task::spawn_blocking(move || match store.lock() {
-                Ok(mut s) => s.prune(before),
-                Err(_) => Err(AuditError::Closed),
+            let job = Arc::clone(&job);
+            let done = tokio::task::spawn_blocking(move || {
+                let (store, work) = &*job;
+                match store.lock() {
+                    Ok(mut s) => work(&mut s),
+                    Err(_) => Err(AuditError::Closed),
+                }
             })
             .await;
-            match pruned {
-                Ok(Ok(report)) if report.removed > 0 => {
-                    telemetry::audit_pruned(report.removed);
-                    info!(removed = report.removed, checkpoint = ?report.checkpoint.map(|c| c.seq), "audit events pruned");
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => warn!(error = %e, "audit pruning failed"),
-                Err(e) => warn!(error = %e, "audit pruning failed"),
+            match done {
+                Ok(Ok(value)) => then(value),
+                Ok(Err(e)) => warn!(error = %e, "{what} failed"),
+                Err(e) => warn!(error = %e, "{what} failed"),
             }
         }
     });

@@ -14,7 +14,7 @@ use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKin
 use portcullis_policy::{PolicySet, RequestContext};
 use portcullis_postgres::classify::{self, Analysis};
 use portcullis_postgres::inspect::{Inspector, SessionState, Statement, Verdict};
-use portcullis_postgres::results::UnitKind;
+use portcullis_postgres::results::{UnitKind, hex_literal};
 use portcullis_postgres::wire::backend::GatewayError;
 use tracing::{error, info, warn};
 
@@ -613,13 +613,7 @@ fn bind_params(formats: &[i16], params: &[Option<&[u8]>]) -> Vec<Option<String>>
             };
             value.map(|v| match std::str::from_utf8(v) {
                 Ok(text) if !binary => text.to_owned(),
-                _ => {
-                    let mut out = String::from("\\x");
-                    for b in v {
-                        out.push_str(&format!("{b:02x}"));
-                    }
-                    out
-                }
+                _ => hex_literal(v),
             })
         })
         .collect()

@@ -168,7 +168,7 @@ pub fn run(command: &Command) -> anyhow::Result<bool> {
     match command {
         Command::List(args) => {
             let (_, mut store) = open_store(&args.store)?;
-            let now = now_us();
+            let now = portcullis_audit::now_us();
             let filter = SessionFilter {
                 subject: args.subject.clone(),
                 connection: args.connection.clone(),
@@ -233,9 +233,9 @@ pub fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
     let revocation = Revocation {
         subject: args.subject.clone(),
         issuer: args.issuer.clone(),
-        until_us: args.until.map(|t| t.ahead(now_us())),
+        until_us: args.until.map(|t| t.ahead(portcullis_audit::now_us())),
     };
-    let control = record_revoke(&mut store, revocation.clone(), now_us())?;
+    let control = record_revoke(&mut store, revocation.clone(), portcullis_audit::now_us())?;
     println!(
         "revoked subject {:?} of {}{} (control {control}): new sessions are refused, and live ones end \
          within audit.control_interval ({})",
@@ -1070,10 +1070,6 @@ fn system_time_us(at: SystemTime) -> i64 {
 
 fn duration_us(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
-fn now_us() -> i64 {
-    system_time_us(SystemTime::now())
 }
 
 #[cfg(test)]
