@@ -287,6 +287,14 @@ fn measure_gateway(gateway: &Gateway, run: Run, ticks: ClockTicks) -> Attempt {
 
 /// Creates the database, loads pgbench's tables and vacuums them; the superuser's direct endpoint.
 fn set_up_database(pg: &PgCluster) -> anyhow::Result<Endpoint> {
+    let direct = set_up_database_only(pg)?;
+    pgbench::initialize(&direct, SCALE)?;
+    pg.psql(DATABASE, "VACUUM ANALYZE;")?;
+    Ok(direct)
+}
+
+/// Creates the (empty) bench database; the superuser's direct endpoint.
+pub(crate) fn set_up_database_only(pg: &PgCluster) -> anyhow::Result<Endpoint> {
     pg.create_database(DATABASE)?;
     let (user, password) = pg.superuser();
     let addr: SocketAddr = format!("{}:{}", pg.host(), pg.port())
@@ -298,14 +306,12 @@ fn set_up_database(pg: &PgCluster) -> anyhow::Result<Endpoint> {
         user: user.to_owned(),
         password: password.to_owned(),
     };
-    pgbench::initialize(&direct, SCALE)?;
-    pg.psql(DATABASE, "VACUUM ANALYZE;")?;
     Ok(direct)
 }
 
 /// `cargo build --release -p <package>` (one package per invocation, so that each keeps the feature set
 /// of its own build and reuses its cached artifacts); the path of the binary of the same name.
-fn build_release(root: &Path, target_dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_release(root: &Path, target_dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
     eprintln!("bench: cargo build --release -p {package}");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
@@ -324,7 +330,7 @@ fn build_release(root: &Path, target_dir: &Path, package: &str) -> anyhow::Resul
 }
 
 /// The workspace root: the parent of this crate's directory.
-fn workspace_root() -> anyhow::Result<PathBuf> {
+pub(crate) fn workspace_root() -> anyhow::Result<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -332,7 +338,7 @@ fn workspace_root() -> anyhow::Result<PathBuf> {
 }
 
 /// `$CARGO_TARGET_DIR` (relative to the root if relative), else `<root>/target`.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),

@@ -48,7 +48,25 @@ pub enum Variant {
     /// (`audit-os`) As audit-on, with `[audit] durability = "os"`: commits are handed to the operating
     /// system, not fsynced (survives a gateway crash, not a machine crash).
     AuditOs,
+    /// (`mask-on`) As audit-off, with masking rules: a column rule on `*.email` and every detector on
+    /// every text value ([`MASKING_RULES`]).
+    MaskOn,
 }
+
+/// The masking rules of the mask-on variant: the realistic worst case, where every text cell of every
+/// result is scanned by all detectors, and one column is masked whole.
+pub const MASKING_RULES: &str = r#"[masking]
+[[masking.rules]]
+columns = ["*.email"]
+strategy = "partial"
+keep = 4
+
+[[masking.rules]]
+detectors = ["email", "phone", "payment_card", "us_ssn", "iban", "ipv4", "ipv6", "jwt",
+  "aws_access_key_id", "aws_secret_key", "github_token", "slack_token", "stripe_key", "private_key",
+  "url_password"]
+strategy = "redact"
+"#;
 
 impl Variant {
     fn statement_checks(self) -> bool {
@@ -68,6 +86,7 @@ impl Variant {
             Variant::ChecksOff => "checks-off",
             Variant::AuditTmpfs => "audit-tmpfs",
             Variant::AuditOs => "audit-os",
+            Variant::MaskOn => "mask-on",
         }
     }
 
@@ -83,6 +102,9 @@ impl Variant {
                 "as audit-on, store on /dev/shm (tmpfs: fsync is free; a diagnostic of the durability wait)"
             }
             Variant::AuditOs => "as audit-on, `[audit] durability = \"os\"` (no fsync per commit)",
+            Variant::MaskOn => {
+                "as audit-off, with masking: a column rule on *.email, all detectors on every text value"
+            }
         }
     }
 }
@@ -214,7 +236,7 @@ impl Gateway {
         match self.variant {
             Variant::AuditOn | Variant::AuditOs => Some(self.process.dir().join("state").join("audit.db")),
             Variant::AuditTmpfs => self.store_dir.as_ref().map(|dir| dir.path().join("audit.db")),
-            Variant::AuditOff | Variant::ChecksOff => None,
+            Variant::AuditOff | Variant::ChecksOff | Variant::MaskOn => None,
         }
     }
 }
@@ -245,7 +267,9 @@ async fn start_gateway(bin: &Path, upstream: &Endpoint, variant: Variant) -> any
                 .tempdir_in("/dev/shm")
                 .context("create the audit store's directory on /dev/shm")?,
         ),
-        Variant::AuditOn | Variant::AuditOff | Variant::ChecksOff | Variant::AuditOs => None,
+        Variant::AuditOn | Variant::AuditOff | Variant::ChecksOff | Variant::AuditOs | Variant::MaskOn => {
+            None
+        }
     };
     let audit = match (&store_dir, variant.audit()) {
         (Some(store), _) => format!(
@@ -280,6 +304,7 @@ statement_checks = {statement_checks}
 [audit]
 {audit}
 
+{masking}
 [[connections]]
 name = "{DATABASE}"
 protocol = "postgres"
@@ -291,6 +316,11 @@ tls = "disable"
 "#,
         state_dir = state_dir.display(),
         statement_checks = variant.statement_checks(),
+        masking = if variant == Variant::MaskOn {
+            MASKING_RULES
+        } else {
+            ""
+        },
         upstream_addr = upstream.addr,
         user = upstream.user,
     );

@@ -1,6 +1,7 @@
 //! Project automation (`cargo xtask <command>`): the command line and its dispatch.
 
 mod bench;
+mod bench_masking;
 mod gateway;
 mod machine;
 mod pgbench;
@@ -33,6 +34,13 @@ enum Command {
     /// relay and every gateway in turn. Prints markdown tables (throughput, cost with the audit trail's
     /// events/s and events per commit) and writes them to <target dir>/bench/latest.md.
     Bench(bench::BenchArgs),
+    /// Read one large SELECT (1,000,000 rows) to the end: direct, through a plain TCP relay, and through
+    /// the gateway with masking off and on (all detectors on every text value, a column rule on emails).
+    ///
+    /// Prints rows/s with the ratios, the proxy's CPU time per row and each proxy's peak RSS, for the
+    /// simple protocol (text results) and the extended one (binary results); writes the tables to
+    /// <target dir>/bench/masking.md.
+    BenchMasking(bench_masking::MaskBenchArgs),
     /// A plain TCP relay (accept, connect upstream, copy both ways); the bench's baseline. Prints
     /// `listening on <addr>` once bound, then serves until killed.
     Relay {
@@ -49,6 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
+        Command::BenchMasking(args) => bench_masking::run(&args),
         Command::Relay { listen, upstream } => relay::run(listen, upstream),
     };
     match result {

@@ -38,6 +38,7 @@ fn outcome(n: u64) -> Draft {
     Draft::now(
         "a216c4a2a8dc8b3d",
         EventBody::Outcome(OutcomeEvent {
+            masked: Default::default(),
             n,
             ran: true,
             tags: vec!["SELECT 1".to_owned()],

@@ -1,6 +1,8 @@
 //! The events of a session, as recorded: one typed struct per event, serialised once to the canonical JSON
 //! that is hashed and stored.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// An event not yet in the chain: which session, when (microseconds since the Unix epoch), what.
@@ -144,6 +146,9 @@ pub struct OutcomeEvent {
     /// The rows the client received, capped.
     #[serde(default)]
     pub result: Option<ResultRecord>,
+    /// Values masked in what the client received, by detector (`column` for column rules).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub masked: BTreeMap<String, u64>,
 }
 
 /// An error the client received.

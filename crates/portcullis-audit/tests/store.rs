@@ -65,6 +65,7 @@ fn outcome(session: &str, at_us: i64, n: u64) -> Draft {
         session: session.into(),
         at_us,
         body: EventBody::Outcome(OutcomeEvent {
+            masked: Default::default(),
             n,
             ran: true,
             tags: vec!["SELECT 1".into()],

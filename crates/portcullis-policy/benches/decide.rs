@@ -1,5 +1,6 @@
 //! Cost of one decision with the shipped example policies loaded: a typical read (a join of two tables
-//! that calls two functions), the same read calling none, a bounded write, and a connect.
+//! that calls two functions), the same read calling none, a bounded write, a connect, and unmask on a
+//! connection and on a table.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -10,13 +11,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_core::{Principal, StatementFacts, StatementKind};
 use portcullis_policy::{PolicySet, RequestContext};
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     "analysts-read-only.cedar",
     "agents-guarded-writes.cedar",
     "no-ddl.cedar",
     "no-privileges.cedar",
     "no-file-access.cedar",
     "baseline.cedar",
+    "unmask-for-dba.cedar",
 ];
 
 fn examples() -> PolicySet {
@@ -89,6 +91,14 @@ fn decide(c: &mut Criterion) {
     group.bench_function("connect", |b| {
         b.iter(|| set.decide_connect(black_box(&who), "app", &ctx))
     });
+    for (name, table) in [
+        ("unmask/connection", None),
+        ("unmask/table", Some(("public", "accounts"))),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| set.decide_unmask(black_box(&who), "app", black_box(table), &ctx))
+        });
+    }
     group.finish();
 }
 

@@ -1,5 +1,5 @@
 //! The policy engine: Cedar policies + a verified principal + a request's facts -> a `Decision` (+ which
-//! policies decided, and why).
+//! policies decided, and why): may a session open, may a statement run, may values be seen in clear.
 //!
 //! Pure: nothing here performs I/O except [`PolicySet::load`] reading the policy files. The model (entity
 //! types, actions, context) is the schema shipped in `schema/portcullis.cedarschema`, which every policy is
@@ -15,15 +15,15 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
-    PolicySet as CedarPolicySet, Request, Response, Schema,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityUid, Policy,
+    PolicyId, PolicySet as CedarPolicySet, Request, Response, Schema,
 };
 use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKind};
 
 pub use error::{PolicyError, Problem};
 
 use load::{Compiled, Source, id_str};
-use vocabulary::{Action, PerKind, TableRef, Vocabulary, connect_context, statement_context};
+use vocabulary::{Action, PerKind, TableRef, Vocabulary, client_context, statement_context};
 
 const SCHEMA: &str = include_str!("../schema/portcullis.cedarschema");
 
@@ -50,6 +50,7 @@ pub struct PolicySet {
 /// out changes no decision and saves most of the evaluation: a typical policy names one action.
 struct Scoped {
     connect: Scope,
+    unmask: Scope,
     statements: PerKind<Scope>,
 }
 
@@ -59,6 +60,8 @@ struct Scope {
     policies: CedarPolicySet,
     /// No policy here constrains or reads the resource: every resource gets the same answer.
     resource_blind: bool,
+    /// Some permit here allows without approval: without one, every request is denied or waits.
+    plain_permits: bool,
 }
 
 /// One Cedar request of a decision, less the principal, context and entities it shares with the others.
@@ -155,7 +158,7 @@ impl PolicySet {
             resource_type: "Connection",
             resource_id: connection,
         };
-        let prepared = connect_context(ctx).and_then(|context| {
+        let prepared = client_context(ctx).and_then(|context| {
             let entities = v.entities(&principal, who, &resource, &[], &[request.action])?;
             Ok((context, entities))
         });
@@ -216,6 +219,85 @@ impl PolicySet {
         }
     }
 
+    /// Whether any policy could permit `unmask` at all. When not, every value stays masked and the
+    /// gateway need ask nothing. Counts every permit whose action scope admits `unmask` (including an
+    /// unconstrained `action`), whatever its conditions; a permit that needs approval does not count,
+    /// since masking never waits for one (see [`PolicySet::decide_unmask`]).
+    pub fn unmask_possible(&self) -> bool {
+        self.scoped.unmask.plain_permits
+    }
+
+    /// Whether any policy that applies to `unmask` looks at the resource. When not, the answer is the
+    /// same for every connection and table, so the connection's answer stands for all its tables. When
+    /// so, ask each table: a connection's permit need not reach its tables (`resource ==
+    /// Connection::"x"` does not, `resource in Connection::"x"` does) and a forbid may single one out.
+    pub fn unmask_per_table(&self) -> bool {
+        !self.scoped.unmask.resource_blind
+    }
+
+    /// May `who` see values in clear? One request for `unmask`: with `table` = `Some((schema, table))`,
+    /// on `Table::"<connection>/<schema>.<table>"` (a child of the connection, so `resource in
+    /// Connection::"<connection>"` matches it); with `None`, on `Connection::"<connection>"`. The context
+    /// is the client's (`client_ip`, `token_age_secs`), as for `connect`.
+    ///
+    /// Allow means cleartext; anything else means masked. Fails closed like every decision: an
+    /// evaluation error denies. A request permitted only by `@approval("required")` permits is denied
+    /// too: a result row cannot wait for a human.
+    pub fn decide_unmask(
+        &self,
+        who: &Principal,
+        connection: &str,
+        table: Option<(&str, &str)>,
+        ctx: &RequestContext,
+    ) -> Decision {
+        let v = &self.vocabulary;
+        let scope = &self.scoped.unmask;
+        let principal = v.principal(who);
+        let connection_uid = v.connection(connection);
+        let name = table.map(|(schema, table)| format!("{schema}.{table}"));
+        let table = table
+            .zip(name.as_deref())
+            .map(|((schema, table), name)| v.table(connection, name, schema, table));
+        let request = match &table {
+            Some(table) => Ask {
+                action: &v.unmask,
+                scope,
+                resource: &table.uid,
+                action_name: "unmask",
+                resource_type: "Table",
+                resource_id: &table.id,
+            },
+            None => Ask {
+                action: &v.unmask,
+                scope,
+                resource: &connection_uid,
+                action_name: "unmask",
+                resource_type: "Connection",
+                resource_id: connection,
+            },
+        };
+        // The table entity only matters to policies that look at the resource.
+        let table_entities = match &table {
+            Some(table) if !scope.resource_blind => std::slice::from_ref(table),
+            _ => &[],
+        };
+        let prepared = client_context(ctx).and_then(|context| {
+            let entities = v.entities(
+                &principal,
+                who,
+                &connection_uid,
+                table_entities,
+                &[request.action],
+            )?;
+            Ok((context, entities))
+        });
+        let decision = match prepared {
+            Ok((context, entities)) => self.decide(who, &principal, [&request], &context, &entities),
+            Err(e) => refused_on_error(&request.described(who), &e),
+        };
+        masked_unless_allowed(decision)
+    }
+
     fn build(sources: &[Source<'_>]) -> Result<PolicySet, PolicyError> {
         let schema = shipped_schema()?;
         let vocabulary = Vocabulary::new(&schema).map_err(PolicyError::Internal)?;
@@ -225,18 +307,30 @@ impl PolicySet {
                 .policies
                 .policies()
                 .filter(|p| can_apply(p, action, &vocabulary))
+                // Cleartext is granted only by a permit that names `unmask`: a broad "may do anything"
+                // permit does not switch masking off. Forbids of any scope still apply.
+                .filter(|p| {
+                    action != &vocabulary.unmask.uid
+                        || p.effect() == Effect::Forbid
+                        || names_action(p, action)
+                })
                 .cloned()
                 .collect();
             let resource_blind = !applicable.iter().any(load::reads_resource);
+            let plain_permits = applicable
+                .iter()
+                .any(|p| p.effect() == Effect::Permit && !compiled.approvals.contains(p.id()));
             let policies = CedarPolicySet::from_policies(applicable)
                 .map_err(|e| PolicyError::Internal(e.to_string()))?;
             Ok(Scope {
                 policies,
                 resource_blind,
+                plain_permits,
             })
         };
         let scoped = Scoped {
             connect: scope(&vocabulary.connect.uid)?,
+            unmask: scope(&vocabulary.unmask.uid)?,
             statements: PerKind::build(|kind| scope(&vocabulary.statements.get(kind).uid))?,
         };
         Ok(PolicySet {
@@ -374,6 +468,15 @@ fn shipped_schema() -> Result<Schema, PolicyError> {
 }
 
 /// Whether `policy`'s action scope admits `action`.
+/// Whether the policy's action scope names `action` itself (not through `action` left open or a group).
+fn names_action(policy: &Policy, action: &EntityUid) -> bool {
+    match policy.action_constraint() {
+        ActionConstraint::Any => false,
+        ActionConstraint::Eq(scope) => &scope == action,
+        ActionConstraint::In(scopes) => scopes.iter().any(|scope| scope == action),
+    }
+}
+
 fn can_apply(policy: &Policy, action: &EntityUid, vocabulary: &Vocabulary) -> bool {
     match policy.action_constraint() {
         ActionConstraint::Any => true,
@@ -487,6 +590,17 @@ impl Tally {
     }
 }
 
+/// An unmask decision: nobody approves a value's masking, so what would wait for approval stays masked.
+fn masked_unless_allowed(decision: Decision) -> Decision {
+    match decision.outcome {
+        Outcome::ApprovalRequired => Decision::deny(format!(
+            "{}, which masking cannot wait for: the values stay masked",
+            decision.reason
+        )),
+        Outcome::Allow | Outcome::Deny => decision,
+    }
+}
+
 fn refused_on_error(asked: &Asked<'_>, error: &str) -> Decision {
     Decision::deny(format!(
         "policy evaluation failed for {asked}, so it is refused: {error}"
@@ -525,27 +639,23 @@ mod tests {
         for kind in portcullis_core::StatementKind::ALL {
             assert!(actions.contains(kind.action()), "{}", kind.action());
         }
-        assert!(actions.contains("connect") && actions.contains("statement"));
+        assert!(actions.contains("connect") && actions.contains("statement") && actions.contains("unmask"));
     }
 
-    /// The decision as the model defines it, without shortcuts: every policy, every request, every entity
-    /// (groups, connection, the whole action hierarchy), requests and entities checked against the schema.
-    fn reference(
+    /// Every entity a decision could look up, checked against the schema: the principal, its groups, the
+    /// connection, `tables` (children of the connection) and the whole action hierarchy.
+    fn model_entities(
         schema: &Schema,
-        set: &PolicySet,
+        v: &Vocabulary,
         who: &Principal,
         connection: &str,
-        facts: &StatementFacts,
-        ctx: &RequestContext,
-    ) -> Decision {
-        let v = &set.vocabulary;
-        let principal = v.principal(who);
+        tables: &[TableRef<'_>],
+    ) -> Entities {
         let conn = v.connection(connection);
-        let tables = v.tables(connection, facts);
         let group = |g: &String| EntityUid::from_str(&format!("Group::{g:?}")).unwrap();
         let mut list = vec![
             Entity::new(
-                principal.clone(),
+                v.principal(who),
                 HashMap::from([
                     (
                         "subject".into(),
@@ -567,24 +677,61 @@ mod tests {
                 .into_iter()
                 .map(|g| Entity::new_no_attrs(group(g), HashSet::new())),
         );
-        for t in &tables {
-            let (schema_name, name) = t.name.split_once('.').unwrap();
+        for t in tables {
             list.push(
                 Entity::new(
                     t.uid.clone(),
                     HashMap::from([
-                        (
-                            "schema".into(),
-                            RestrictedExpression::new_string(schema_name.into()),
-                        ),
-                        ("name".into(), RestrictedExpression::new_string(name.into())),
+                        ("schema".into(), RestrictedExpression::new_string(t.schema.into())),
+                        ("name".into(), RestrictedExpression::new_string(t.table.into())),
                     ]),
                     HashSet::from([conn.clone()]),
                 )
                 .unwrap(),
             );
         }
-        let entities = Entities::from_entities(list, Some(schema)).unwrap();
+        Entities::from_entities(list, Some(schema)).unwrap()
+    }
+
+    /// One request against every policy, checked against the schema, classified and added to `tally`.
+    #[allow(clippy::too_many_arguments)] // the model's inputs, spelled out
+    fn model_ask(
+        schema: &Schema,
+        set: &PolicySet,
+        entities: &Entities,
+        context: &Context,
+        tally: &mut Tally,
+        asked: &Asked<'_>,
+        (action, resource): (&Action, EntityUid),
+        policies: &CedarPolicySet,
+    ) -> Option<Decision> {
+        let principal = set.vocabulary.principal(asked.principal);
+        let request = Request::new(
+            principal,
+            action.uid.clone(),
+            resource,
+            context.clone(),
+            Some(schema),
+        )
+        .unwrap();
+        let response = set.authorizer.is_authorized(&request, policies, entities);
+        tally.add(set.classify(&response), asked)
+    }
+
+    /// The decision as the model defines it, without shortcuts: every policy, every request, every entity
+    /// (groups, connection, the whole action hierarchy), requests and entities checked against the schema.
+    fn reference(
+        schema: &Schema,
+        set: &PolicySet,
+        who: &Principal,
+        connection: &str,
+        facts: &StatementFacts,
+        ctx: &RequestContext,
+    ) -> Decision {
+        let v = &set.vocabulary;
+        let conn = v.connection(connection);
+        let tables = v.tables(connection, facts);
+        let entities = model_entities(schema, v, who, connection, &tables);
         let context = statement_context(facts, &tables, 1, ctx).unwrap();
         let kind = v.statements.get(facts.kind);
         let read = v.statements.get(StatementKind::Read);
@@ -603,47 +750,110 @@ mod tests {
         }
         let mut tally = Tally::default();
         for (action, name, resource, resource_type, id) in requests {
-            let request = Request::new(
-                principal.clone(),
-                action.uid.clone(),
-                resource,
-                context.clone(),
-                Some(schema),
-            )
-            .unwrap();
-            let response = set
-                .authorizer
-                .is_authorized(&request, &set.compiled.policies, &entities);
             let asked = Asked {
                 action: name,
                 resource_type,
                 resource_id: &id,
                 principal: who,
             };
-            if let Some(denial) = tally.add(set.classify(&response), &asked) {
+            let request = (action, resource);
+            if let Some(denial) = model_ask(
+                schema,
+                set,
+                &entities,
+                &context,
+                &mut tally,
+                &asked,
+                request,
+                &set.compiled.policies,
+            ) {
                 return denial;
             }
         }
         tally.finish()
     }
 
+    /// An unmask decision as the model defines it: one request against every policy and every entity
+    /// (the table's always included), checked against the schema.
+    fn reference_unmask(
+        schema: &Schema,
+        set: &PolicySet,
+        who: &Principal,
+        connection: &str,
+        table: Option<(&str, &str)>,
+        ctx: &RequestContext,
+    ) -> Decision {
+        let v = &set.vocabulary;
+        let name = table.map(|(schema, table)| format!("{schema}.{table}"));
+        let tables: Vec<TableRef<'_>> = table
+            .zip(name.as_deref())
+            .map(|((schema, table), name)| v.table(connection, name, schema, table))
+            .into_iter()
+            .collect();
+        let entities = model_entities(schema, v, who, connection, &tables);
+        let context = client_context(ctx).unwrap();
+        let (resource, resource_type, id) = match tables.first() {
+            Some(t) => (t.uid.clone(), "Table", t.id.clone()),
+            None => (v.connection(connection), "Connection", connection.to_owned()),
+        };
+        let asked = Asked {
+            action: "unmask",
+            resource_type,
+            resource_id: &id,
+            principal: who,
+        };
+        let mut tally = Tally::default();
+        let request = (&v.unmask, resource);
+        // The rule: only permits that name `unmask` grant it; forbids of any scope apply.
+        let policies = CedarPolicySet::from_policies(
+            set.compiled
+                .policies
+                .policies()
+                .filter(|p| p.effect() == Effect::Forbid || names_action(p, &v.unmask.uid))
+                .cloned(),
+        )
+        .unwrap();
+        let decision = model_ask(
+            schema, set, &entities, &context, &mut tally, &asked, request, &policies,
+        )
+        .unwrap_or_else(|| tally.finish());
+        masked_unless_allowed(decision)
+    }
+
+    fn example_sources(files: &[&str]) -> Vec<(String, String)> {
+        files
+            .iter()
+            .map(|f| {
+                let path = format!("{}/../../examples/policies/{f}.cedar", env!("CARGO_MANIFEST_DIR"));
+                ((*f).to_owned(), std::fs::read_to_string(path).unwrap())
+            })
+            .collect()
+    }
+
+    fn agent(groups: &[&str]) -> Principal {
+        Principal {
+            issuer_alias: "dev".into(),
+            issuer: "https://issuer.example".into(),
+            subject: "bot".into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            token_id: None,
+            issued_at: None,
+            expires_at: std::time::SystemTime::UNIX_EPOCH,
+        }
+    }
+
     /// Scoping policies by action, skipping requests no policy can tell apart and leaving out entities
     /// nothing can look up must not change a single decision.
     #[test]
     fn shortcuts_decide_as_the_model_does() {
-        let examples = [
+        let examples = example_sources(&[
             "analysts-read-only",
             "agents-guarded-writes",
             "no-ddl",
             "no-privileges",
             "no-file-access",
             "baseline",
-        ]
-        .map(|f| {
-            let path = format!("{}/../../examples/policies/{f}.cedar", env!("CARGO_MANIFEST_DIR"));
-            (f.to_owned(), std::fs::read_to_string(path).unwrap())
-        })
-        .to_vec();
+        ]);
         let tables = (
             "tables".to_owned(),
             r#"
@@ -661,23 +871,14 @@ mod tests {
             PolicySet::from_sources(&examples).unwrap(),
             PolicySet::from_sources(&[tables]).unwrap(),
         ];
-        let who = |groups: &[&str]| Principal {
-            issuer_alias: "dev".into(),
-            issuer: "https://issuer.example".into(),
-            subject: "bot".into(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            token_id: None,
-            issued_at: None,
-            expires_at: std::time::SystemTime::UNIX_EPOCH,
-        };
         let principals = [
-            who(&[]),
-            who(&["analysts"]),
-            who(&["agents"]),
-            who(&["dba"]),
-            who(&["staff"]),
-            who(&["staff", "hr", "staff"]),
-            who(&["agents", "analysts"]),
+            agent(&[]),
+            agent(&["analysts"]),
+            agent(&["agents"]),
+            agent(&["dba"]),
+            agent(&["staff"]),
+            agent(&["staff", "hr", "staff"]),
+            agent(&["agents", "analysts"]),
         ];
         let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let mut facts = Vec::new();
@@ -732,6 +933,91 @@ mod tests {
             }
         }
         assert_eq!(compared, 2 * 7 * 120 * 2);
+        assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    }
+
+    /// The same for unmask: scoping, leaving the table entity out when no policy looks at the resource,
+    /// and skipping request validation change no decision.
+    #[test]
+    fn unmask_shortcuts_decide_as_the_model_does() {
+        let mut with_examples = example_sources(&["baseline", "no-ddl", "unmask-for-dba"]);
+        with_examples.push((
+            "support".to_owned(),
+            r#"
+            permit(principal in Group::"support", action == Action::"unmask", resource == Table::"app/public.customers");
+            forbid(principal, action == Action::"unmask", resource == Table::"app/public.salaries")
+                unless { principal in Group::"hr" };
+            "#
+            .to_owned(),
+        ));
+        let blind = (
+            "blind".to_owned(),
+            r#"
+            permit(principal in Group::"staff", action == Action::"unmask", resource);
+            forbid(principal, action, resource) unless { context.client_ip.isInRange(ip("10.0.0.0/8")) };
+            @approval("required") permit(principal in Group::"agents", action, resource);
+            "#
+            .to_owned(),
+        );
+        let attributes = (
+            "attributes".to_owned(),
+            r#"
+            permit(principal, action == Action::"unmask", resource in Connection::"app")
+                unless { resource is Table && resource.schema == "pii" };
+            permit(principal in Group::"dba", action in [Action::"unmask", Action::"connect"], resource);
+            forbid(principal, action == Action::"unmask", resource is Table) when { resource.name == "tokens" };
+            "#
+            .to_owned(),
+        );
+        let sets = [
+            PolicySet::from_sources(&with_examples).unwrap(),
+            PolicySet::from_sources(&[blind]).unwrap(),
+            PolicySet::from_sources(&[attributes]).unwrap(),
+        ];
+        assert_eq!(
+            sets.iter().map(PolicySet::unmask_per_table).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        let principals = [
+            agent(&[]),
+            agent(&["dba"]),
+            agent(&["support"]),
+            agent(&["support", "hr"]),
+            agent(&["staff"]),
+            agent(&["agents"]),
+        ];
+        let tables = [
+            None,
+            Some(("public", "customers")),
+            Some(("public", "salaries")),
+            Some(("pii", "cards")),
+            Some(("public", "tokens")),
+            Some(("my.schema", "t")),
+        ];
+        let schema = shipped_schema().unwrap();
+        let mut outcomes = HashSet::new();
+        let mut compared = 0;
+        for set in &sets {
+            for table in tables {
+                for connection in ["app", "other"] {
+                    for ip in [[10, 0, 0, 1], [192, 168, 0, 1]] {
+                        let ctx = RequestContext {
+                            client_ip: std::net::IpAddr::from(ip),
+                            token_age_secs: 1,
+                        };
+                        for principal in &principals {
+                            let fast = set.decide_unmask(principal, connection, table, &ctx);
+                            let slow = reference_unmask(&schema, set, principal, connection, table, &ctx);
+                            assert_eq!(fast, slow, "{:?} {connection} {table:?}", principal.groups);
+                            outcomes.insert(format!("{:?}/{}", fast.outcome, fast.policies.is_empty()));
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 3 * 6 * 2 * 2 * 6);
+        // Allowed, forbidden (naming a forbid) and not permitted (or waiting on approval) all occur.
         assert_eq!(outcomes.len(), 3, "{outcomes:?}");
     }
 }

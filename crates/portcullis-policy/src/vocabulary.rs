@@ -22,6 +22,7 @@ pub(crate) struct Vocabulary {
     connection: EntityTypeName,
     table: EntityTypeName,
     pub connect: Action,
+    pub unmask: Action,
     pub statements: PerKind<Action>,
     /// The schema's action entities: the action hierarchy.
     hierarchy: Entities,
@@ -88,16 +89,39 @@ impl<T> PerKind<T> {
     }
 }
 
-/// A table a statement touches, as the entity and request resource it becomes.
+/// A table a request is about, as the entity and request resource it becomes.
 #[derive(Debug)]
 pub(crate) struct TableRef<'a> {
     /// `schema.table`, as in the facts.
     pub name: &'a str,
+    /// The entity's `schema` and `name` attributes.
+    pub schema: &'a str,
+    pub table: &'a str,
     /// `<connection>/<schema>.<table>`: the entity id.
     pub id: String,
     pub uid: EntityUid,
     /// Written (or redefined) by the statement, rather than only read.
     pub written: bool,
+}
+
+impl<'a> TableRef<'a> {
+    /// The table `name` (`schema.table`, split into `schema` and `table`) behind `connection`.
+    fn new(
+        table_type: &EntityTypeName,
+        connection: &str,
+        name: &'a str,
+        (schema, table): (&'a str, &'a str),
+    ) -> Self {
+        let id = format!("{connection}/{name}");
+        TableRef {
+            name,
+            schema,
+            table,
+            uid: EntityUid::from_type_name_and_id(table_type.clone(), EntityId::new(&id)),
+            id,
+            written: false,
+        }
+    }
 }
 
 impl Vocabulary {
@@ -121,6 +145,7 @@ impl Vocabulary {
             connection: type_name("Connection")?,
             table: type_name("Table")?,
             connect: action("connect")?,
+            unmask: action("unmask")?,
             statements: PerKind::build(|kind| action(kind.action()))?,
             hierarchy,
         })
@@ -149,16 +174,28 @@ impl Vocabulary {
             .collect();
         names
             .into_iter()
-            .map(|name| {
-                let id = format!("{connection}/{name}");
-                TableRef {
+            .map(|name| TableRef {
+                written: facts.writes.iter().any(|w| w == name),
+                ..TableRef::new(
+                    &self.table,
+                    connection,
                     name,
-                    uid: EntityUid::from_type_name_and_id(self.table.clone(), EntityId::new(&id)),
-                    id,
-                    written: facts.writes.iter().any(|w| w == name),
-                }
+                    name.split_once('.').unwrap_or(("", name)),
+                )
             })
             .collect()
+    }
+
+    /// The table `schema`.`table` behind `connection`; `name` is `schema.table` (the caller keeps it, so
+    /// a schema holding a dot keeps its own name).
+    pub fn table<'a>(
+        &self,
+        connection: &str,
+        name: &'a str,
+        schema: &'a str,
+        table: &'a str,
+    ) -> TableRef<'a> {
+        TableRef::new(&self.table, connection, name, (schema, table))
     }
 
     /// The entity set of one decision: the actions asked (with their groups as ancestors), the principal
@@ -224,11 +261,13 @@ impl Vocabulary {
             .map_err(|e| e.to_string())?,
         );
         for table in tables {
-            let (schema, name) = table.name.split_once('.').unwrap_or(("", table.name));
             entities.push(
                 Entity::new(
                     table.uid.clone(),
-                    HashMap::from([attr_string("schema", schema), attr_string("name", name)]),
+                    HashMap::from([
+                        attr_string("schema", table.schema),
+                        attr_string("name", table.table),
+                    ]),
                     HashSet::from([connection.clone()]),
                 )
                 .map_err(|e| e.to_string())?,
@@ -277,8 +316,8 @@ impl EntitiesKey {
     }
 }
 
-/// The context of a `connect` request.
-pub(crate) fn connect_context(ctx: &RequestContext) -> Result<Context, String> {
+/// The context of a `connect` or `unmask` request (the schema's `Client` type).
+pub(crate) fn client_context(ctx: &RequestContext) -> Result<Context, String> {
     Context::from_pairs([
         ("client_ip".to_owned(), ip(ctx.client_ip)),
         (
@@ -457,7 +496,7 @@ mod tests {
         let schema = schema();
         let v = Vocabulary::new(&schema).unwrap();
         let who = principal();
-        let context = connect_context(&CTX).unwrap();
+        let context = client_context(&CTX).unwrap();
         let conn = v.connection("app");
         let p = v.principal(&who);
         Request::new(
@@ -473,9 +512,38 @@ mod tests {
     }
 
     #[test]
+    fn unmask_requests_conform_to_the_schema() {
+        let schema = schema();
+        let v = Vocabulary::new(&schema).unwrap();
+        let who = principal();
+        let p = v.principal(&who);
+        let conn = v.connection("app");
+        // A schema name may hold a dot: the attributes keep the parts as given.
+        let table = v.table("app", "my.schema.t", "my.schema", "t");
+        assert_eq!(
+            (table.id.as_str(), table.schema, table.table),
+            ("app/my.schema.t", "my.schema", "t")
+        );
+        let context = client_context(&CTX).unwrap();
+        for resource in [&conn, &table.uid] {
+            Request::new(
+                p.clone(),
+                v.unmask.uid.clone(),
+                resource.clone(),
+                context.clone(),
+                Some(&schema),
+            )
+            .unwrap();
+        }
+        let tables = std::slice::from_ref(&table);
+        let entities = v.entities(&p, &who, &conn, tables, &[&v.unmask]).unwrap();
+        Entities::from_entities(entities.iter().cloned(), Some(&schema)).unwrap();
+    }
+
+    #[test]
     fn ipv4_clients_on_a_dual_stack_listener_are_plain_ipv4() {
         let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
-        let context = connect_context(&RequestContext {
+        let context = client_context(&RequestContext {
             client_ip: mapped,
             token_age_secs: 0,
         });

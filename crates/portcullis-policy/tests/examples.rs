@@ -9,6 +9,9 @@ use support::{EXAMPLES, agent, ctx, example, row_write, select, set, statement, 
 /// One statement case: who (subject, groups), the statement, the outcome and the deciding policies.
 type Case<'a> = (&'a str, &'a [&'a str], StatementFacts, Outcome, &'a [&'a str]);
 
+/// What an unmask request is about: `Some((schema, table))`, or `None` for the whole connection.
+type Unmasked<'a> = Option<(&'a str, &'a str)>;
+
 fn all_examples() -> Result<PolicySet, PolicyError> {
     let files: Vec<_> = EXAMPLES.iter().map(|f| example(f)).collect();
     PolicySet::load(&files)
@@ -16,7 +19,7 @@ fn all_examples() -> Result<PolicySet, PolicyError> {
 
 #[test]
 fn each_example_validates_on_its_own() {
-    for (file, policies) in EXAMPLES.iter().zip([4, 6, 1, 1, 3, 3]) {
+    for (file, policies) in EXAMPLES.iter().zip([4, 6, 1, 1, 3, 3, 1]) {
         let set = PolicySet::load(&[example(file)]).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(set.len(), policies, "{file}");
         assert!(set.warnings().is_empty(), "{file}: {:?}", set.warnings());
@@ -26,7 +29,7 @@ fn each_example_validates_on_its_own() {
 #[test]
 fn examples_together_are_not_time_dependent() {
     let set = all_examples().unwrap();
-    assert_eq!(set.len(), 18);
+    assert_eq!(set.len(), 19);
     assert!(!set.time_dependent());
 }
 
@@ -279,6 +282,69 @@ fn refusals_say_which_request_and_why() {
     for (facts, reason) in cases {
         let decision = set.decide_statement(&bot, "app", &facts, 1, &ctx());
         assert_eq!(decision.reason, reason);
+    }
+}
+
+#[test]
+fn unmask() {
+    let set = all_examples().unwrap();
+    assert!(set.unmask_possible());
+    // No example policy that applies to unmask looks at the resource: one answer per principal.
+    assert!(!set.unmask_per_table());
+    let cases: [(&str, &[&str], Outcome, &[&str]); 4] = [
+        // dba-all leaves its action open: that does not grant cleartext; dba-unmask names unmask.
+        ("admin", &["dba"], Outcome::Allow, &["dba-unmask"]),
+        ("analyst", &["analysts"], Outcome::Deny, &[]),
+        ("bot", &["agents"], Outcome::Deny, &[]),
+        ("stranger", &[], Outcome::Deny, &[]),
+    ];
+    for (who, groups, outcome, policies) in cases {
+        for table in [None, Some(("public", "customers"))] {
+            let decision = set.decide_unmask(&agent(who, groups), "prod", table, &ctx());
+            assert_eq!(
+                (decision.outcome, support::ids(&decision)),
+                (outcome, policies.to_vec()),
+                "{who} {table:?}: {}",
+                decision.reason
+            );
+        }
+    }
+}
+
+/// The policies unmask-for-dba.cedar shows in comments validate and do what the comments say.
+#[test]
+fn unmask_example_commented_policies() {
+    let text = std::fs::read_to_string(example("unmask-for-dba.cedar")).unwrap();
+    let policy_starts = ["@id", "permit", "forbid", "when", "unless"];
+    let uncommented: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("// ") {
+            Some(code) if policy_starts.iter().any(|start| code.starts_with(start)) => code,
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let set = PolicySet::from_sources(&[("unmask-for-dba.cedar".into(), uncommented)]).unwrap();
+    assert_eq!(set.len(), 3);
+    assert!(set.warnings().is_empty(), "{:?}", set.warnings());
+    let customers = Some(("public", "customers"));
+    let salaries = Some(("public", "salaries"));
+    let cases: [(&[&str], Unmasked<'_>, Outcome); 7] = [
+        (&["support"], customers, Outcome::Allow),
+        (&["support"], None, Outcome::Deny),
+        (&["support"], Some(("public", "orders")), Outcome::Deny),
+        (&["dba"], customers, Outcome::Allow),
+        (&["dba"], salaries, Outcome::Deny),
+        (&["dba", "hr"], salaries, Outcome::Allow),
+        (&["hr"], salaries, Outcome::Deny),
+    ];
+    for (groups, table, outcome) in cases {
+        let decision = set.decide_unmask(&agent("someone", groups), "prod", table, &ctx());
+        assert_eq!(
+            decision.outcome, outcome,
+            "{groups:?} {table:?}: {}",
+            decision.reason
+        );
     }
 }
 

@@ -5,10 +5,12 @@
 //! then [`session::open`] and [`relay::run`].
 
 pub mod cancel;
+pub mod catalog;
 pub mod classify;
 pub mod handshake;
 pub mod inspect;
 pub mod io;
+pub mod mask;
 pub mod relay;
 pub mod results;
 pub mod session;

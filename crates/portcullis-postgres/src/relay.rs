@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::inspect::{Inspector, MAX_HELD_SERVER_MESSAGE, Shared, Statement, Verdict};
+use crate::mask::{ClientEvents, MaskError, SessionMask};
 use crate::results::ResultSink;
 use crate::stream::{ClientStream, UpstreamStream};
 use crate::wire::backend::{self, BackendMessage, GatewayError};
@@ -80,6 +81,9 @@ pub enum SessionEnd {
     ClientViolation(WireError),
     /// The server broke the protocol.
     UpstreamViolation(WireError),
+    /// A result could not be masked, so the session ended rather than pass it in clear; the client was
+    /// told why.
+    Masking(MaskError),
     ClientIo(io::Error),
     UpstreamIo(io::Error),
 }
@@ -95,6 +99,7 @@ impl SessionEnd {
             SessionEnd::Stopped(label) => label,
             SessionEnd::ClientViolation(_) => "client_protocol_violation",
             SessionEnd::UpstreamViolation(_) => "upstream_protocol_violation",
+            SessionEnd::Masking(_) => "masking_failed",
             SessionEnd::ClientIo(_) => "client_io_error",
             SessionEnd::UpstreamIo(_) => "upstream_io_error",
         }
@@ -103,8 +108,8 @@ impl SessionEnd {
 
 /// Relays a session until either side ends it, the deadline passes or the gateway stops it. Every Query,
 /// Parse and FunctionCall (and Bind, if asked) is shown to `inspector` first (unless it is disabled); the
-/// server's messages that `results` wants are shown to it whole; `server_params` are the ParameterStatus
-/// values the server reported at login.
+/// server's messages that `results` wants are shown to it whole, after `masking` rewrote them;
+/// `server_params` are the ParameterStatus values the server reported at login.
 #[allow(clippy::too_many_arguments)] // each is a distinct input of the session; grouping them would hide that
 pub async fn run<I: Inspector, R: ResultSink>(
     client: ClientStream,
@@ -114,6 +119,7 @@ pub async fn run<I: Inspector, R: ResultSink>(
     meters: &Meters,
     inspector: &mut I,
     results: &mut R,
+    masking: Option<SessionMask>,
     server_params: &[(String, String)],
 ) -> SessionEnd {
     let standard_strings = server_params
@@ -123,6 +129,13 @@ pub async fn run<I: Inspector, R: ResultSink>(
     let shared = Shared::new(standard_strings);
     let (mut client_rx, mut client_tx) = tokio::io::split(client);
     let (mut upstream_rx, mut upstream_tx) = tokio::io::split(upstream);
+    let (masking, events) = match masking {
+        Some(mask) => {
+            let events = mask.client_events();
+            (Some(mask), Some(events))
+        }
+        None => (None, None),
+    };
     let end = {
         let watch = inspector.enabled();
         let up = client_to_upstream(
@@ -132,6 +145,7 @@ pub async fn run<I: Inspector, R: ResultSink>(
             meters,
             inspector,
             &shared,
+            events.as_ref(),
         );
         let down = upstream_to_client(
             &mut upstream_rx,
@@ -141,6 +155,7 @@ pub async fn run<I: Inspector, R: ResultSink>(
             &shared,
             watch,
             results,
+            masking,
         );
         tokio::select! {
             end = up => end,
@@ -166,6 +181,7 @@ async fn client_to_upstream<R, W, I>(
     meters: &Meters,
     inspector: &mut I,
     shared: &Shared,
+    events: Option<&ClientEvents>,
 ) -> SessionEnd
 where
     R: AsyncRead + Unpin,
@@ -203,11 +219,19 @@ where
                         held = Some(header);
                         Visit::StopBefore
                     }
-                    b'S' => {
-                        batches += 1;
+                    tag if events.is_some() && ClientEvents::wants(tag) => {
+                        held = Some(header);
+                        Visit::StopBefore
+                    }
+                    tag => {
+                        if tag == b'S' {
+                            batches += 1;
+                        }
+                        if let Some(events) = events {
+                            events.sent_tag(tag);
+                        }
                         Visit::Pass
                     }
-                    _ => Visit::Pass,
                 })
             });
             let scan = match scan {
@@ -238,6 +262,21 @@ where
                 }
             }
             let body = buf.get(ready + HEADER_LEN..ready + total).unwrap_or_default();
+            let inspect = match header.tag {
+                b'Q' | b'P' | b'F' => inspecting,
+                b'B' => binds,
+                _ => false,
+            };
+            if !inspect {
+                // Held only so masking can pair the server's replies with what was sent.
+                if let Some(events) = events
+                    && let Err(e) = events.sent(header.tag, body)
+                {
+                    return SessionEnd::ClientViolation(e);
+                }
+                ready += total;
+                continue;
+            }
             let statement = match Statement::decode(header.tag, body) {
                 Ok(statement) => statement,
                 Err(e) => return SessionEnd::ClientViolation(e),
@@ -249,8 +288,20 @@ where
                 batches = batch;
             }
             match inspector.inspect(&statement, shared.state(batch)).await {
-                Verdict::Forward => ready += total,
+                Verdict::Forward => {
+                    if let Some(events) = events
+                        && let Err(e) = events.sent(header.tag, body)
+                    {
+                        return SessionEnd::ClientViolation(e);
+                    }
+                    ready += total;
+                }
                 Verdict::Refuse(error) => {
+                    // The stand-in has the reply shape of a failing Parse (for Parse and Bind) or of a
+                    // Query (for Query and FunctionCall).
+                    if let Some(events) = events {
+                        events.refused(header.tag);
+                    }
                     let stand_in = shared.refuse(&statement, error, batch);
                     if let Err(e) = forward(to, &mut buf, ready).await {
                         return SessionEnd::UpstreamIo(e);
@@ -288,7 +339,8 @@ async fn read_more<R: AsyncRead + Unpin>(
 }
 
 /// The server-to-client direction. When `watch` is set (statements are inspected) it also follows
-/// `standard_conforming_strings` and swaps the server's errors for stand-ins with the gateway's own.
+/// `standard_conforming_strings` and swaps the server's errors for stand-ins with the gateway's own. With
+/// `masking`, rows, errors and notices are rewritten before the client and `results` see them.
 #[allow(clippy::too_many_arguments)] // the relay's two directions share these; see `run`
 async fn upstream_to_client<R, W, S>(
     from: &mut R,
@@ -298,6 +350,7 @@ async fn upstream_to_client<R, W, S>(
     shared: &Shared,
     watch: bool,
     results: &mut S,
+    mut masking: Option<SessionMask>,
 ) -> SessionEnd
 where
     R: AsyncRead + Unpin,
@@ -305,6 +358,9 @@ where
     S: ResultSink,
 {
     let mut buf = BytesMut::with_capacity(CHUNK);
+    // What goes to the client ahead of `buf[..ready]` once a message was rewritten in this chunk: the
+    // cleared bytes before it and its replacement, so a chunk still leaves in one write.
+    let mut out = BytesMut::new();
     let mut scanner = Scanner::default();
     // Set when the session must end at the next message boundary, with what the client is told.
     let mut ending: Option<(GatewayError, SessionEnd)> = None;
@@ -350,9 +406,13 @@ where
                 let for_relay = watch
                     && header.body_len <= MAX_HELD_SERVER_MESSAGE
                     && (header.tag == b'S' || (header.tag == b'E' && shared.awaiting()));
-                if for_sink || for_relay {
-                    held = Some((header, for_sink));
+                let for_mask = masking.as_mut().is_some_and(|m| m.wants(header.tag));
+                if for_sink || for_relay || for_mask {
+                    held = Some((header, for_sink, for_mask));
                     return Ok(Visit::StopBefore);
+                }
+                if let Some(mask) = masking.as_mut() {
+                    mask.passed(header.tag);
                 }
                 passed(header.tag, meters, shared, &mut batches_done);
                 Ok(Visit::Pass)
@@ -362,15 +422,29 @@ where
                 Err(e) => return SessionEnd::UpstreamViolation(e),
             };
             ready += scan.forward;
-            let Some((header, for_sink)) = held else { break };
+            let Some((header, for_sink, for_mask)) = held else {
+                break;
+            };
             let total = HEADER_LEN + header.body_len;
+            if let Some(mask) = masking.as_ref()
+                && for_mask
+                && header.tag == b'D'
+                && header.body_len > mask.max_row()
+            {
+                let error = MaskError::RowTooLarge {
+                    len: header.body_len,
+                    limit: mask.max_row(),
+                };
+                return end_unmasked(to, &mut out, &mut buf, ready, meters, error).await;
+            }
             if buf.len() < ready + total {
                 // The rest of this message is still on its way: send what is cleared, read more.
                 break;
             }
             let body = buf.get(ready + HEADER_LEN..ready + total).unwrap_or_default();
             passed(header.tag, meters, shared, &mut batches_done);
-            let replacement = match header.tag {
+            // What the client receives instead of this message, if anything.
+            let mut replacement = match header.tag {
                 b'S' => {
                     if let Ok(BackendMessage::ParameterStatus { name, value }) = backend::decode(b'S', body)
                         && name == "standard_conforming_strings"
@@ -382,31 +456,43 @@ where
                 b'E' if watch && shared.awaiting() => shared.replacement(body).map(|e| e.to_bytes()),
                 _ => None,
             };
+            if let Some(mask) = masking.as_mut() {
+                if for_mask {
+                    // The gateway's own stand-in errors hold nothing to mask, but the pairing must see them.
+                    match mask.message(header.tag, body).await {
+                        Ok(masked) => replacement = replacement.or(masked),
+                        Err(error) => {
+                            return end_unmasked(to, &mut out, &mut buf, ready, meters, error).await;
+                        }
+                    }
+                } else {
+                    mask.passed(header.tag);
+                }
+            }
+            let counts = masking.as_mut().map(SessionMask::take_counts).unwrap_or_default();
             if for_sink {
-                // The sink sees what the client sees: the gateway's error in place of a stand-in's.
+                // The sink sees what the client sees: the gateway's error in place of a stand-in's, masked
+                // values in place of the server's.
                 let seen = replacement
                     .as_ref()
                     .and_then(|r| r.get(HEADER_LEN..))
                     .unwrap_or(body);
                 results.message(header.tag, seen);
             }
+            if !counts.is_empty() {
+                results.masked(&counts);
+            }
             match replacement {
                 None => ready += total,
-                Some(error) => {
-                    meters.bytes_to_client.increment(ready as u64);
-                    if let Err(e) = forward(to, &mut buf, ready).await {
-                        return SessionEnd::ClientIo(e);
-                    }
+                Some(message) => {
+                    out.extend_from_slice(buf.get(..ready).unwrap_or_default());
+                    out.extend_from_slice(&message);
+                    buf.advance(ready + total);
                     ready = 0;
-                    buf.advance(total);
-                    if let Err(e) = write_all(to, &error).await {
-                        return SessionEnd::ClientIo(e);
-                    }
                 }
             }
         }
-        meters.bytes_to_client.increment(ready as u64);
-        if let Err(e) = forward(to, &mut buf, ready).await {
+        if let Err(e) = send(to, &mut out, &mut buf, ready, meters).await {
             return SessionEnd::ClientIo(e);
         }
         ready = 0;
@@ -419,6 +505,47 @@ where
             return end;
         }
     }
+}
+
+/// Sends the staged output and the first `ready` bytes of `buf`, in one write.
+async fn send<W: AsyncWrite + Unpin>(
+    to: &mut W,
+    out: &mut BytesMut,
+    buf: &mut BytesMut,
+    ready: usize,
+    meters: &Meters,
+) -> io::Result<()> {
+    if out.is_empty() {
+        meters.bytes_to_client.increment(ready as u64);
+        return forward(to, buf, ready).await;
+    }
+    out.extend_from_slice(buf.get(..ready).unwrap_or_default());
+    buf.advance(ready);
+    meters.bytes_to_client.increment(out.len() as u64);
+    let result = write_all(to, out).await;
+    out.clear();
+    result
+}
+
+/// A message could not be masked: what came before it goes out, then the session ends with the reason.
+async fn end_unmasked<W: AsyncWrite + Unpin>(
+    to: &mut W,
+    out: &mut BytesMut,
+    buf: &mut BytesMut,
+    ready: usize,
+    meters: &Meters,
+    error: MaskError,
+) -> SessionEnd {
+    if let Err(e) = send(to, out, buf, ready, meters).await {
+        return SessionEnd::ClientIo(e);
+    }
+    let fatal = GatewayError::fatal(
+        "XX000",
+        format!("masking: {error}; the session ended so nothing passed unmasked"),
+    );
+    let _ = to.write_all(&fatal.to_bytes()).await;
+    let _ = to.flush().await;
+    SessionEnd::Masking(error)
 }
 
 /// Bookkeeping for a server message on its way to the client: statements finished, batches closed.

@@ -11,6 +11,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use portcullis_mask::Counts;
+
 use crate::wire::backend::{self, BackendMessage};
 
 /// Sees the server's messages the relay forwards to the client, those it asks for, whole.
@@ -26,6 +28,11 @@ pub trait ResultSink: Send {
 
     /// A wanted message, whole, just before it is forwarded.
     fn message(&mut self, tag: u8, body: &[u8]);
+
+    /// Values the gateway masked in the message just forwarded (whether or not this sink wanted it).
+    fn masked(&mut self, counts: &Counts) {
+        let _ = counts;
+    }
 }
 
 /// A sink that records nothing: auditing is off.
@@ -93,6 +100,8 @@ pub struct Finished {
     /// The client received more rows than `cells` holds.
     pub truncated: bool,
     pub duration: Duration,
+    /// Values masked in what the client received, by reason.
+    pub masked: Counts,
 }
 
 #[derive(Debug)]
@@ -115,6 +124,8 @@ pub struct ResultTracker {
     batches_done: u64,
     /// Columns of the last RowDescription that belonged to no execution (a Describe of a statement).
     described: Option<Vec<String>>,
+    /// Masked values seen before their unit's first recorded message.
+    masked: Counts,
 }
 
 impl ResultTracker {
@@ -125,6 +136,15 @@ impl ResultTracker {
             current: None,
             batches_done: 0,
             described: None,
+            masked: Counts::default(),
+        }
+    }
+
+    /// Values masked in a message just forwarded: they belong to the unit in progress, or to the next.
+    pub fn masked(&mut self, counts: &Counts) {
+        match self.current.as_mut() {
+            Some(current) => current.finished.masked.merge(counts),
+            None => self.masked.merge(counts),
         }
     }
 
@@ -280,6 +300,7 @@ impl ResultTracker {
                     cells: Vec::new(),
                     truncated: false,
                     duration: Duration::ZERO,
+                    masked: std::mem::take(&mut self.masked),
                 },
                 unit,
                 recorded_bytes: 0,
@@ -312,6 +333,7 @@ fn not_run(unit: Unit) -> Finished {
         cells: Vec::new(),
         truncated: false,
         duration: unit.sent.elapsed(),
+        masked: Counts::default(),
     }
 }
 

@@ -182,6 +182,14 @@ impl ResultSink for OutcomeRecorder {
             .is_some_and(|r| r.tracker.lock().is_ok_and(|t| t.wants(tag, len)))
     }
 
+    fn masked(&mut self, counts: &portcullis_mask::Counts) {
+        if let Some(recorder) = &self.0
+            && let Ok(mut tracker) = recorder.tracker.lock()
+        {
+            tracker.masked(counts);
+        }
+    }
+
     fn message(&mut self, tag: u8, body: &[u8]) {
         let Some(recorder) = &self.0 else { return };
         let finished = match recorder.tracker.lock() {
@@ -211,6 +219,11 @@ fn outcome(f: Finished) -> OutcomeEvent {
         duration_us: u64::try_from(f.duration.as_micros()).unwrap_or(u64::MAX),
         error: f.error.map(|(sqlstate, message)| ErrorInfo { sqlstate, message }),
         result,
+        masked: f
+            .masked
+            .iter()
+            .map(|(reason, n)| (reason.name().to_owned(), n))
+            .collect(),
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub masking: MaskingConfig,
     /// The directory of the configuration file: relative paths in it are resolved from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -141,6 +143,69 @@ impl Config {
             .path
             .clone()
             .unwrap_or_else(|| self.server.state_dir.join("audit.db"))
+    }
+}
+
+/// `[masking]`: sensitive values in results, errors and recorded statements are masked unless policy
+/// grants `unmask`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskingConfig {
+    /// Mask (`true`, the default) when rules are configured; `false` turns every rule off.
+    pub enabled: bool,
+    /// The key of `hash` and `format_preserving` as a `${ENV_VAR}` reference. Unset: `key_file`, else a
+    /// random key kept in `<state_dir>/mask.key` (pseudonyms stay stable across restarts).
+    pub key: Option<String>,
+    /// A file whose first line is the key.
+    pub key_file: Option<PathBuf>,
+    /// The largest result row masked; a larger row ends its session rather than pass unmasked.
+    pub max_row_bytes: usize,
+    /// How long table names (for column rules) are cached per connection.
+    #[serde(with = "humantime_serde")]
+    pub catalog_ttl: Duration,
+    /// The rules, in order: for a column the first matching column rule wins; for a detected value the
+    /// first rule naming its detector.
+    pub rules: Vec<portcullis_mask::RuleSpec>,
+}
+
+impl Default for MaskingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            key: None,
+            key_file: None,
+            max_row_bytes: 16 * 1024 * 1024,
+            catalog_ttl: Duration::from_secs(60),
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl MaskingConfig {
+    /// Whether any rule can apply.
+    pub fn active(&self) -> bool {
+        self.enabled && !self.rules.is_empty()
+    }
+
+    /// The configured key, if any (`None`: use the state directory's).
+    pub fn configured_key(&self) -> Result<Option<Secret<String>>, String> {
+        match (&self.key, &self.key_file) {
+            (Some(_), Some(_)) => Err("set key or key_file, not both".to_owned()),
+            (Some(reference), None) => resolve_env_reference(reference).map(Some),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let line = text.lines().next().unwrap_or_default().to_owned();
+                if line.len() < 16 {
+                    return Err(format!(
+                        "{}: the key must be at least 16 characters",
+                        path.display()
+                    ));
+                }
+                Ok(Some(Secret::new(line)))
+            }
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -477,6 +542,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_masking(secrets, &names)?;
         if self.audit.result_bytes > 16 * 1024 * 1024 {
             return Err(invalid(
                 "audit.result_bytes".into(),
@@ -484,6 +550,44 @@ impl Config {
             ));
         }
         self.load_policies()?;
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_masking(&self, secrets: Secrets, connections: &HashSet<&str>) -> Result<(), ConfigError> {
+        let m = &self.masking;
+        let invalid = |path: String, message: String| ConfigError::Invalid { path, message };
+        if m.max_row_bytes < 1024 {
+            return Err(invalid(
+                "masking.max_row_bytes".into(),
+                "must be at least 1024".into(),
+            ));
+        }
+        for (i, rule) in m.rules.iter().enumerate() {
+            for (j, name) in rule.connections.iter().enumerate() {
+                if !connections.contains(name.as_str()) {
+                    return Err(invalid(
+                        format!("masking.rules[{i}].connections[{j}]"),
+                        format!("no connection named {name:?}"),
+                    ));
+                }
+            }
+        }
+        portcullis_mask::MaskPolicy::compile(&m.rules, &[0u8; 32]).map_err(|e| {
+            let portcullis_mask::RuleError::Invalid { index, why } = e;
+            invalid(format!("masking.rules[{index}]"), why)
+        })?;
+        if secrets == Secrets::Check {
+            m.configured_key().map_err(|message| {
+                let key = if m.key_file.is_some() && m.key.is_none() {
+                    "key_file"
+                } else {
+                    "key"
+                };
+                invalid(format!("masking.{key}"), message)
+            })?;
+        }
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use portcullis_audit::{EventBody, StatementEvent, StatementSummary};
 use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKind};
+use portcullis_mask::{ConnectionMask, Counts};
 use portcullis_policy::{PolicySet, RequestContext};
 use portcullis_postgres::classify::{self, Analysis};
 use portcullis_postgres::inspect::{Inspector, SessionState, Statement, Verdict};
@@ -199,6 +200,8 @@ pub struct SessionGuard {
     recorder: Option<SessionRecorder>,
     /// Texts of allowed protocol-level prepared statements, by name, for recording their executions.
     parsed: HashMap<String, Arc<str>>,
+    /// Masks values in recorded statement texts and parameters, when this session is masked.
+    scrub: Option<Arc<ConnectionMask>>,
     /// Statements recorded, and how many were refused.
     pub recorded: u64,
     pub refused: u64,
@@ -218,6 +221,7 @@ impl SessionGuard {
         client_ip: IpAddr,
         on_parse_error: OnParseError,
         recorder: Option<SessionRecorder>,
+        scrub: Option<Arc<ConnectionMask>>,
     ) -> Self {
         SessionGuard {
             settings,
@@ -230,6 +234,7 @@ impl SessionGuard {
             verdicts_generation: 0,
             recorder,
             parsed: HashMap::new(),
+            scrub,
             recorded: 0,
             refused: 0,
         }
@@ -255,6 +260,23 @@ impl SessionGuard {
         }
         let analysis = self.settings.analyses.analyse(sql, key.as_deref());
         let mut decided = self.decide_analysis(&loaded.set, &analysis);
+        // COPY ... TO STDOUT carries no row description to mask by: a masked session may not use it.
+        if self.scrub.is_some()
+            && matches!(decided.verdict, Verdict::Forward)
+            && analysis
+                .statements
+                .iter()
+                .any(|f| f.kind == StatementKind::CopyOut)
+        {
+            decided = Decided::refuse(
+                "masked_copy",
+                GatewayError::error(
+                    "42501",
+                    "Portcullis refuses COPY ... TO STDOUT in a masked session: its rows cannot be masked",
+                )
+                .with_hint("use SELECT, whose results are masked, or ask for the unmask permission"),
+            );
+        }
         decided.analysis = Some(Arc::clone(&analysis));
         let verdict = Arc::new(decided);
         let session_bound = analysis
@@ -535,7 +557,7 @@ impl SessionGuard {
 
     /// The audit event of a statement message and its decision.
     fn statement_event(&self, n: u64, statement: &Statement<'_>, decided: &Decided) -> EventBody {
-        let (message, prepared, text, params) = match statement {
+        let (message, prepared, mut text, mut params) = match statement {
             Statement::Query { sql } => ("query", None, (*sql).to_owned(), Vec::new()),
             Statement::Parse { name, sql } => {
                 ("parse", Some((*name).to_owned()), (*sql).to_owned(), Vec::new())
@@ -561,6 +583,18 @@ impl SessionGuard {
                 bind_params(param_formats, params),
             ),
         };
+        // What reaches the audit trail is masked like what reaches the client.
+        if let Some(scrub) = &self.scrub {
+            let mut counts = Counts::default();
+            if let Some(masked) = scrub.scrub(&text, &mut counts) {
+                text = masked;
+            }
+            for value in params.iter_mut().flatten() {
+                if let Some(masked) = scrub.scrub(value, &mut counts) {
+                    *value = masked;
+                }
+            }
+        }
         let statements = decided
             .analysis
             .as_ref()

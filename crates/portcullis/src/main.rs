@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod config;
 mod guard;
+mod masking;
 mod policy_check;
 mod postgres;
 mod serve;

@@ -12,6 +12,7 @@ use portcullis_identity::Verifier;
 use portcullis_policy::RequestContext;
 use portcullis_postgres::cancel::CancelRegistry;
 use portcullis_postgres::handshake::{self, Accepted, FrontendSettings, Handshake};
+use portcullis_postgres::mask::SessionMask;
 use portcullis_postgres::relay::{self, Deadline, Endings, RelayLimits};
 use portcullis_postgres::session;
 use portcullis_postgres::upstream::{self, UpstreamError, UpstreamSettings};
@@ -22,6 +23,7 @@ use tracing::{info, warn};
 use crate::audit::{self, Audit, OutcomeRecorder, SessionRecorder};
 use crate::config::ConnectionConfig;
 use crate::guard::{GuardSettings, SessionGuard};
+use crate::masking::ConnectionMasking;
 use crate::telemetry;
 
 /// Everything a PostgreSQL session needs from the running gateway. Shared by all sessions.
@@ -45,6 +47,8 @@ pub struct PgGateway {
 pub struct Connection {
     pub config: ConnectionConfig,
     pub upstream: UpstreamSettings,
+    /// Masking rules that apply to this connection, if any.
+    pub masking: Option<ConnectionMasking>,
 }
 
 /// Serves one accepted TCP connection to the end.
@@ -116,12 +120,8 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         client_ip: peer.ip(),
         token_age_secs: token_age_secs(&principal),
     };
-    let decision = gateway
-        .guard
-        .policies
-        .current()
-        .set
-        .decide_connect(&principal, name, &context);
+    let policies = gateway.guard.policies.current();
+    let decision = policies.set.decide_connect(&principal, name, &context);
     if decision.outcome != Outcome::Allow {
         telemetry::auth_failure(RejectReason::NotPermitted);
         warn!(client = %peer, connection = name, principal = %principal.name(), policies = ?decision.policies,
@@ -203,6 +203,12 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         stop,
     };
     let meters = telemetry::relay_meters(name);
+    // Masking, unless policy grants this principal `unmask` on the whole connection.
+    let masking = connection
+        .masking
+        .as_ref()
+        .and_then(|m| m.for_session(&policies, &principal, name, &context));
+    drop(policies);
     let mut guard = SessionGuard::new(
         gateway.guard.clone(),
         principal.clone(),
@@ -210,6 +216,7 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         peer.ip(),
         connection.config.on_parse_error,
         recorder.clone(),
+        masking.as_ref().map(|m| m.rules.clone()),
     );
     let mut outcomes = OutcomeRecorder(recorder.clone());
     let end = relay::run(
@@ -220,6 +227,7 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         &meters,
         &mut guard,
         &mut outcomes,
+        masking.map(SessionMask::new),
         &upstream.parameters,
     )
     .await;

@@ -18,6 +18,7 @@ use crate::admin::{self, AdminState, DEV_ISSUER_PATH};
 use crate::audit::Audit;
 use crate::config::{Config, ConnectionConfig, DevIssuerConfig, Protocol, UpstreamTlsMode};
 use crate::guard::{AnalysisCache, GuardSettings, PolicyStore};
+use crate::masking::ConnectionMasking;
 use crate::postgres::{Connection, PgGateway};
 use crate::{telemetry, tls};
 
@@ -69,7 +70,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             handshake_timeout: config.server.postgres.handshake_timeout,
         },
         verifier: verifier.clone(),
-        connections: connections(&config.connections)?,
+        connections: connections(&config)?,
         cancels: CancelRegistry::default(),
         limits: RelayLimits {
             max_client_message: config.server.postgres.max_message_bytes,
@@ -166,8 +167,14 @@ fn dev_issuer_settings(dev: &DevIssuer, settings: &DevIssuerConfig) -> IssuerSet
     }
 }
 
-fn connections(configs: &[ConnectionConfig]) -> anyhow::Result<HashMap<String, Connection>> {
-    configs
+fn connections(config: &Config) -> anyhow::Result<HashMap<String, Connection>> {
+    let masking = crate::masking::policy(config)?;
+    if let Some(policy) = &masking {
+        let _ = policy;
+        info!(rules = config.masking.rules.len(), "masking on");
+    }
+    config
+        .connections
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -178,6 +185,9 @@ fn connections(configs: &[ConnectionConfig]) -> anyhow::Result<HashMap<String, C
                 c.name.clone(),
                 Connection {
                     config: c.clone(),
+                    masking: masking
+                        .as_ref()
+                        .and_then(|m| ConnectionMasking::new(m, config, &c.name, &upstream)),
                     upstream,
                 },
             ))

@@ -1160,6 +1160,7 @@ mod tests {
                 "s-1",
                 T0 + 5_500,
                 EventBody::Outcome(OutcomeEvent {
+                    masked: Default::default(),
                     n: 1,
                     ran: true,
                     tags: vec!["SELECT 3".into()],
@@ -1183,6 +1184,7 @@ mod tests {
                 "s-1",
                 T0 + 12_000,
                 EventBody::Outcome(OutcomeEvent {
+                    masked: Default::default(),
                     n: 3,
                     ran: true,
                     tags: Vec::new(),
@@ -1223,6 +1225,7 @@ mod tests {
                 "s-2",
                 T0 + 60_900_000,
                 EventBody::Outcome(OutcomeEvent {
+                    masked: Default::default(),
                     n: 1,
                     ran: true,
                     tags: vec!["SELECT 100000".into()],

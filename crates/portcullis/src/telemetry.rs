@@ -45,6 +45,10 @@ fn describe() {
     metrics::describe_counter!("portcullis_bytes_total", "Bytes relayed, by direction.");
     metrics::describe_counter!("portcullis_statements_total", "Statements completed upstream.");
     metrics::describe_counter!(
+        "portcullis_masked_values_total",
+        "Values masked in results and errors, by connection and detector (column: a column rule)."
+    );
+    metrics::describe_counter!(
         "portcullis_upstream_errors_total",
         "Failed upstream logins and connections."
     );
@@ -157,6 +161,15 @@ pub fn session_ended(how: &'static str) {
 
 /// The relay's counters for one connection. Handles are resolved once per session, so the hot path is
 /// an atomic add.
+/// `portcullis_masked_values_total{connection, detector}`, one counter per reason (`column` for column
+/// rules), indexed by `Reason::index`.
+pub fn masked_counters(connection: &str) -> [metrics::Counter; portcullis_mask::Reason::COUNT] {
+    std::array::from_fn(|i| {
+        let reason = portcullis_mask::Reason::from_index(i).map_or("unknown", |r| r.name());
+        counter!("portcullis_masked_values_total", "connection" => connection.to_owned(), "detector" => reason)
+    })
+}
+
 pub fn relay_meters(connection: &str) -> Meters {
     let connection = connection.to_owned();
     Meters {

@@ -38,7 +38,11 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
         "\"policies/",
         concat!("\"", env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/"),
     );
-    let (ok, text) = check(&example, &[("ORDERS_DB_PASSWORD", "from-env")]);
+    let secrets = [
+        ("ORDERS_DB_PASSWORD", "from-env"),
+        ("PORTCULLIS_MASK_KEY", "a-masking-key-from-the-environment"),
+    ];
+    let (ok, text) = check(&example, &secrets);
     assert!(ok, "{text}");
     assert!(
         text.contains("ok (1 connection(s), 2 issuer(s), 11 policies)"),
@@ -68,6 +72,27 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
         assert!(!ok, "{what}: accepted");
         assert!(text.contains(path), "{what}: {text:?} does not name {path}");
     }
+    // Masking rules are checked when the file is: a rule that masks nothing, an unknown detector, an
+    // unknown connection, a missing key.
+    let masking_cases: &[(&str, &str)] = &[
+        ("[[masking.rules]]\nstrategy = 'redact'\n", "masking.rules[3]"),
+        (
+            "[[masking.rules]]\ndetectors = ['dna']\nstrategy = 'redact'\n",
+            "masking.rules",
+        ),
+        (
+            "[[masking.rules]]\ncolumns = ['*.x']\nstrategy = 'null'\nconnections = ['nope']\n",
+            "masking.rules[3].connections[0]",
+        ),
+    ];
+    for (extra, path) in masking_cases {
+        let (ok, text) = check(&format!("{example}\n{extra}"), &secrets);
+        assert!(!ok, "{extra}: accepted");
+        assert!(text.contains(path), "{extra}: {text:?} does not name {path}");
+    }
+    let (ok, text) = check(&example, &[("ORDERS_DB_PASSWORD", "from-env")]);
+    assert!(!ok && text.contains("masking.key"), "{text}");
+
     let inline = example.replace("${ORDERS_DB_PASSWORD}", "hunter2");
     let (ok, text) = check(&inline, &[]);
     assert!(!ok);

@@ -77,13 +77,14 @@ pub fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-pub const EXAMPLES: [&str; 6] = [
+pub const EXAMPLES: [&str; 7] = [
     "analysts-read-only.cedar",
     "agents-guarded-writes.cedar",
     "no-ddl.cedar",
     "no-privileges.cedar",
     "no-file-access.cedar",
     "baseline.cedar",
+    "unmask-for-dba.cedar",
 ];
 
 /// The deciding policies' names.

@@ -1,0 +1,266 @@
+//! The engine's cost per byte of cells and of free text, with every detector on.
+//!
+//! `ColumnPlan::apply` runs over a generated mix of realistic cells (names, addresses, cities, notes,
+//! order ids, timestamps, JSON; about four in five with nothing to find), `ConnectionMask::scrub` over
+//! error messages and statements. Throughput is in bytes of input.
+//!
+//! `cargo bench -p portcullis-mask --bench engine -- --warm-up-time 1 --measurement-time 3`
+
+// Bench code, like tests: a failed set-up should stop it loudly.
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use portcullis_mask::{ColumnRef, Counts, Detector, MaskPolicy, Masked, RuleSpec, StrategyName};
+
+/// xorshift64*: the same cells on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn number(&mut self, below: u64) -> u64 {
+        self.next() % below
+    }
+}
+
+const FIRST: &[&str] = &[
+    "Jane", "John", "Anna", "Jürgen", "Li", "Amara", "Carlos", "Sofia", "Mohammed", "Emma", "Olivia", "Noah",
+];
+const LAST: &[&str] = &[
+    "Roe", "Smith", "Schmidt", "Müller", "Wang", "Okafor", "García", "Rossi", "Haddad", "Johnson", "Dubois",
+];
+const STREETS: &[&str] = &[
+    "Baker Street",
+    "Amphitheatre Parkway",
+    "Hauptstraße",
+    "Rue de Rivoli",
+    "Main St",
+    "Elm Avenue",
+    "Via Roma",
+    "Calle Mayor",
+    "Sunset Blvd",
+    "High Street",
+];
+const CITIES: &[&str] = &[
+    "London",
+    "Mountain View, CA 94043",
+    "Berlin",
+    "Paris",
+    "Springfield, IL 62704",
+    "Roma",
+    "Madrid",
+    "Los Angeles, CA 90028",
+    "Manchester M1 1AE",
+    "München",
+];
+const NOTES: &[&str] = &[
+    "Customer asked to change the delivery window to the afternoon.",
+    "Left at the front door as requested; signed by neighbour.",
+    "Refund approved after the second complaint about the damaged box.",
+    "Prefers contact by post. Do not call before 9am.",
+    "Repeat customer since 2019, gold tier, no open issues.",
+    "Package returned to sender: address incomplete.",
+    "Upgraded to express shipping free of charge (voucher SPRING24).",
+    "Invoice sent again on request, see ticket 58213.",
+];
+const STATUSES: &[&str] = &["shipped", "pending", "delivered", "cancelled", "returned"];
+const DOMAINS: &[&str] = &[
+    "example.com",
+    "mail.example.org",
+    "example.co.uk",
+    "klinik.example.de",
+];
+
+/// One cell; `dirty` ones hold something to find.
+fn cell(rng: &mut Rng) -> String {
+    let dirty = rng.number(100) < 20;
+    if dirty {
+        let (first, last) = (rng.pick(FIRST), rng.pick(LAST));
+        return match rng.number(6) {
+            0 => format!(
+                "{}.{}@{}",
+                first.to_lowercase(),
+                rng.number(1000),
+                rng.pick(DOMAINS)
+            ),
+            1 => format!("+1 {} 555 {:04}", 200 + rng.number(700), rng.number(10_000)),
+            2 => format!(
+                "{} Called from ({}) 555-{:04}, asked for {}@{}",
+                rng.pick(NOTES),
+                200 + rng.number(700),
+                rng.number(10_000),
+                last.to_lowercase(),
+                rng.pick(DOMAINS)
+            ),
+            3 => format!(
+                "Paid with card 4111 1111 1111 1111, {first} {last}. {}",
+                rng.pick(NOTES)
+            ),
+            4 => format!(
+                "{{\"user\":\"{}\",\"ip\":\"10.{}.{}.{}\",\"status\":\"{}\"}}",
+                first.to_lowercase(),
+                rng.number(256),
+                rng.number(256),
+                rng.number(256),
+                rng.pick(STATUSES)
+            ),
+            _ => format!("IBAN DE89 3704 0044 0532 0130 00 for {first} {last}"),
+        };
+    }
+    match rng.number(9) {
+        0 => format!("{} {}", rng.pick(FIRST), rng.pick(LAST)),
+        1 => format!("{} {}", 1 + rng.number(2000), rng.pick(STREETS)),
+        2 => rng.pick(CITIES).to_owned(),
+        3 => rng.pick(NOTES).to_owned(),
+        4 => format!(
+            "ORD-2024{:02}{:02}-{:04}",
+            1 + rng.number(12),
+            1 + rng.number(28),
+            rng.number(10_000)
+        ),
+        5 => format!(
+            "2024-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00",
+            1 + rng.number(12),
+            1 + rng.number(28),
+            rng.number(24),
+            rng.number(60),
+            rng.number(60),
+            rng.number(1_000_000)
+        ),
+        6 => format!(
+            "{{\"id\":{},\"status\":\"{}\",\"items\":{},\"total\":{}.{:02},\"note\":\"{}\"}}",
+            rng.number(100_000),
+            rng.pick(STATUSES),
+            1 + rng.number(9),
+            rng.number(500),
+            rng.number(100),
+            rng.pick(NOTES)
+        ),
+        7 => format!("{}.{:02}", rng.number(5000), rng.number(100)),
+        _ => format!("{} {} — {}", rng.pick(FIRST), rng.pick(LAST), rng.pick(NOTES)),
+    }
+}
+
+fn cells(n: usize) -> Vec<String> {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    (0..n).map(|_| cell(&mut rng)).collect()
+}
+
+/// Statements and error messages for `scrub`.
+fn texts(n: usize) -> Vec<String> {
+    let mut rng = Rng(42);
+    (0..n)
+        .map(|i| match i % 4 {
+            0 => format!(
+                "SELECT id, name, email FROM customers WHERE created_at > '2024-01-{:02}' AND status = '{}' LIMIT 100",
+                1 + rng.number(28),
+                rng.pick(STATUSES)
+            ),
+            1 => format!(
+                "UPDATE orders SET status = '{}', updated_at = now() WHERE id = {}",
+                rng.pick(STATUSES),
+                rng.number(1_000_000)
+            ),
+            2 => "ERROR: duplicate key value violates unique constraint \"users_email_key\" DETAIL: Key \
+                  (email)=(jane.roe@example.com) already exists."
+                .to_owned(),
+            _ => format!(
+                "ERROR: relation \"order_items_{}\" does not exist at character {}",
+                rng.number(100),
+                rng.number(200)
+            ),
+        })
+        .collect()
+}
+
+fn all_detectors() -> RuleSpec {
+    RuleSpec {
+        columns: Vec::new(),
+        detectors: Detector::ALL.to_vec(),
+        strategy: StrategyName::Redact,
+        keep: None,
+        with: None,
+        connections: Vec::new(),
+    }
+}
+
+fn engine(c: &mut Criterion) {
+    let policy = MaskPolicy::compile(&[all_detectors()], b"bench-key-0123456789abcdef").expect("compile");
+    let mask = policy.for_connection("bench");
+    let plan = mask.column(ColumnRef {
+        schema: Some("public"),
+        table: Some("orders"),
+        column: "notes",
+    });
+
+    let cells = cells(20_000);
+    let bytes: usize = cells.iter().map(String::len).sum();
+    let masked = cells
+        .iter()
+        .filter(|c| plan.apply(c.as_bytes(), &mut Counts::default()) != Masked::Unchanged)
+        .count();
+    eprintln!(
+        "{} cells, {} bytes, {:.1} bytes per cell, {:.1}% with a finding",
+        cells.len(),
+        bytes,
+        bytes as f64 / cells.len() as f64,
+        100.0 * masked as f64 / cells.len() as f64
+    );
+
+    let mut group = c.benchmark_group("apply");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("all_detectors", |b| {
+        b.iter(|| {
+            let mut counts = Counts::default();
+            for cell in &cells {
+                black_box(plan.apply(black_box(cell.as_bytes()), &mut counts));
+            }
+            counts
+        })
+    });
+    let clean: Vec<&String> = cells
+        .iter()
+        .filter(|c| plan.apply(c.as_bytes(), &mut Counts::default()) == Masked::Unchanged)
+        .collect();
+    let clean_bytes: usize = clean.iter().map(|c| c.len()).sum();
+    group.throughput(Throughput::Bytes(clean_bytes as u64));
+    group.bench_function("all_detectors_clean_cells", |b| {
+        b.iter(|| {
+            let mut counts = Counts::default();
+            for cell in &clean {
+                black_box(plan.apply(black_box(cell.as_bytes()), &mut counts));
+            }
+            counts
+        })
+    });
+    group.finish();
+
+    let texts = texts(2_000);
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let mut group = c.benchmark_group("scrub");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("all_detectors", |b| {
+        b.iter(|| {
+            let mut counts = Counts::default();
+            for text in &texts {
+                black_box(mask.scrub(black_box(text), &mut counts));
+            }
+            counts
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);

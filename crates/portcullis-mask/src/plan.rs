@@ -1,0 +1,196 @@
+//! The hot path: what each cell of a result column becomes, and what free text becomes.
+//!
+//! A cell with no finding costs one scan (UTF-8 is checked only once something was found) and allocates
+//! nothing; a masked cell allocates its new value.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::detect::{detect_bytes, detect_into};
+use crate::detector::{Counts, Detector, DetectorSet, Finding, Reason};
+use crate::strategy::{DEFAULT_REDACTION, Key, Strategy};
+
+/// What to do with the cells of one column.
+#[derive(Debug, Clone)]
+pub enum ColumnPlan {
+    /// Nothing applies: cells pass without being looked at.
+    Pass,
+    /// Opaque: the engine's internal plan (a column rule, or detectors to run).
+    Apply(Arc<PlanInner>),
+}
+
+/// Internal to the engine: a column rule's strategy, or the connection's detectors.
+#[derive(Debug)]
+pub struct PlanInner {
+    kind: PlanKind,
+}
+
+#[derive(Debug)]
+enum PlanKind {
+    /// The whole cell, by one rule.
+    Column { strategy: Arc<Strategy>, key: Arc<Key> },
+    /// Each detected value, by its detector's rule.
+    Detect(Arc<DetectorRules>),
+}
+
+impl PlanInner {
+    pub(crate) fn column(strategy: Arc<Strategy>, key: Arc<Key>) -> PlanInner {
+        PlanInner {
+            kind: PlanKind::Column { strategy, key },
+        }
+    }
+
+    pub(crate) fn detect(rules: Arc<DetectorRules>) -> PlanInner {
+        PlanInner {
+            kind: PlanKind::Detect(rules),
+        }
+    }
+}
+
+/// The result of masking one cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Masked {
+    Unchanged,
+    Null,
+    Value(Vec<u8>),
+}
+
+impl ColumnPlan {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, ColumnPlan::Pass)
+    }
+
+    /// Whether a column rule masks every cell whole (as opposed to detectors looking inside the text):
+    /// the gateway then hides binary-format cells of non-text types (numbers, dates) it cannot rewrite.
+    pub fn masks_whole_cell(&self) -> bool {
+        matches!(self, ColumnPlan::Apply(inner) if matches!(inner.kind, PlanKind::Column { .. }))
+    }
+
+    /// Masks one cell given as text (UTF-8 expected; other bytes are treated as opaque and only column
+    /// rules apply). Counts what it masked.
+    pub fn apply(&self, cell: &[u8], counts: &mut Counts) -> Masked {
+        let ColumnPlan::Apply(inner) = self else {
+            return Masked::Unchanged;
+        };
+        match &inner.kind {
+            PlanKind::Column { strategy, key } => {
+                counts.add(Reason::Column, 1);
+                strategy.mask_cell(key, cell)
+            }
+            PlanKind::Detect(rules) => rules.mask_cell(cell, counts),
+        }
+    }
+}
+
+thread_local! {
+    /// The findings of the cell being masked, reused from cell to cell: a cell with findings then
+    /// allocates only its new value. Never borrowed across a call that could come back here.
+    static FINDINGS: RefCell<Vec<Finding>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A findings buffer that grew past this many (a huge cell full of emails) is given back afterwards.
+const MAX_KEPT_FINDINGS: usize = 1024;
+
+/// The detectors of a connection and the strategy of each (from the first rule that lists it).
+#[derive(Debug)]
+pub(crate) struct DetectorRules {
+    set: DetectorSet,
+    strategies: [Option<Arc<Strategy>>; Detector::ALL.len()],
+    key: Arc<Key>,
+}
+
+impl DetectorRules {
+    /// `None` when no detector has a strategy.
+    pub(crate) fn new(
+        strategies: [Option<Arc<Strategy>>; Detector::ALL.len()],
+        key: Arc<Key>,
+    ) -> Option<DetectorRules> {
+        let set: DetectorSet = Detector::ALL
+            .into_iter()
+            .zip(&strategies)
+            .filter(|(_, s)| s.is_some())
+            .map(|(d, _)| d)
+            .collect();
+        (!set.is_empty()).then_some(DetectorRules { set, strategies, key })
+    }
+
+    pub(crate) fn set(&self) -> DetectorSet {
+        self.set
+    }
+
+    fn strategy(&self, detector: Detector) -> Option<&Strategy> {
+        self.strategies.get(detector as usize)?.as_deref()
+    }
+
+    /// A cell: unchanged without findings or when it is not UTF-8, NULL when a finding's strategy is
+    /// `null`, else the text with each finding masked. UTF-8 is checked only once something was found:
+    /// the scan reads bytes, and most cells have nothing.
+    fn mask_cell(&self, cell: &[u8], counts: &mut Counts) -> Masked {
+        FINDINGS.with_borrow_mut(|findings| {
+            detect_bytes(cell, self.set, findings);
+            let masked = self.mask_findings(cell, findings, counts);
+            if findings.capacity() > MAX_KEPT_FINDINGS {
+                *findings = Vec::new();
+            }
+            masked
+        })
+    }
+
+    fn mask_findings(&self, cell: &[u8], findings: &[Finding], counts: &mut Counts) -> Masked {
+        if findings.is_empty() {
+            return Masked::Unchanged;
+        }
+        let Ok(text) = std::str::from_utf8(cell) else {
+            return Masked::Unchanged;
+        };
+        self.count(findings, counts);
+        if findings
+            .iter()
+            .any(|f| self.strategy(f.detector).is_none_or(Strategy::is_null))
+        {
+            return Masked::Null;
+        }
+        match self.rewrite(text, findings) {
+            Some(masked) => Masked::Value(masked.into_bytes()),
+            // Findings always fall on char boundaries; should one not, nothing of the cell shows.
+            None => Masked::Null,
+        }
+    }
+
+    /// Free text: `None` without findings, else the text with each finding masked (`null` redacts).
+    pub(crate) fn scrub(&self, text: &str, counts: &mut Counts) -> Option<String> {
+        let mut findings = Vec::new();
+        detect_into(text, self.set, &mut findings);
+        if findings.is_empty() {
+            return None;
+        }
+        self.count(&findings, counts);
+        Some(
+            self.rewrite(text, &findings)
+                .unwrap_or_else(|| DEFAULT_REDACTION.to_owned()),
+        )
+    }
+
+    fn count(&self, findings: &[Finding], counts: &mut Counts) {
+        for f in findings {
+            counts.add(Reason::Detector(f.detector), 1);
+        }
+    }
+
+    /// The text with each finding replaced by its strategy's output.
+    fn rewrite(&self, text: &str, findings: &[Finding]) -> Option<String> {
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut last = 0;
+        for f in findings {
+            out.push_str(text.get(last..f.start)?);
+            let value = text.get(f.start..f.end)?;
+            match self.strategy(f.detector) {
+                Some(strategy) => strategy.mask_text(&self.key, value, &mut out),
+                None => out.push_str(DEFAULT_REDACTION),
+            }
+            last = f.end;
+        }
+        out.push_str(text.get(last..)?);
+        Some(out)
+    }
+}

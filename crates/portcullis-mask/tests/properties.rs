@@ -1,0 +1,363 @@
+//! Randomised properties of detection and masking: no panic, findings in bounds and disjoint.
+//!
+//! Inputs: random bytes, random UTF-8 built from the detectors' own alphabet, mutated corpus texts.
+//! Findings must be on char boundaries and sorted; masked text valid UTF-8; `partial` and
+//! `format_preserving` must keep the length in chars.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::sync::Arc;
+
+use portcullis_mask::{
+    ColumnPlan, ColumnRef, ConnectionMask, Counts, Detector, DetectorSet, MaskPolicy, Masked, RuleSpec,
+    StrategyName, detect,
+};
+
+/// xorshift64*: deterministic, so a failure reproduces with the printed round.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Pieces random texts are made of: the bytes and prefixes the scanner stops at, plus multi-byte chars.
+const PIECES: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "4",
+    "5",
+    "9",
+    "00",
+    "212",
+    "555",
+    "0142",
+    "4111",
+    "1111",
+    " ",
+    " ",
+    "-",
+    ".",
+    ":",
+    "::",
+    "/",
+    "+",
+    "(",
+    ")",
+    "@",
+    "=",
+    "_",
+    ",",
+    ";",
+    "'",
+    "\"",
+    "\n",
+    "a",
+    "Z",
+    "e",
+    "x",
+    "é",
+    "€",
+    "😀",
+    "日本",
+    "\u{200d}",
+    "eyJ",
+    "eyJhbGciOiJIUzI1NiJ9",
+    ".",
+    "-----BEGIN ",
+    "RSA PRIVATE KEY",
+    "-----",
+    "-----END ",
+    "://",
+    "password=",
+    "Password=",
+    "PWD={",
+    "xoxb-",
+    "xoxe.",
+    "ghp_",
+    "github_pat_",
+    "sk_live_",
+    "whsec_",
+    "AKIA",
+    "ASIA",
+    "hooks",
+    ".slack.com/services/",
+    "GB82",
+    "DE89",
+    " WEST",
+    "+1 ",
+    "(212) ",
+    "fe80",
+    "ffff",
+    "example.com",
+    "com",
+    "user",
+    "@example.com",
+    "192.168.",
+    "10.0.0.1",
+    "\\",
+    "%",
+    "{",
+    "}",
+    "wJalrXUtnFEMI",
+];
+
+fn random_text(rng: &mut Rng) -> String {
+    let n = rng.below(40);
+    (0..n).map(|_| *rng.pick(PIECES)).collect()
+}
+
+fn random_bytes(rng: &mut Rng) -> Vec<u8> {
+    let n = rng.below(120);
+    (0..n).map(|_| rng.next() as u8).collect()
+}
+
+/// A corpus text with a few random edits (insert, delete, replace a char).
+fn mutated(rng: &mut Rng, corpus: &[String]) -> String {
+    let mut chars: Vec<char> = rng.pick(corpus).chars().collect();
+    for _ in 0..=rng.below(4) {
+        let at = rng.below(chars.len() + 1);
+        let piece: Vec<char> = rng.pick(PIECES).chars().collect();
+        match rng.below(3) {
+            0 => {
+                chars.splice(at..at, piece);
+            }
+            1 if at < chars.len() => {
+                chars.remove(at);
+            }
+            _ if at < chars.len() => chars[at] = piece[0],
+            _ => {}
+        }
+    }
+    chars.into_iter().collect()
+}
+
+fn corpus_texts() -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Corpus {
+        case: Vec<Case>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Case {
+        text: String,
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/labelled.toml");
+    let corpus: Corpus = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    corpus.case.into_iter().map(|c| c.text).collect()
+}
+
+/// The findings' invariants.
+fn check_findings(text: &str) {
+    let findings = detect(text, DetectorSet::all());
+    let mut last_end = 0;
+    for f in &findings {
+        assert!(
+            f.start < f.end && f.end <= text.len(),
+            "{f:?} out of bounds in {text:?}"
+        );
+        assert!(
+            text.is_char_boundary(f.start) && text.is_char_boundary(f.end),
+            "{f:?} splits a char in {text:?}"
+        );
+        assert!(
+            f.start >= last_end,
+            "findings overlap or are unsorted in {text:?}: {findings:?}"
+        );
+        last_end = f.end;
+    }
+}
+
+fn rule(strategy: StrategyName, columns: &[&str], detectors: &[Detector]) -> RuleSpec {
+    RuleSpec {
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        detectors: detectors.to_vec(),
+        strategy,
+        keep: None,
+        with: None,
+        connections: Vec::new(),
+    }
+}
+
+/// Column plans for each strategy, and detector plans whose detectors are spread over all strategies.
+fn plans() -> (Vec<(StrategyName, ColumnPlan)>, ColumnPlan, Arc<ConnectionMask>) {
+    let strategies = [
+        StrategyName::Redact,
+        StrategyName::Partial,
+        StrategyName::Hash,
+        StrategyName::Null,
+        StrategyName::FormatPreserving,
+    ];
+    let mut rules: Vec<RuleSpec> = strategies
+        .iter()
+        .map(|s| rule(*s, &[&format!("col_{}", s_name(*s))], &[]))
+        .collect();
+    for (i, s) in strategies.iter().enumerate() {
+        let detectors: Vec<Detector> = Detector::ALL
+            .iter()
+            .copied()
+            .skip(i)
+            .step_by(strategies.len())
+            .collect();
+        rules.push(rule(*s, &[], &detectors));
+    }
+    let policy = MaskPolicy::compile(&rules, b"property-test-key-0123456789").unwrap();
+    let mask = policy.for_connection("c");
+    fn column(name: &str) -> ColumnRef<'_> {
+        ColumnRef {
+            schema: Some("public"),
+            table: Some("t"),
+            column: name,
+        }
+    }
+    let by_strategy = strategies
+        .iter()
+        .map(|s| (*s, mask.column(column(&format!("col_{}", s_name(*s))))))
+        .collect();
+    let detect = mask.column(column("notes"));
+    (by_strategy, detect, mask)
+}
+
+fn s_name(s: StrategyName) -> &'static str {
+    match s {
+        StrategyName::Redact => "redact",
+        StrategyName::Partial => "partial",
+        StrategyName::Hash => "hash",
+        StrategyName::Null => "null",
+        StrategyName::FormatPreserving => "fpe",
+    }
+}
+
+fn check_masking(cell: &[u8], by_strategy: &[(StrategyName, ColumnPlan)], detect: &ColumnPlan) {
+    let mut counts = Counts::default();
+    let text = std::str::from_utf8(cell).ok();
+    for (strategy, plan) in by_strategy {
+        let masked = plan.apply(cell, &mut counts);
+        assert_eq!(masked, plan.apply(cell, &mut counts), "not deterministic");
+        match (strategy, &masked) {
+            (StrategyName::Null, Masked::Null) => {}
+            (_, Masked::Value(v)) => {
+                let out = std::str::from_utf8(v).expect("masked cell is not UTF-8");
+                if let (Some(text), StrategyName::Partial | StrategyName::FormatPreserving) = (text, strategy)
+                {
+                    assert_eq!(
+                        out.chars().count(),
+                        text.chars().count(),
+                        "{strategy:?} changed the length"
+                    );
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    match detect.apply(cell, &mut counts) {
+        Masked::Value(v) => {
+            assert!(text.is_some(), "detectors ran over non-UTF-8");
+            std::str::from_utf8(&v).expect("masked text is not UTF-8");
+        }
+        Masked::Null => assert!(text.is_some(), "detectors ran over non-UTF-8"),
+        Masked::Unchanged => {}
+    }
+}
+
+#[test]
+fn random_inputs_keep_the_invariants() {
+    let corpus = corpus_texts();
+    let (by_strategy, detect_plan, mask) = plans();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..30_000 {
+        let (text, bytes) = match round % 3 {
+            0 => {
+                let bytes = random_bytes(&mut rng);
+                (String::from_utf8_lossy(&bytes).into_owned(), bytes)
+            }
+            1 => {
+                let t = random_text(&mut rng);
+                let b = t.clone().into_bytes();
+                (t, b)
+            }
+            _ => {
+                let t = mutated(&mut rng, &corpus);
+                let b = t.clone().into_bytes();
+                (t, b)
+            }
+        };
+        check_findings(&text);
+        check_masking(&bytes, &by_strategy, &detect_plan);
+        check_masking(text.as_bytes(), &by_strategy, &detect_plan);
+        let mut counts = Counts::default();
+        let scrubbed = mask.scrub(&text, &mut counts);
+        assert_eq!(
+            scrubbed.is_some(),
+            !detect(&text, DetectorSet::all()).is_empty(),
+            "round {round}: scrub and detect disagree on {text:?}"
+        );
+    }
+}
+
+#[test]
+fn every_prefix_and_suffix_of_the_corpus_keeps_the_invariants() {
+    // Cutting a value anywhere (a truncated log line, a column limit) must not break a validator.
+    for text in corpus_texts() {
+        for (i, _) in text.char_indices() {
+            check_findings(&text[..i]);
+            check_findings(&text[i..]);
+        }
+    }
+}
+
+#[test]
+fn adversarial_repetitions_are_scanned_in_linear_time() {
+    // Each pattern repeated to 128 KiB: a validator that reads far from every candidate, or a scan that
+    // goes back over what it read, turns these quadratic (minutes instead of milliseconds).
+    let patterns = [
+        "a@",
+        "password='",
+        "password=",
+        "x://",
+        "a://b:",
+        "::",
+        "1.",
+        "1 ",
+        "+1 ",
+        "(1",
+        "eyJ.",
+        "-----BEGIN ",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----END ",
+        "xoxb-1",
+        "Password=x;",
+        "0",
+        "A",
+        "a/",
+        "@a.",
+        "ab12",
+    ];
+    let (_, detect_plan, mask) = plans();
+    for pattern in patterns {
+        let text = pattern.repeat(128 * 1024 / pattern.len());
+        let started = std::time::Instant::now();
+        check_findings(&text);
+        detect_plan.apply(text.as_bytes(), &mut Counts::default());
+        mask.scrub(&text, &mut Counts::default());
+        let took = started.elapsed();
+        assert!(took.as_secs() < 5, "{pattern:?} repeated took {took:?}");
+    }
+}
