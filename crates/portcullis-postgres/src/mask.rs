@@ -432,6 +432,12 @@ impl SessionMask {
                     }),
                 }
             };
+            // Detectors look for text (emails, keys, card numbers): a timestamp or a uuid holds none.
+            let plan = if !plan.masks_whole_cell() && holds_no_text(column.type_oid) {
+                ColumnPlan::Pass
+            } else {
+                plan
+            };
             fields.push(Field {
                 plan,
                 type_oid: column.type_oid,
@@ -577,6 +583,16 @@ impl SessionMask {
 /// `unknown`, `"char"`.
 fn text_like(type_oid: u32) -> bool {
     matches!(type_oid, 25 | 1043 | 1042 | 19 | 114 | 142 | 705 | 18)
+}
+
+/// Types whose values cannot hold what a detector looks for: `bool`, `bytea` (hex or escaped), `int2`,
+/// `int4`, `oid`, `float4`, `float8`, `date`, `time`, `timestamp`, `timestamptz`, `interval`, `timetz`,
+/// `uuid`. (`int8` and `numeric` can hold a card number; they are scanned.)
+fn holds_no_text(type_oid: u32) -> bool {
+    matches!(
+        type_oid,
+        16 | 17 | 21 | 23 | 26 | 700 | 701 | 1082 | 1083 | 1114 | 1184 | 1186 | 1266 | 2950
+    )
 }
 
 /// `jsonb` in binary: a version byte (1) then the text.

@@ -189,23 +189,19 @@ impl MaskingConfig {
 
     /// The configured key, if any (`None`: use the state directory's).
     pub fn configured_key(&self) -> Result<Option<Secret<String>>, String> {
-        match (&self.key, &self.key_file) {
-            (Some(_), Some(_)) => Err("set key or key_file, not both".to_owned()),
-            (Some(reference), None) => resolve_env_reference(reference).map(Some),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let line = text.lines().next().unwrap_or_default().to_owned();
-                if line.len() < 16 {
-                    return Err(format!(
-                        "{}: the key must be at least 16 characters",
-                        path.display()
-                    ));
-                }
-                Ok(Some(Secret::new(line)))
-            }
-            (None, None) => Ok(None),
+        let key = match (&self.key, &self.key_file) {
+            (Some(_), Some(_)) => return Err("set key or key_file, not both".to_owned()),
+            (Some(reference), None) => resolve_env_reference(reference)?,
+            (None, Some(path)) => secret_from_file(path)?,
+            (None, None) => return Ok(None),
+        };
+        if key.expose().len() < portcullis_mask::MIN_KEY_LEN {
+            return Err(format!(
+                "the key must be at least {} characters",
+                portcullis_mask::MIN_KEY_LEN
+            ));
         }
+        Ok(Some(key))
     }
 }
 
@@ -599,15 +595,7 @@ impl ConnectionConfig {
             (Some(_), Some(_)) => Err("set password or password_file, not both".to_owned()),
             (None, None) => Err("missing: set password = \"${ENV_VAR}\" or password_file".to_owned()),
             (Some(reference), None) => resolve_env_reference(reference),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let line = text.lines().next().unwrap_or_default().to_owned();
-                if line.is_empty() {
-                    return Err(format!("{} is empty", path.display()));
-                }
-                Ok(Secret::new(line))
-            }
+            (None, Some(path)) => secret_from_file(path),
         }
     }
 
@@ -618,6 +606,16 @@ impl ConnectionConfig {
             "password"
         }
     }
+}
+
+/// The first line of a secret file, which must not be empty.
+fn secret_from_file(path: &Path) -> Result<Secret<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    if line.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret::new(line))
 }
 
 /// Resolves `${NAME}` from the environment. Inline secrets are refused: they end up in repositories.

@@ -328,12 +328,7 @@ async fn a_failing_store_refuses_statements_and_nothing_reaches_the_database() {
         .psql("app", "SELECT string_agg(v::text, ',') FROM ledger")
         .unwrap();
     assert_eq!(direct.trim(), "2", "the refused INSERT must not have run");
-    let metrics = reqwest::get(format!("http://{}/metrics", env.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(
         metrics
             .lines()

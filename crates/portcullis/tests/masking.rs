@@ -302,12 +302,7 @@ async fn the_audit_trail_and_metrics_see_only_masked_values() {
     assert!(masked >= 2, "outcomes count masked values: {all}");
     assert!(all.contains("\"column\""), "{all}");
 
-    let metrics = reqwest::get(format!("http://{}/metrics", env.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     let line = metrics
         .lines()
         .find(|l| {

@@ -45,12 +45,7 @@ async fn json_logs_and_metrics_describe_sessions() {
     assert_eq!(ended["end"], "client_terminated");
     env.assert_log_free_of(&[&token]);
 
-    let metrics = reqwest::get(format!("http://{}/metrics", env.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     let value = |prefix: &str| -> f64 {
         metrics
             .lines()

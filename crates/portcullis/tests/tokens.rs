@@ -90,12 +90,7 @@ async fn each_rejection_class_is_28000_with_its_reason() {
         assert!(!format!("{err:?}").contains(&token), "the error echoes the token");
         tokens.push(token);
     }
-    let metrics = reqwest::get(format!("http://{}/metrics", env.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("portcullis_auth_failures_total{reason=\"expired\"} 1"),
         "{metrics}"

@@ -225,6 +225,16 @@ tls = "disable"
         )
     }
 
+    /// The admin listener's Prometheus page.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The gateway's log; asserts no secret appears in it.
     pub fn assert_log_free_of(&self, secrets: &[&str]) {
         let log = self.gateway.log().unwrap();
