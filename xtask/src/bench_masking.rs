@@ -1,5 +1,6 @@
 //! `cargo xtask bench-masking`: one large SELECT (1,000,000 rows by default) read to the end, direct vs. a
-//! plain TCP relay vs. the gateway with masking off (audit-off) and on (mask-on), in one run.
+//! plain TCP relay vs. the gateway with masking off (audit-off), with column rules (mask-columns) and with
+//! every detector on (mask-on), in one run.
 //!
 //! The table holds what a customer table holds: names, emails (masked whole by a column rule), phone
 //! numbers, free-text notes of which one in ten carries a card number, timestamps. Every text cell goes
@@ -17,7 +18,7 @@ use futures_util::StreamExt as _;
 use portcullis_testkit::pg::PgCluster;
 
 use crate::bench::{build_release, set_up_database_only, target_dir, workspace_root};
-use crate::gateway::{Gateway, MASKING_RULES, Variant};
+use crate::gateway::{Gateway, MASKING_COLUMNS, MASKING_RULES, Variant};
 use crate::pgbench::Endpoint;
 use crate::proc_stat::{self, ClockTicks};
 use crate::relay::RelayProcess;
@@ -93,6 +94,7 @@ pub fn run(args: &MaskBenchArgs) -> anyhow::Result<()> {
         .build()
         .context("start the runtime")?;
     let off = runtime.block_on(Gateway::start(&gateway_bin, &direct, Variant::AuditOff))?;
+    let columns = runtime.block_on(Gateway::start(&gateway_bin, &direct, Variant::MaskColumns))?;
     let on = runtime.block_on(Gateway::start(&gateway_bin, &direct, Variant::MaskOn))?;
     let targets = [
         Target {
@@ -111,7 +113,12 @@ pub fn run(args: &MaskBenchArgs) -> anyhow::Result<()> {
             pid: Some(off.process.pid()),
         },
         Target {
-            name: "masking on",
+            name: "column rules",
+            endpoint: &columns.endpoint,
+            pid: Some(columns.process.pid()),
+        },
+        Target {
+            name: "all detectors",
             endpoint: &on.endpoint,
             pid: Some(on.process.pid()),
         },
@@ -133,9 +140,14 @@ pub fn run(args: &MaskBenchArgs) -> anyhow::Result<()> {
          {} repeats per target and protocol, targets rotating.\n",
         args.rows, args.repeats, args.repeats
     );
-    let _ = writeln!(report, "Mask-on rules:\n\n```toml\n{MASKING_RULES}```\n");
+    let _ = writeln!(
+        report,
+        "*column rules*: the sensitive columns named (the usual set-up):\n\n```toml\n{MASKING_COLUMNS}```\n\n\
+         *all detectors*: every detector over every text value, plus a column rule (the worst case):\n\n\
+         ```toml\n{MASKING_RULES}```\n"
+    );
     for protocol in [Protocol::Simple, Protocol::Extended] {
-        let mut totals = [Totals::default(); 4];
+        let mut totals = [Totals::default(); 5];
         for repeat in 0..args.repeats {
             for offset in 0..targets.len() {
                 let index = (offset + repeat as usize) % targets.len();
@@ -165,7 +177,7 @@ pub fn run(args: &MaskBenchArgs) -> anyhow::Result<()> {
             }
         }
         let rate = |t: &Totals| t.rows as f64 / t.wall.as_secs_f64().max(1e-9);
-        let [direct_t, relay_t, off_t, on_t] = totals;
+        let [direct_t, relay_t, off_t, columns_t, on_t] = totals;
         let _ = writeln!(report, "### {}\n", protocol.label());
         let _ = writeln!(
             report,
@@ -176,7 +188,8 @@ pub fn run(args: &MaskBenchArgs) -> anyhow::Result<()> {
             ("direct", &direct_t, false),
             ("relay", &relay_t, true),
             ("masking off", &off_t, true),
-            ("masking on", &on_t, true),
+            ("column rules", &columns_t, true),
+            ("all detectors", &on_t, true),
         ] {
             let cpu = if proxied {
                 format!("{:.2} µs", t.cpu.as_secs_f64() * 1e6 / t.rows.max(1) as f64)
@@ -202,9 +215,10 @@ pub fn run(args: &MaskBenchArgs) -> anyhow::Result<()> {
     };
     let _ = writeln!(
         report,
-        "Peak RSS over the whole run: relay {}, masking off {}, masking on {}.",
+        "Peak RSS over the whole run: relay {}, masking off {}, column rules {}, all detectors {}.",
         rss(relay.pid()),
         rss(off.process.pid()),
+        rss(columns.process.pid()),
         rss(on.process.pid())
     );
     println!("{report}");

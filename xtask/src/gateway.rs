@@ -51,7 +51,18 @@ pub enum Variant {
     /// (`mask-on`) As audit-off, with masking rules: a column rule on `*.email` and every detector on
     /// every text value ([`MASKING_RULES`]).
     MaskOn,
+    /// (`mask-columns`) As audit-off, with column rules only: `*.email` and `*.phone` masked whole, no
+    /// detectors ([`MASKING_COLUMNS`]).
+    MaskColumns,
 }
+
+/// The masking rules of the mask-columns variant: the usual set-up, where the sensitive columns are known.
+pub const MASKING_COLUMNS: &str = r#"[masking]
+[[masking.rules]]
+columns = ["*.email", "*.phone"]
+strategy = "partial"
+keep = 4
+"#;
 
 /// The masking rules of the mask-on variant: the realistic worst case, where every text cell of every
 /// result is scanned by all detectors, and one column is masked whole.
@@ -87,6 +98,7 @@ impl Variant {
             Variant::AuditTmpfs => "audit-tmpfs",
             Variant::AuditOs => "audit-os",
             Variant::MaskOn => "mask-on",
+            Variant::MaskColumns => "mask-columns",
         }
     }
 
@@ -104,6 +116,9 @@ impl Variant {
             Variant::AuditOs => "as audit-on, `[audit] durability = \"os\"` (no fsync per commit)",
             Variant::MaskOn => {
                 "as audit-off, with masking: a column rule on *.email, all detectors on every text value"
+            }
+            Variant::MaskColumns => {
+                "as audit-off, with masking: column rules on *.email and *.phone, no detectors"
             }
         }
     }
@@ -236,7 +251,7 @@ impl Gateway {
         match self.variant {
             Variant::AuditOn | Variant::AuditOs => Some(self.process.dir().join("state").join("audit.db")),
             Variant::AuditTmpfs => self.store_dir.as_ref().map(|dir| dir.path().join("audit.db")),
-            Variant::AuditOff | Variant::ChecksOff | Variant::MaskOn => None,
+            Variant::AuditOff | Variant::ChecksOff | Variant::MaskOn | Variant::MaskColumns => None,
         }
     }
 }
@@ -267,9 +282,12 @@ async fn start_gateway(bin: &Path, upstream: &Endpoint, variant: Variant) -> any
                 .tempdir_in("/dev/shm")
                 .context("create the audit store's directory on /dev/shm")?,
         ),
-        Variant::AuditOn | Variant::AuditOff | Variant::ChecksOff | Variant::AuditOs | Variant::MaskOn => {
-            None
-        }
+        Variant::AuditOn
+        | Variant::AuditOff
+        | Variant::ChecksOff
+        | Variant::AuditOs
+        | Variant::MaskOn
+        | Variant::MaskColumns => None,
     };
     let audit = match (&store_dir, variant.audit()) {
         (Some(store), _) => format!(
@@ -316,10 +334,10 @@ tls = "disable"
 "#,
         state_dir = state_dir.display(),
         statement_checks = variant.statement_checks(),
-        masking = if variant == Variant::MaskOn {
-            MASKING_RULES
-        } else {
-            ""
+        masking = match variant {
+            Variant::MaskOn => MASKING_RULES,
+            Variant::MaskColumns => MASKING_COLUMNS,
+            _ => "",
         },
         upstream_addr = upstream.addr,
         user = upstream.user,

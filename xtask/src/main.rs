@@ -35,7 +35,8 @@ enum Command {
     /// events/s and events per commit) and writes them to <target dir>/bench/latest.md.
     Bench(bench::BenchArgs),
     /// Read one large SELECT (1,000,000 rows) to the end: direct, through a plain TCP relay, and through
-    /// the gateway with masking off and on (all detectors on every text value, a column rule on emails).
+    /// the gateway with masking off, with column rules (emails and phones), and with every detector on every
+    /// text value.
     ///
     /// Prints rows/s with the ratios, the proxy's CPU time per row and each proxy's peak RSS, for the
     /// simple protocol (text results) and the extended one (binary results); writes the tables to
