@@ -829,12 +829,20 @@ fn outcome_phrase(o: &OutcomeEvent) -> String {
     if !o.ran {
         return "not run (an earlier error in the pipeline skipped it)".to_owned();
     }
-    let counts = format!(
+    let mut counts = format!(
         "{} row{}, {}",
         o.rows,
         if o.rows == 1 { "" } else { "s" },
         format_duration_us(o.duration_us)
     );
+    if !o.masked.is_empty() {
+        let masked: Vec<String> = o
+            .masked
+            .iter()
+            .map(|(reason, n)| format!("{} {n}", one_line(reason)))
+            .collect();
+        counts.push_str(&format!(", masked: {}", masked.join(", ")));
+    }
     match (&o.error, o.tags.is_empty()) {
         (Some(e), _) => format!(
             "error {}: {} ({counts})",

@@ -92,9 +92,15 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
     }
     let (ok, text) = check(&example, &[("ORDERS_DB_PASSWORD", "from-env")]);
     assert!(!ok && text.contains("masking.key"), "{text}");
-    let short = [("ORDERS_DB_PASSWORD", "from-env"), ("PORTCULLIS_MASK_KEY", "short")];
+    let short = [
+        ("ORDERS_DB_PASSWORD", "from-env"),
+        ("PORTCULLIS_MASK_KEY", "short"),
+    ];
     let (ok, text) = check(&example, &short);
-    assert!(!ok && text.contains("masking.key: the key must be at least 16"), "{text}");
+    assert!(
+        !ok && text.contains("masking.key: the key must be at least 16"),
+        "{text}"
+    );
 
     let inline = example.replace("${ORDERS_DB_PASSWORD}", "hunter2");
     let (ok, text) = check(&inline, &[]);

@@ -11,10 +11,12 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Env, Options, PERMIT_AGENTS};
+use common::{BIN, Env, Options, PERMIT_AGENTS, UPSTREAM_PASSWORD_ENV};
 use portcullis_audit::{AuditStore, EventBody, SessionFilter, SqliteStore};
+use portcullis_testkit::gateway::run_cli;
 
 const RULES: &str = r#"
 [masking]
@@ -301,6 +303,28 @@ async fn the_audit_trail_and_metrics_see_only_masked_values() {
         .sum();
     assert!(masked >= 2, "outcomes count masked values: {all}");
     assert!(all.contains("\"column\""), "{all}");
+
+    // The operator's replay shows the masked values and says how many were masked.
+    let config = env.gateway.config_path();
+    let out = run_cli(
+        Path::new(BIN),
+        &[
+            "sessions",
+            "replay",
+            &session,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[(UPSTREAM_PASSWORD_ENV, "x")],
+    )
+    .unwrap();
+    let replay = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{replay}");
+    assert!(replay.contains("masked: column"), "{replay}");
+    assert!(
+        !replay.contains("frank@example.com") && !replay.contains("bob@example.net"),
+        "{replay}"
+    );
 
     let metrics = env.metrics().await;
     let line = metrics
