@@ -211,6 +211,28 @@ async fn binary_results_and_prepared_statements_are_masked() {
         !db.detail().unwrap_or_default().contains("ada@example.com"),
         "{db:?}"
     );
+    // Pipelined executions of different prepared statements: each row is masked by its own description
+    // (an int column read with another statement's text plan would not decode).
+    let by_id = client
+        .prepare("SELECT email FROM customers WHERE id = $1")
+        .await
+        .unwrap();
+    let notes = client
+        .prepare("SELECT id, notes, ssn FROM customers WHERE id = $1")
+        .await
+        .unwrap();
+    let (a, b, c) = tokio::join!(
+        client.query_one(&by_id, &[&1i32]),
+        client.query_one(&notes, &[&1i32]),
+        client.query_one(&by_id, &[&2i32]),
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert!(a.get::<_, String>(0).starts_with('*'));
+    assert_eq!(b.get::<_, i32>(0), 1);
+    assert!(!b.get::<_, String>(1).contains("ada.l@example.org"));
+    assert_eq!(b.get::<_, String>(2).len(), 16);
+    assert!(c.get::<_, String>(0).starts_with('*'));
+
     // The session goes on after an error.
     let n: i64 = client
         .query_one("SELECT count(*) FROM customers", &[])
