@@ -1,8 +1,9 @@
 //! The engine's cost per byte of cells and of free text, with every detector on.
 //!
 //! `ColumnPlan::apply` runs over a generated mix of realistic cells (names, addresses, cities, notes,
-//! order ids, timestamps, JSON; about four in five with nothing to find), `ConnectionMask::scrub` over
-//! error messages and statements. Throughput is in bytes of input.
+//! order ids, timestamps, JSON; about four in five with nothing to find) and over the rows of a typical
+//! gateway result (a label, a phone number in every row, an order line, a card in one row of ten);
+//! `ConnectionMask::scrub` over error messages and statements. Throughput is in bytes of input.
 //!
 //! `cargo bench -p portcullis-mask --bench engine -- --warm-up-time 1 --measurement-time 3`
 
@@ -157,6 +158,33 @@ fn cells(n: usize) -> Vec<String> {
     (0..n).map(|_| cell(&mut rng)).collect()
 }
 
+/// The cells of a result the gateway masks often: four text columns, a phone number in every row and a
+/// card number in one row of ten. Flattened row after row.
+fn gateway_rows(n: usize) -> Vec<String> {
+    let mut rng = Rng(7);
+    let mut cells = Vec::with_capacity(4 * n);
+    for row in 0..n {
+        cells.push(format!("Person {} {:08x}", rng.number(1000), rng.number(1 << 32)));
+        cells.push(format!(
+            "+1 {} 555 {:04}",
+            200 + rng.number(700),
+            rng.number(10_000)
+        ));
+        cells.push(format!(
+            "order ORD-{} shipped to {} {}, Springfield",
+            rng.number(1000),
+            1 + rng.number(200),
+            rng.pick(STREETS)
+        ));
+        cells.push(if row % 10 == 0 {
+            "paid with card 4111 1111 1111 1111, receipt sent".to_owned()
+        } else {
+            format!("paid by invoice {}, receipt sent", rng.number(100_000))
+        });
+    }
+    cells
+}
+
 /// Statements and error messages for `scrub`.
 fn texts(n: usize) -> Vec<String> {
     let mut rng = Rng(42);
@@ -239,6 +267,20 @@ fn engine(c: &mut Criterion) {
         b.iter(|| {
             let mut counts = Counts::default();
             for cell in &clean {
+                black_box(plan.apply(black_box(cell.as_bytes()), &mut counts));
+            }
+            counts
+        })
+    });
+
+    // A typical result, row by row: a phone number in every row makes every row allocate.
+    let rows = gateway_rows(5_000);
+    let row_bytes: usize = rows.iter().map(String::len).sum();
+    group.throughput(Throughput::Bytes(row_bytes as u64));
+    group.bench_function("gateway_rows", |b| {
+        b.iter(|| {
+            let mut counts = Counts::default();
+            for cell in &rows {
                 black_box(plan.apply(black_box(cell.as_bytes()), &mut counts));
             }
             counts

@@ -1,7 +1,7 @@
 //! The hot path: what each cell of a result column becomes, and what free text becomes.
 //!
 //! A cell with no finding costs one scan (UTF-8 is checked only once something was found) and allocates
-//! nothing; a masked cell allocates its new value.
+//! nothing; a masked cell allocates its new value once, sized up front.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -128,6 +128,10 @@ impl DetectorRules {
     fn mask_cell(&self, cell: &[u8], counts: &mut Counts) -> Masked {
         FINDINGS.with_borrow_mut(|findings| {
             detect_bytes(cell, self.set, findings);
+            // The common case, kept inline: nothing found, nothing to do.
+            if findings.is_empty() {
+                return Masked::Unchanged;
+            }
             let masked = self.mask_findings(cell, findings, counts);
             if findings.capacity() > MAX_KEPT_FINDINGS {
                 *findings = Vec::new();
@@ -140,9 +144,10 @@ impl DetectorRules {
         if findings.is_empty() {
             return Masked::Unchanged;
         }
-        let Ok(text) = std::str::from_utf8(cell) else {
+        // Most cells are ASCII, which is UTF-8 and cheaper to check than UTF-8 itself.
+        if !cell.is_ascii() && std::str::from_utf8(cell).is_err() {
             return Masked::Unchanged;
-        };
+        }
         self.count(findings, counts);
         if findings
             .iter()
@@ -150,11 +155,49 @@ impl DetectorRules {
         {
             return Masked::Null;
         }
-        match self.rewrite(text, findings) {
-            Some(masked) => Masked::Value(masked.into_bytes()),
+        match self.rewrite_cell(cell, findings) {
+            Some(masked) => Masked::Value(masked),
             // Findings always fall on char boundaries; should one not, nothing of the cell shows.
             None => Masked::Null,
         }
+    }
+
+    /// The cell (checked UTF-8) with each finding replaced, as bytes: the parts between findings are
+    /// copied without being read as text again, and a finding is read as `&str` only when its strategy
+    /// looks at the value (`redact` does not).
+    fn rewrite_cell(&self, cell: &[u8], findings: &[Finding]) -> Option<Vec<u8>> {
+        let mut size = cell.len();
+        for f in findings {
+            let replacement = self
+                .strategy(f.detector)
+                .map_or(Some(DEFAULT_REDACTION), Strategy::fixed_text);
+            // `partial` and `format_preserving` keep about the length; `hash` writes 16 bytes.
+            size = size - f.len() + replacement.map_or(f.len().max(16), str::len);
+        }
+        let mut out = Vec::with_capacity(size);
+        let mut last = 0;
+        // A byte that does not continue a char: copying bytes between findings keeps the output UTF-8
+        // only when each finding starts and ends on one (the scan ensures it; this makes it a check).
+        let boundary = |i: usize| cell.get(i).is_none_or(|x| !(0x80..0xc0).contains(x));
+        for f in findings {
+            if !(boundary(f.start) && boundary(f.end)) {
+                return None;
+            }
+            out.extend_from_slice(cell.get(last..f.start)?);
+            match self.strategy(f.detector) {
+                Some(strategy) => match strategy.fixed_text() {
+                    Some(text) => out.extend_from_slice(text.as_bytes()),
+                    None => {
+                        let value = std::str::from_utf8(cell.get(f.start..f.end)?).ok()?;
+                        strategy.mask_text(&self.key, value, &mut out);
+                    }
+                },
+                None => out.extend_from_slice(DEFAULT_REDACTION.as_bytes()),
+            }
+            last = f.end;
+        }
+        out.extend_from_slice(cell.get(last..)?);
+        Some(out)
     }
 
     /// Free text: `None` without findings, else the text with each finding masked (`null` redacts).

@@ -97,8 +97,17 @@ impl Strategy {
         matches!(self, Strategy::Hash | Strategy::FormatPreserving)
     }
 
+    /// Whether the output ignores the value (`redact`, and `null` inside text): the cell path then needs
+    /// no `&str` of the value.
+    pub(crate) fn fixed_text(&self) -> Option<&str> {
+        match self {
+            Strategy::Redact { with } | Strategy::Null { with } => Some(with),
+            _ => None,
+        }
+    }
+
     /// Appends the masked form of `value`, a span of text; `null` redacts.
-    pub(crate) fn mask_text(&self, key: &Key, value: &str, out: &mut String) {
+    pub(crate) fn mask_text(&self, key: &Key, value: &str, out: &mut impl TextOut) {
         match self {
             Strategy::Redact { with } | Strategy::Null { with } => out.push_str(with),
             Strategy::Partial { keep } => partial(value, *keep, out),
@@ -153,8 +162,35 @@ impl fmt::Debug for Key {
     }
 }
 
+/// Where masked text is appended: a `String` (free text), or the bytes of a cell's new value (the cell
+/// path copies the unmasked parts as bytes, so it need not read the whole cell as `&str`).
+pub(crate) trait TextOut {
+    fn push_str(&mut self, s: &str);
+    fn push(&mut self, c: char);
+}
+
+impl TextOut for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+}
+
+impl TextOut for Vec<u8> {
+    fn push_str(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+
+    fn push(&mut self, c: char) {
+        self.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+}
+
 /// Keeps the last `keep` letters and digits; the others become `*`; everything else stays.
-fn partial(value: &str, keep: usize, out: &mut String) {
+fn partial(value: &str, keep: usize, out: &mut impl TextOut) {
     let total = value.chars().filter(|c| c.is_alphanumeric()).count();
     let hidden = total.saturating_sub(keep);
     let mut seen = 0;
@@ -169,7 +205,7 @@ fn partial(value: &str, keep: usize, out: &mut String) {
 }
 
 /// 16 lowercase hex digits: the first 8 bytes of HMAC-SHA256(key, domain ‖ 0 ‖ value).
-fn pseudonym(key: &Key, value: &[u8], out: &mut String) {
+fn pseudonym(key: &Key, value: &[u8], out: &mut impl TextOut) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let tag = key.block(b"portcullis-mask hash\0", 0, value);
     for byte in tag.iter().take(8) {
@@ -184,7 +220,7 @@ fn pseudonym(key: &Key, value: &[u8], out: &mut String) {
 /// value, so equal values give equal output and the output says nothing of the input beyond its shape.
 /// It is a keyed pseudorandom mapping, not a cipher: it cannot be reversed, and two values of the same
 /// shape collide with probability one in the number of strings of that shape.
-fn format_preserving(key: &Key, value: &str, out: &mut String) {
+fn format_preserving(key: &Key, value: &str, out: &mut impl TextOut) {
     const DIGITS: &[u8] = b"0123456789";
     const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";

@@ -1,7 +1,9 @@
 //! Email addresses, read outwards from an `@`.
 //!
 //! A local part of `[A-Za-z0-9._%+-]` (no leading, trailing or doubled dot) and a domain of at least two
-//! LDH labels whose last label (the TLD) is at least two letters.
+//! LDH labels whose last label (the TLD) is at least two letters. An address glued to what follows
+//! (`ada@example.com@x`, `ada@example.com4111`) is reported up to the end of its TLD: for masking, the
+//! address showing is the worse mistake.
 
 use super::{at, before, run_start};
 use crate::detector::{Detector, Finding};
@@ -14,9 +16,10 @@ fn local_byte(x: u8) -> bool {
     x.is_ascii_alphanumeric() || matches!(x, b'.' | b'_' | b'%' | b'+' | b'-')
 }
 
-/// An email address around the `@` at `at_sign`.
-pub(super) fn find(b: &[u8], at_sign: usize) -> Option<Finding> {
-    let mut start = run_start(b, at_sign, MAX_LOCAL + 1, local_byte);
+/// An email address around the `@` at `at_sign`. The local part starts at `floor` or later (the end of
+/// the previous finding): in `ada@example.com@x.org` the second `@` does not take `example.com` back.
+pub(super) fn find(b: &[u8], at_sign: usize, floor: usize) -> Option<Finding> {
+    let mut start = run_start(b, at_sign, MAX_LOCAL + 1, local_byte).max(floor.min(at_sign));
     if at_sign - start > MAX_LOCAL {
         return None;
     }
@@ -66,15 +69,29 @@ fn domain_end(b: &[u8], start: usize) -> Option<usize> {
         }
         break;
     }
-    let tld = b.get(last_label)?;
-    let tld_ok = (tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic))
+    let mut tld = b.get(last_label.clone())?;
+    let mut tld_ok = (tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic))
         || (tld.len() > 4 && tld.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"xn--")));
-    let next = at(b, i);
-    if labels < 2 || !tld_ok || matches!(next, b'@' | b'_') || file_name(b, start, tld, labels) {
+    if !tld_ok && labels >= 2 && !MEDIA_WITH_DIGIT.iter().any(|e| tld.eq_ignore_ascii_case(e)) {
+        // Digits glued to the TLD (`ada@example.com4111`, a card number or a date run on): the address
+        // ends where the TLD's letters meet the first digit.
+        let letters = tld.iter().take_while(|x| x.is_ascii_alphabetic()).count();
+        if letters >= 2 && tld.get(letters).is_some_and(u8::is_ascii_digit) {
+            i = last_label.start + letters;
+            tld = tld.get(..letters)?;
+            tld_ok = true;
+        }
+    }
+    // `@` may follow (`ada@example.com@x`: the address is reported, the rest is read at that `@`); `_`
+    // may not (`x@example.com_old` is an identifier).
+    if labels < 2 || !tld_ok || at(b, i) == b'_' || file_name(b, start, tld, labels) {
         return None;
     }
     Some(i)
 }
+
+/// Extensions with a digit that end file names (`clip@1080p.mp4`), not addresses with digits glued on.
+const MEDIA_WITH_DIGIT: [&[u8]; 2] = [b"mp3", b"mp4"];
 
 /// `icon@2x.png`: a two-label "domain" whose TLD is an image extension is a file name.
 fn file_name(b: &[u8], start: usize, tld: &[u8], labels: usize) -> bool {

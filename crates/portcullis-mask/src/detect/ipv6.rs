@@ -17,6 +17,10 @@ fn hex_or_colon(x: u8) -> bool {
 
 /// A candidate around the `:` at `colon`. When the run of hex digits and colons was read and failed,
 /// `Err` holds the position of its last colon: trying again there would read the same run.
+///
+/// Inlined into the scan: most colons (`"id":42` in JSON, `key: value`) have no other colon within five
+/// bytes and end here without a call.
+#[inline]
 pub(super) fn find(b: &[u8], colon: usize) -> Result<Option<Finding>, usize> {
     // An address has another colon within five bytes of this one (`:1042,` in JSON has none).
     let near = |x: &u8| *x == b':';
@@ -29,6 +33,12 @@ pub(super) fn find(b: &[u8], colon: usize) -> Result<Option<Finding>, usize> {
     if !ahead && !behind {
         return Ok(None);
     }
+    find_run(b, colon)
+}
+
+/// [`find`] past its first check: the run of hex digits, colons and dots around `colon`.
+#[inline(never)]
+fn find_run(b: &[u8], colon: usize) -> Result<Option<Finding>, usize> {
     let start = run_start(b, colon, MAX_LEN + 1, hex_or_colon);
     let p = before(b, start);
     // Part of a word (`std::`, `T10:30`), of a dotted run or of a longer colon run.
@@ -41,6 +51,11 @@ pub(super) fn find(b: &[u8], colon: usize) -> Result<Option<Finding>, usize> {
     let Some(run) = b.get(start..end) else {
         return Ok(None);
     };
+    // Times (`10:30:45.123456`) and other short colon runs, before the full shape: without `::` an
+    // address has at least six colons (seven, or six before a dotted quad).
+    if run.iter().filter(|x| **x == b':').count() < 6 && !run.windows(2).any(|w| w == b"::") {
+        return Err(start + run.iter().rposition(|x| *x == b':').unwrap_or(0));
+    }
     let shape = Shape::of(run);
     let failed = Err(start + shape.last_colon);
     if end - start > MAX_LEN {

@@ -230,13 +230,18 @@ impl Scan<'_> {
                 let (found, span_end) = numeric::find(b, start, self.set, after_finding);
                 end = end.max(self.push(found).unwrap_or(0)).max(span_end);
             }
-            if prefixed && tokens::could_start(x, i - start, bits) {
+            if prefixed && tokens::could_start(x, before(b, i), i - start, bits) {
                 end = end.max(
                     self.push(tokens::at_word(b, start, i, bits, self.set))
                         .unwrap_or(0),
                 );
             }
-            if secret && (i - start >= 40 || matches!(before(b, start), b'/' | b'+')) {
+            // A key is a run of exactly 40 bytes that ends at most two bytes (`/`, `+`) after this word:
+            // a word that ends before byte 38 of the text cannot end one.
+            if secret
+                && bits & JOIN == 0
+                && (i - start >= 40 || (i + 2 >= 40 && matches!(before(b, start), b'/' | b'+')))
+            {
                 end = end.max(self.push(tokens::aws_secret(b, start, i, bits)).unwrap_or(0));
             }
             i = end;
@@ -247,7 +252,9 @@ impl Scan<'_> {
     fn trigger(&mut self, i: usize) -> Option<usize> {
         let b = self.b;
         let found = match at(b, i) {
-            b'@' if self.set.contains(Detector::Email) => email::find(b, i),
+            b'@' if self.set.contains(Detector::Email) => {
+                email::find(b, i, self.out.last().map_or(0, |f| f.end))
+            }
             b':' if starts_with(b, i, b"://") => {
                 if self.set.contains(Detector::UrlPassword) {
                     password::in_url(b, i)

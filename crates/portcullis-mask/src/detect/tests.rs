@@ -51,6 +51,12 @@ fn email() {
                 "john@example.com",
             ),
             ("Grüße an zoe@example.de", "zoe@example.de"),
+            // Glued to what follows: the address up to the end of its TLD.
+            ("ada@example.com@x", "ada@example.com"),
+            ("ada@example.com4111", "ada@example.com"),
+            ("a@b.com@c.org", "a@b.com"),
+            ("<ada@example.co.uk42>", "ada@example.co.uk"),
+            ("ada@example.de2024-01-15", "ada@example.de"),
         ],
     );
     negatives(&[
@@ -65,6 +71,9 @@ fn email() {
         "john@192.168.1",
         "a@b",
         "john@@example.com",
+        "x@example.com_old",
+        "clip@1080p.mp4",
+        "john@example.c4",
         // Local parts are ASCII: an internationalised one is not read (a documented limit).
         "zoë@example.de",
     ]);

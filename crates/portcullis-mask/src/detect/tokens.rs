@@ -9,10 +9,10 @@ use super::{
 };
 use crate::detector::{Detector, DetectorSet, Finding};
 
-/// Whether a word of `len` bytes starting with `x` (classes `bits`) may be one of the prefixed tokens
-/// or an IBAN: a few compares per word, false for nearly every word of ordinary text.
+/// Whether a word of `len` bytes starting with `x` and ending with `last` (classes `bits`) may be one of
+/// the prefixed tokens or an IBAN: a few compares per word, false for nearly every word of ordinary text.
 #[inline]
-pub(super) fn could_start(x: u8, len: usize, bits: u8) -> bool {
+pub(super) fn could_start(x: u8, last: u8, len: usize, bits: u8) -> bool {
     let token = match x {
         b'A'..=b'Z' => {
             (x == b'A' && len == 20)
@@ -25,8 +25,9 @@ pub(super) fn could_start(x: u8, len: usize, bits: u8) -> bool {
         b's' | b'r' | b'w' => len >= 22,
         _ => false,
     };
-    // A PEM header glued to the word before it (`\n-----BEGIN` in JSON).
-    token || (bits & JOIN != 0 && len >= 10)
+    // A PEM header glued to the word before it (`\n-----BEGIN` in JSON); dates (`2024-01-15`) and ids
+    // with dashes end otherwise.
+    token || (bits & JOIN != 0 && len >= 10 && last == b'N')
 }
 
 /// A prefixed token at the word `start..end`; `bits` are the classes the word holds.
