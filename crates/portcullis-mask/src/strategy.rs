@@ -122,6 +122,10 @@ impl Strategy {
         let mut out = String::new();
         match self {
             Strategy::Null { .. } => return Masked::Null,
+            // ASCII (most cells): bytes in, bytes out, no decoding and no per-char encoding.
+            Strategy::Partial { keep } if cell.is_ascii() => {
+                return Masked::Value(partial_ascii(cell, *keep));
+            }
             Strategy::Hash => pseudonym(key, cell, &mut out),
             _ => {
                 let text = String::from_utf8_lossy(cell);
@@ -202,6 +206,24 @@ fn partial(value: &str, keep: usize, out: &mut impl TextOut) {
             out.push(c);
         }
     }
+}
+
+/// [`partial`] on ASCII, where letters and digits are `is_ascii_alphanumeric` and each char is a byte.
+fn partial_ascii(value: &[u8], keep: usize) -> Vec<u8> {
+    let total = value.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+    let hidden = total.saturating_sub(keep);
+    let mut seen = 0;
+    value
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() {
+                seen += 1;
+                if seen > hidden { b } else { b'*' }
+            } else {
+                b
+            }
+        })
+        .collect()
 }
 
 /// 16 lowercase hex digits: the first 8 bytes of HMAC-SHA256(key, domain ‖ 0 ‖ value).
@@ -303,6 +325,27 @@ mod tests {
         ];
         for (keep, input, want) in cases {
             assert_eq!(text(&Strategy::Partial { keep }, input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn partial_on_ascii_cells_matches_partial_on_text() {
+        for keep in [0, 1, 4, 30] {
+            for value in [
+                "4111 1111 1111 1111",
+                "ada@example.com",
+                "",
+                "--",
+                "a-b_c d9",
+                "x",
+            ] {
+                let strategy = Strategy::Partial { keep };
+                assert_eq!(
+                    strategy.mask_cell(&key(), value.as_bytes()),
+                    Masked::Value(text(&strategy, value).into_bytes()),
+                    "{keep} {value:?}"
+                );
+            }
         }
     }
 

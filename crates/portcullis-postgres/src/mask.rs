@@ -35,6 +35,12 @@ pub struct MaskSettings {
     pub counters: Arc<[metrics::Counter; Reason::COUNT]>,
 }
 
+impl Drop for SessionMask {
+    fn drop(&mut self) {
+        self.flush_metrics();
+    }
+}
+
 impl std::fmt::Debug for MaskSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MaskSettings")
@@ -181,6 +187,10 @@ pub struct SessionMask {
     portals: HashMap<String, Portal>,
     /// The rows of the current simple-protocol statement.
     current: Option<Rows>,
+    /// The rows of the Execute at the front, looked up at its first DataRow (not once per row).
+    exec: Option<Rows>,
+    /// Masked values not yet added to the metrics (added once per statement, not once per row).
+    unflushed: Counts,
     /// Per table OID: whether its values are shown in clear to this principal.
     cleartext: HashMap<u32, bool>,
     counts: Counts,
@@ -197,6 +207,8 @@ impl SessionMask {
             statements: HashMap::new(),
             portals: HashMap::new(),
             current: None,
+            exec: None,
+            unflushed: Counts::default(),
             cleartext: HashMap::new(),
             counts: Counts::default(),
             changes: Vec::new(),
@@ -220,20 +232,20 @@ impl SessionMask {
         self.events.front()
     }
 
-    /// The rows that a DataRow arriving now belongs to.
-    fn rows(&mut self) -> Option<Rows> {
+    /// Looks up the rows of the Execute at the front, once per execution.
+    fn prepare_rows(&mut self) {
         if self.events.is_empty() {
             self.pull();
         }
-        match self.events.front() {
-            Some(Event::Execute(portal)) => self.portals.get(portal).and_then(|p| {
+        if self.exec.is_none()
+            && let Some(Event::Execute(portal)) = self.events.front()
+        {
+            self.exec = self.portals.get(portal).and_then(|p| {
                 p.desc.as_ref().map(|desc| Rows {
                     desc: desc.clone(),
                     formats: p.formats.clone(),
                 })
-            }),
-            Some(Event::Simple) => self.current.clone(),
-            _ => None,
+            });
         }
     }
 
@@ -244,7 +256,10 @@ impl SessionMask {
             b'T' | b'E' | b'N' => true,
             // Rows of a description without a masked column stream through; undescribed rows are held
             // too, and `message` refuses them.
-            b'D' => self.rows().is_none_or(|rows| rows.desc.any),
+            b'D' => {
+                self.prepare_rows();
+                rows_now(&self.events, &self.exec, &self.current).is_none_or(|rows| rows.desc.any)
+            }
             _ => false,
         }
     }
@@ -303,15 +318,21 @@ impl SessionMask {
                     }
                 }
             }
-            b'C' | b'I' | b's' => match self.front() {
-                Some(Event::Execute(_)) => {
-                    self.events.pop_front();
+            b'C' | b'I' | b's' => {
+                match self.front() {
+                    Some(Event::Execute(_)) => {
+                        self.events.pop_front();
+                        self.exec = None;
+                    }
+                    Some(Event::Simple) => self.current = None,
+                    _ => {}
                 }
-                Some(Event::Simple) => self.current = None,
-                _ => {}
-            },
+                self.flush_metrics();
+            }
             b'Z' => {
                 self.current = None;
+                self.exec = None;
+                self.flush_metrics();
                 while let Some(event) = self.front().cloned() {
                     self.events.pop_front();
                     if matches!(event, Event::Sync | Event::Simple) {
@@ -332,19 +353,24 @@ impl SessionMask {
                 Ok(None)
             }
             b'D' => {
-                let Some(rows) = self.rows() else {
-                    return Err(MaskError::Undescribed);
-                };
-                if !rows.desc.any {
-                    return Ok(None);
-                }
                 if body.len() > self.settings.max_row {
                     return Err(MaskError::RowTooLarge {
                         len: body.len(),
                         limit: self.settings.max_row,
                     });
                 }
-                self.row(&rows, body)
+                self.prepare_rows();
+                let Some(rows) = rows_now(&self.events, &self.exec, &self.current) else {
+                    return Err(MaskError::Undescribed);
+                };
+                if !rows.desc.any {
+                    return Ok(None);
+                }
+                let mut counts = Counts::default();
+                let masked = mask_row(rows, body, &mut counts, &mut self.changes)?;
+                self.counts.merge(&counts);
+                self.unflushed.merge(&counts);
+                Ok(masked)
             }
             b'E' | b'N' => {
                 if tag == b'E' {
@@ -378,6 +404,7 @@ impl SessionMask {
         match self.front() {
             Some(Event::Simple) => self.current = None,
             Some(_) => {
+                self.exec = None;
                 while let Some(event) = self.front() {
                     if matches!(event, Event::Sync) {
                         break;
@@ -467,67 +494,6 @@ impl SessionMask {
         Ok(())
     }
 
-    /// Masks one DataRow; `None` when no cell changed.
-    fn row(&mut self, rows: &Rows, body: &[u8]) -> Result<Option<Vec<u8>>, MaskError> {
-        let mut c = Cursor::new(body);
-        let n = c.count16()?;
-        self.changes.clear();
-        for i in 0..n {
-            let Some(cell) = c.value32()? else { continue };
-            let Some(field) = rows.desc.fields.get(i) else {
-                continue;
-            };
-            if field.plan.is_pass() {
-                continue;
-            }
-            let format = match &*rows.formats {
-                [] => field.format,
-                [one] => *one,
-                many => many.get(i).copied().unwrap_or(0),
-            };
-            let masked = mask_cell(field, format, cell, &mut self.counts);
-            if masked != Masked::Unchanged {
-                self.changes.push((i, masked));
-            }
-        }
-        if !c.is_empty() {
-            return Err(MaskError::Wire(WireError::Invalid("trailing bytes in DataRow")));
-        }
-        self.count();
-        if self.changes.is_empty() {
-            return Ok(None);
-        }
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        let mut c = Cursor::new(body);
-        let n = c.count16()?;
-        let mut changes = self.changes.iter().peekable();
-        put_message(&mut out, b'D', |b| {
-            b.extend_from_slice(&i16::try_from(n).unwrap_or(i16::MAX).to_be_bytes());
-            for i in 0..n {
-                let original = c.value32().ok().flatten();
-                let cell = match changes.peek() {
-                    Some((j, masked)) if *j == i => {
-                        changes.next();
-                        match masked {
-                            Masked::Null => None,
-                            Masked::Value(v) => Some(v.as_slice()),
-                            Masked::Unchanged => original,
-                        }
-                    }
-                    _ => original,
-                };
-                match cell {
-                    None => b.extend_from_slice(&(-1i32).to_be_bytes()),
-                    Some(v) => {
-                        b.extend_from_slice(&i32::try_from(v.len()).unwrap_or(i32::MAX).to_be_bytes());
-                        b.extend_from_slice(v);
-                    }
-                }
-            }
-        });
-        Ok(Some(out))
-    }
-
     /// Scrubs an ErrorResponse or NoticeResponse: detected values in its texts, and the values a
     /// constraint violation echoes (`Key (email)=(...)`, `Failing row contains (...)`) when column rules
     /// exist.
@@ -537,24 +503,26 @@ impl SessionMask {
             _ => return None,
         };
         let rules = self.settings.rules.clone();
+        let mut counts = Counts::default();
         let mut changed = false;
         let mut scrubbed: Vec<(u8, String)> = Vec::with_capacity(fields.0.len());
         for (code, value) in &fields.0 {
             let mut text = match code {
-                b'M' | b'D' | b'H' | b'W' | b'q' => rules.scrub(value, &mut self.counts),
+                b'M' | b'D' | b'H' | b'W' | b'q' => rules.scrub(value, &mut counts),
                 _ => None,
             };
             if *code == b'D' && rules.has_column_rules() {
                 let base = text.as_deref().unwrap_or(value);
                 if let Some(hidden) = hide_echoed_values(base) {
-                    self.counts.add(Reason::Column, 1);
+                    counts.add(Reason::Column, 1);
                     text = Some(hidden);
                 }
             }
             changed |= text.is_some();
             scrubbed.push((*code, text.unwrap_or_else(|| (*value).to_owned())));
         }
-        self.count();
+        self.counts.merge(&counts);
+        self.unflushed.merge(&counts);
         if !changed {
             return None;
         }
@@ -570,12 +538,94 @@ impl SessionMask {
         Some(out)
     }
 
-    fn count(&self) {
-        for (reason, n) in self.counts.iter() {
+    fn flush_metrics(&mut self) {
+        if self.unflushed.is_empty() {
+            return;
+        }
+        for (reason, n) in self.unflushed.iter() {
             if let Some(counter) = self.settings.counters.get(reason.index()) {
                 counter.increment(n);
             }
         }
+        self.unflushed = Counts::default();
+    }
+}
+
+/// Masks one DataRow; `None` when no cell changed. `changes` is scratch space kept by the caller.
+fn mask_row(
+    rows: &Rows,
+    body: &[u8],
+    counts: &mut Counts,
+    changes: &mut Vec<(usize, Masked)>,
+) -> Result<Option<Vec<u8>>, MaskError> {
+    let mut c = Cursor::new(body);
+    let n = c.count16()?;
+    changes.clear();
+    for i in 0..n {
+        let Some(cell) = c.value32()? else { continue };
+        let Some(field) = rows.desc.fields.get(i) else {
+            continue;
+        };
+        if field.plan.is_pass() {
+            continue;
+        }
+        let format = match &*rows.formats {
+            [] => field.format,
+            [one] => *one,
+            many => many.get(i).copied().unwrap_or(0),
+        };
+        let masked = mask_cell(field, format, cell, counts);
+        if masked != Masked::Unchanged {
+            changes.push((i, masked));
+        }
+    }
+    if !c.is_empty() {
+        return Err(MaskError::Wire(WireError::Invalid("trailing bytes in DataRow")));
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    let mut c = Cursor::new(body);
+    let n = c.count16()?;
+    let mut changes = changes.iter().peekable();
+    put_message(&mut out, b'D', |b| {
+        b.extend_from_slice(&i16::try_from(n).unwrap_or(i16::MAX).to_be_bytes());
+        for i in 0..n {
+            let original = c.value32().ok().flatten();
+            let cell = match changes.peek() {
+                Some((j, masked)) if *j == i => {
+                    changes.next();
+                    match masked {
+                        Masked::Null => None,
+                        Masked::Value(v) => Some(v.as_slice()),
+                        Masked::Unchanged => original,
+                    }
+                }
+                _ => original,
+            };
+            match cell {
+                None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+                Some(v) => {
+                    b.extend_from_slice(&i32::try_from(v.len()).unwrap_or(i32::MAX).to_be_bytes());
+                    b.extend_from_slice(v);
+                }
+            }
+        }
+    });
+    Ok(Some(out))
+}
+
+/// The rows a DataRow arriving now belongs to: the Execute's at the front, or the simple query's.
+fn rows_now<'a>(
+    events: &VecDeque<Event>,
+    exec: &'a Option<Rows>,
+    current: &'a Option<Rows>,
+) -> Option<&'a Rows> {
+    match events.front() {
+        Some(Event::Execute(_)) => exec.as_ref(),
+        Some(Event::Simple) => current.as_ref(),
+        _ => None,
     }
 }
 
