@@ -194,7 +194,8 @@ pub struct SessionMask {
     /// Per table OID: whether its values are shown in clear to this principal.
     cleartext: HashMap<u32, bool>,
     counts: Counts,
-    changes: Vec<(usize, Masked)>,
+    /// Scratch for `mask_row`: (start, end) of each masked cell in the row, and what it becomes.
+    changes: Vec<(usize, usize, Masked)>,
 }
 
 impl SessionMask {
@@ -556,12 +557,14 @@ fn mask_row(
     rows: &Rows,
     body: &[u8],
     counts: &mut Counts,
-    changes: &mut Vec<(usize, Masked)>,
+    changes: &mut Vec<(usize, usize, Masked)>,
 ) -> Result<Option<Vec<u8>>, MaskError> {
+    let offset = |c: &Cursor<'_>| body.len() - c.remaining().len();
     let mut c = Cursor::new(body);
     let n = c.count16()?;
     changes.clear();
     for i in 0..n {
+        let start = offset(&c);
         let Some(cell) = c.value32()? else { continue };
         let Some(field) = rows.desc.fields.get(i) else {
             continue;
@@ -576,7 +579,7 @@ fn mask_row(
         };
         let masked = mask_cell(field, format, cell, counts);
         if masked != Masked::Unchanged {
-            changes.push((i, masked));
+            changes.push((start, offset(&c), masked));
         }
     }
     if !c.is_empty() {
@@ -585,33 +588,23 @@ fn mask_row(
     if changes.is_empty() {
         return Ok(None);
     }
+    // The unchanged stretches between masked cells (the cell count included) are copied whole.
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    let mut c = Cursor::new(body);
-    let n = c.count16()?;
-    let mut changes = changes.iter().peekable();
     put_message(&mut out, b'D', |b| {
-        b.extend_from_slice(&i16::try_from(n).unwrap_or(i16::MAX).to_be_bytes());
-        for i in 0..n {
-            let original = c.value32().ok().flatten();
-            let cell = match changes.peek() {
-                Some((j, masked)) if *j == i => {
-                    changes.next();
-                    match masked {
-                        Masked::Null => None,
-                        Masked::Value(v) => Some(v.as_slice()),
-                        Masked::Unchanged => original,
-                    }
-                }
-                _ => original,
-            };
-            match cell {
-                None => b.extend_from_slice(&(-1i32).to_be_bytes()),
-                Some(v) => {
+        let mut copied = 0;
+        for (start, end, masked) in changes.iter() {
+            b.extend_from_slice(body.get(copied..*start).unwrap_or_default());
+            match masked {
+                Masked::Null => b.extend_from_slice(&(-1i32).to_be_bytes()),
+                Masked::Value(v) => {
                     b.extend_from_slice(&i32::try_from(v.len()).unwrap_or(i32::MAX).to_be_bytes());
                     b.extend_from_slice(v);
                 }
+                Masked::Unchanged => b.extend_from_slice(body.get(*start..*end).unwrap_or_default()),
             }
+            copied = *end;
         }
+        b.extend_from_slice(body.get(copied..).unwrap_or_default());
     });
     Ok(Some(out))
 }
@@ -905,6 +898,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_masked_row_keeps_every_other_cell_byte_for_byte() {
+        let rules = settings().rules;
+        let field = |column: &str| Field {
+            plan: rules.column(ColumnRef {
+                schema: Some("public"),
+                table: Some("people"),
+                column,
+            }),
+            type_oid: 25,
+            format: 0,
+        };
+        let fields = vec![field("id"), field("email"), field("note"), field("email")];
+        let any = fields.iter().any(|f| !f.plan.is_pass());
+        let rows = Rows {
+            desc: Arc::new(Desc { fields, any }),
+            formats: Arc::from([]),
+        };
+        let (_, body) = message(b'D', |b| {
+            b.extend_from_slice(&4i16.to_be_bytes());
+            for cell in [Some(&b"7"[..]), Some(b"ada@example.com"), None, None] {
+                match cell {
+                    Some(v) => {
+                        b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                        b.extend_from_slice(v);
+                    }
+                    None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+                }
+            }
+        });
+        let mut counts = Counts::default();
+        let out = mask_row(&rows, &body, &mut counts, &mut Vec::new())
+            .unwrap()
+            .unwrap();
+        let BackendMessage::DataRow(cells) = backend::decode(b'D', &out[HEADER_LEN..]).unwrap() else {
+            panic!("not a DataRow")
+        };
+        assert_eq!(
+            cells,
+            [Some(&b"7"[..]), Some(&b"***@******e.com"[..]), None, None]
+        );
+        assert_eq!(counts.get(Reason::Column), 1);
     }
 
     #[test]
