@@ -35,12 +35,6 @@ pub struct MaskSettings {
     pub counters: Arc<[metrics::Counter; Reason::COUNT]>,
 }
 
-impl Drop for SessionMask {
-    fn drop(&mut self) {
-        self.flush_metrics();
-    }
-}
-
 impl std::fmt::Debug for MaskSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MaskSettings")
@@ -226,18 +220,30 @@ impl SessionMask {
         self.events.extend(shared.drain(..));
     }
 
-    fn front(&mut self) -> Option<&Event> {
+    /// Makes sure the next event the client sent, if any, is at the front of `events`.
+    fn fill(&mut self) {
         if self.events.is_empty() {
             self.pull();
         }
+    }
+
+    fn front(&mut self) -> Option<&Event> {
+        self.fill();
         self.events.front()
+    }
+
+    /// Takes the event at the front if it is the one this reply answers.
+    fn pop_front_if(&mut self, answers: impl FnOnce(&Event) -> bool) -> Option<Event> {
+        if self.front().is_some_and(answers) {
+            self.events.pop_front()
+        } else {
+            None
+        }
     }
 
     /// Looks up the rows of the Execute at the front, once per execution.
     fn prepare_rows(&mut self) {
-        if self.events.is_empty() {
-            self.pull();
-        }
+        self.fill();
         if self.exec.is_none()
             && let Some(Event::Execute(portal)) = self.events.front()
         {
@@ -269,8 +275,7 @@ impl SessionMask {
     pub fn passed(&mut self, tag: u8) {
         match tag {
             b'1' => {
-                if let Some(Event::Parse(name)) = self.front().cloned() {
-                    self.events.pop_front();
+                if let Some(Event::Parse(name)) = self.pop_front_if(|e| matches!(e, Event::Parse(_))) {
                     self.statements.insert(name, None);
                 }
             }
@@ -279,9 +284,8 @@ impl SessionMask {
                     portal,
                     statement,
                     formats,
-                }) = self.front().cloned()
+                }) = self.pop_front_if(|e| matches!(e, Event::Bind { .. }))
                 {
-                    self.events.pop_front();
                     let desc = self.statements.get(&statement).cloned().flatten();
                     self.portals.insert(
                         portal,
@@ -292,31 +296,37 @@ impl SessionMask {
                     );
                 }
             }
-            b'3' => {
-                if let Some(Event::Close { statement, name }) = self.front().cloned() {
-                    self.events.pop_front();
-                    if statement {
-                        self.statements.remove(&name);
-                    } else {
-                        self.portals.remove(&name);
-                    }
+            b'3' => match self.pop_front_if(|e| matches!(e, Event::Close { .. })) {
+                Some(Event::Close {
+                    statement: true,
+                    name,
+                }) => {
+                    self.statements.remove(&name);
                 }
-            }
+                Some(Event::Close { name, .. }) => {
+                    self.portals.remove(&name);
+                }
+                _ => {}
+            },
             b'n' => {
-                if let Some(Event::DescribeStatement(name) | Event::DescribePortal(name)) =
-                    self.front().cloned()
-                {
-                    let statement = matches!(self.events.front(), Some(Event::DescribeStatement(_)));
-                    self.events.pop_front();
-                    let none = Some(Arc::new(Desc {
+                let none = || {
+                    Some(Arc::new(Desc {
                         fields: Vec::new(),
                         any: false,
-                    }));
-                    if statement {
-                        self.statements.insert(name, none);
-                    } else if let Some(p) = self.portals.get_mut(&name) {
-                        p.desc = none;
+                    }))
+                };
+                match self
+                    .pop_front_if(|e| matches!(e, Event::DescribeStatement(_) | Event::DescribePortal(_)))
+                {
+                    Some(Event::DescribeStatement(name)) => {
+                        self.statements.insert(name, none());
                     }
+                    Some(Event::DescribePortal(name)) => {
+                        if let Some(p) = self.portals.get_mut(&name) {
+                            p.desc = none();
+                        }
+                    }
+                    _ => {}
                 }
             }
             b'C' | b'I' | b's' => {
@@ -334,8 +344,7 @@ impl SessionMask {
                 self.current = None;
                 self.exec = None;
                 self.flush_metrics();
-                while let Some(event) = self.front().cloned() {
-                    self.events.pop_front();
+                while let Some(event) = self.pop_front_if(|_| true) {
                     if matches!(event, Event::Sync | Event::Simple) {
                         break;
                     }
@@ -354,12 +363,6 @@ impl SessionMask {
                 Ok(None)
             }
             b'D' => {
-                if body.len() > self.settings.max_row {
-                    return Err(MaskError::RowTooLarge {
-                        len: body.len(),
-                        limit: self.settings.max_row,
-                    });
-                }
                 self.prepare_rows();
                 let Some(rows) = rows_now(&self.events, &self.exec, &self.current) else {
                     return Err(MaskError::Undescribed);
@@ -369,8 +372,7 @@ impl SessionMask {
                 }
                 let mut counts = Counts::default();
                 let masked = mask_row(rows, body, &mut counts, &mut self.changes)?;
-                self.counts.merge(&counts);
-                self.unflushed.merge(&counts);
+                self.counted(&counts);
                 Ok(masked)
             }
             b'E' | b'N' => {
@@ -383,15 +385,16 @@ impl SessionMask {
         }
     }
 
-    /// Whether a DataRow of `len` bytes arriving now can be masked at all (checked before the relay
-    /// buffers it whole).
-    pub fn row_fits(&self, len: usize) -> bool {
-        len <= self.settings.max_row
-    }
-
-    /// The largest row this session masks.
-    pub fn max_row(&self) -> usize {
-        self.settings.max_row
+    /// Whether a held DataRow of `len` bytes can be masked at all: the relay asks before it buffers the
+    /// row whole, and ends the session with the error otherwise.
+    pub fn admit_row(&self, len: usize) -> Result<(), MaskError> {
+        if len > self.settings.max_row {
+            return Err(MaskError::RowTooLarge {
+                len,
+                limit: self.settings.max_row,
+            });
+        }
+        Ok(())
     }
 
     /// Values masked since the last call.
@@ -474,13 +477,11 @@ impl SessionMask {
         }
         let any = fields.iter().any(|f| !f.plan.is_pass());
         let desc = Arc::new(Desc { fields, any });
-        match self.front().cloned() {
+        match self.pop_front_if(|e| matches!(e, Event::DescribeStatement(_) | Event::DescribePortal(_))) {
             Some(Event::DescribeStatement(name)) => {
-                self.events.pop_front();
                 self.statements.insert(name, Some(desc));
             }
             Some(Event::DescribePortal(name)) => {
-                self.events.pop_front();
                 if let Some(p) = self.portals.get_mut(&name) {
                     p.desc = Some(desc);
                 }
@@ -522,8 +523,7 @@ impl SessionMask {
             changed |= text.is_some();
             scrubbed.push((*code, text.unwrap_or_else(|| (*value).to_owned())));
         }
-        self.counts.merge(&counts);
-        self.unflushed.merge(&counts);
+        self.counted(&counts);
         if !changed {
             return None;
         }
@@ -539,6 +539,12 @@ impl SessionMask {
         Some(out)
     }
 
+    /// Values masked in one message: for the result sink (`take_counts`) and the metrics.
+    fn counted(&mut self, counts: &Counts) {
+        self.counts.merge(counts);
+        self.unflushed.merge(counts);
+    }
+
     fn flush_metrics(&mut self) {
         if self.unflushed.is_empty() {
             return;
@@ -549,6 +555,12 @@ impl SessionMask {
             }
         }
         self.unflushed = Counts::default();
+    }
+}
+
+impl Drop for SessionMask {
+    fn drop(&mut self) {
+        self.flush_metrics();
     }
 }
 
@@ -670,19 +682,14 @@ fn mask_cell(field: &Field, format: i16, cell: &[u8], counts: &mut Counts) -> Ma
 /// Hides the values a constraint violation's DETAIL echoes.
 fn hide_echoed_values(detail: &str) -> Option<String> {
     const HIDDEN: &str = "[masked]";
-    if let Some(start) = detail.find(")=(") {
-        let from = start + 3;
-        let end = detail.rfind(')').filter(|e| *e >= from)?;
-        let hidden = format!("{}{HIDDEN}{}", detail.get(..from)?, detail.get(end..)?);
-        return (hidden != detail).then_some(hidden);
-    }
-    if let Some(start) = detail.find("Failing row contains (") {
-        let from = start + "Failing row contains (".len();
-        let end = detail.rfind(')').filter(|e| *e >= from)?;
-        let hidden = format!("{}{HIDDEN}{}", detail.get(..from)?, detail.get(end..)?);
-        return (hidden != detail).then_some(hidden);
-    }
-    None
+    // Where the echoed values start: after `Key (columns)=(` or `Failing row contains (`; they end at
+    // the last `)`.
+    let from = [")=(", "Failing row contains ("]
+        .iter()
+        .find_map(|marker| detail.find(marker).map(|start| start + marker.len()))?;
+    let end = detail.rfind(')').filter(|e| *e >= from)?;
+    let hidden = format!("{}{HIDDEN}{}", detail.get(..from)?, detail.get(end..)?);
+    (hidden != detail).then_some(hidden)
 }
 
 #[cfg(test)]

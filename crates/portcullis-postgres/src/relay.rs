@@ -429,12 +429,8 @@ where
             if let Some(mask) = masking.as_ref()
                 && for_mask
                 && header.tag == b'D'
-                && header.body_len > mask.max_row()
+                && let Err(error) = mask.admit_row(header.body_len)
             {
-                let error = MaskError::RowTooLarge {
-                    len: header.body_len,
-                    limit: mask.max_row(),
-                };
                 return end_unmasked(to, &mut out, &mut buf, ready, meters, error).await;
             }
             if buf.len() < ready + total {

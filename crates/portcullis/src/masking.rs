@@ -85,26 +85,26 @@ impl ConnectionMasking {
         connection: &str,
         context: &RequestContext,
     ) -> Option<MaskSettings> {
-        let cleartext: Cleartext = if !policies.set.unmask_possible() {
-            Box::new(|_, _| false)
+        let set = &policies.set;
+        if set.unmask_possible()
+            && set.decide_unmask(who, connection, None, context).outcome == Outcome::Allow
+        {
+            return None;
+        }
+        // Tables are asked one by one only when some unmask policy looks at the resource; otherwise the
+        // connection's answer (masked) stands for all of them.
+        let cleartext: Cleartext = if set.unmask_possible() && set.unmask_per_table() {
+            let (policies, who, connection, context) =
+                (policies.clone(), who.clone(), connection.to_owned(), *context);
+            Box::new(move |schema, table| {
+                policies
+                    .set
+                    .decide_unmask(&who, &connection, Some((schema, table)), &context)
+                    .outcome
+                    == Outcome::Allow
+            })
         } else {
-            let whole = policies.set.decide_unmask(who, connection, None, context);
-            if whole.outcome == Outcome::Allow {
-                return None;
-            }
-            if policies.set.unmask_per_table() {
-                let (policies, who, connection, context) =
-                    (policies.clone(), who.clone(), connection.to_owned(), *context);
-                Box::new(move |schema, table| {
-                    policies
-                        .set
-                        .decide_unmask(&who, &connection, Some((schema, table)), &context)
-                        .outcome
-                        == Outcome::Allow
-                })
-            } else {
-                Box::new(|_, _| false)
-            }
+            Box::new(|_, _| false)
         };
         Some(MaskSettings {
             rules: self.rules.clone(),
