@@ -4,6 +4,7 @@
 //! previous hash, own hash) through an [`AuditStore`] and commits them in groups. The SQLite store is the
 //! default; any store that appends drafts in one transaction and answers the queries below can replace it.
 
+pub mod block;
 mod chain;
 mod event;
 mod export;
@@ -11,7 +12,7 @@ mod log;
 mod sqlite;
 mod store;
 
-pub use chain::{Broken, VerifyReport, event_hash, verify};
+pub use chain::{Broken, GENESIS, VerifyReport, event_hash, hash_bytes, seal, verify};
 pub use event::{
     Draft, ErrorInfo, EventBody, OutcomeEvent, ResultRecord, SessionEndEvent, SessionStartEvent,
     StatementEvent, StatementSummary, StoredEvent, now_us,

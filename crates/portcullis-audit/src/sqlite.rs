@@ -9,7 +9,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 use tracing::warn;
 
-use crate::chain::{GENESIS, event_hash};
+use crate::block::{self, PackedEvent};
+use crate::chain::{GENESIS, follows, hash_bytes, seal};
 use crate::event::{Draft, EventBody, StoredEvent, now_us};
 use crate::store::{
     AuditError, AuditStore, Checkpoint, Control, PruneReport, Revocation, Sealed, SessionFilter,
@@ -17,20 +18,10 @@ use crate::store::{
 };
 
 /// The schema this build writes; `PRAGMA user_version` holds the schema a file was written with.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
-/// Schema version 1. `events.seq` is the rowid, so the chain head is one b-tree descent. There is
-/// deliberately no index on `events.at_us`: it would slow every append to speed up `prune`, which is rare.
-const SCHEMA_V1: &str = "
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY,
-    session TEXT NOT NULL,
-    at_us INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    body TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
+/// Tables other than the events, the same in every version.
+const SCHEMA_COMMON: &str = "
 CREATE TABLE sessions (
     session TEXT PRIMARY KEY,
     started_us INTEGER NOT NULL,
@@ -65,18 +56,58 @@ CREATE TABLE export_cursors (
     name TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
 );
-PRAGMA user_version = 1;
 ";
 
-const EVENT_COLUMNS: &str = "seq, session, at_us, kind, body, prev_hash, hash";
+/// Version 1 kept a row per event (`seq` the rowid, hashes as hex text); [`migrate`] repacks such a
+/// store into blocks. Kept to create version 1 stores in tests.
+#[cfg(test)]
+const EVENTS_V1: &str = "
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+";
 
-const INSERT_EVENT: &str = "INSERT INTO events (seq, session, at_us, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// Version 2: a row per group commit (a *block*, see [`crate::block`]), keyed by its last event's
+/// sequence number so that the chain head and "the block holding event n" are one b-tree descent each.
+/// `prev_hash` is the hash preceding the first event; `last_hash` repeats the last event's hash so that
+/// appending need not read the blob; `max_at_us` is the newest event time in the block, for `prune`.
+/// There is deliberately no other index: it would slow every append to speed up rare reads.
+const BLOCKS_V2: &str = "
+CREATE TABLE blocks (
+    last_seq INTEGER PRIMARY KEY,
+    first_seq INTEGER NOT NULL,
+    max_at_us INTEGER NOT NULL,
+    prev_hash BLOB NOT NULL,
+    last_hash BLOB NOT NULL,
+    events BLOB NOT NULL
+);
+";
+
+/// A block is closed at this size even when more events of the same commit follow, so that reading one
+/// event never means loading a huge blob.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// Events a v1 store is repacked into per block.
+const MIGRATION_BLOCK_EVENTS: usize = 256;
+
+const INSERT_BLOCK: &str = "INSERT INTO blocks (last_seq, first_seq, max_at_us, prev_hash, last_hash, events) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Blocks holding events with `seq > ?1`, oldest first.
+const BLOCKS_AFTER: &str =
+    "SELECT first_seq, last_seq, prev_hash, events FROM blocks WHERE last_seq > ?1 ORDER BY last_seq";
 
 // A repeated start of one session id keeps the first summary: the summary is derived, and failing the
 // append over it would refuse the session's statements for a bookkeeping conflict.
 // Events have no index by session: with sessions interleaved, such an index changes a different page
-// for nearly every event, and writing those pages dominated the cost of a commit. A session's events are
-// found instead by scanning the sequence range between its start and its end (`first_seq`, `last_seq`).
+// for nearly every event. A session's events are found instead by scanning the blocks of the sequence
+// range between its start and its end (`first_seq`, `last_seq`).
 const INSERT_SESSION: &str = "INSERT INTO sessions
     (session, started_us, issuer, subject, connection, client_addr, statements, refused, first_seq)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7)
@@ -137,6 +168,19 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Statements recorded for `session`, and how many of them were refused, counted from its events.
+    fn count_statements(&mut self, session: &str) -> Result<(u64, u64), AuditError> {
+        let mut statements = 0;
+        let mut refused = 0;
+        for event in self.session_events(session)? {
+            if let Ok(EventBody::Statement(statement)) = event.decode() {
+                statements += 1;
+                refused += u64::from(statement.decision != "allow");
+            }
+        }
+        Ok((statements, refused))
+    }
+
     /// Copies committed WAL pages back into the database without blocking the writer (a passive
     /// checkpoint); run it periodically off the data path.
     pub fn checkpoint_wal(&mut self) -> Result<(), AuditError> {
@@ -165,33 +209,25 @@ impl AuditStore for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(store_err(WHAT))?;
-        let sealed = seal_and_insert(&tx, drafts, bodies).map_err(store_err(WHAT))?;
+        let sealed = seal_and_insert(&tx, drafts, bodies)?;
         tx.commit().map_err(store_err(WHAT))?;
         Ok(sealed)
     }
 
     fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, AuditError> {
-        const WHAT: &str = "reading events";
-        // Past i64::MAX there are no rows; saturating keeps the query valid instead of failing it.
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-            ))
-            .map_err(store_err(WHAT))?;
-        let rows = stmt
-            .query_map(params![after, limit], stored_event)
-            .map_err(store_err(WHAT))?;
-        rows.collect::<Result<_, _>>().map_err(store_err(WHAT))
+        let mut page = Vec::new();
+        read_blocks(&self.conn, after, |event| {
+            page.push(event);
+            page.len() < limit
+        })?;
+        Ok(page)
     }
 
     fn session_events(&mut self, session: &str) -> Result<Vec<StoredEvent>, AuditError> {
         const WHAT: &str = "reading a session's events";
         // Between its start and its end (or the newest event, while it is live); a session without a
         // summary (its start was pruned) is found by scanning everything.
-        let range: Option<(i64, Option<i64>)> = self
+        let range: Option<(u64, Option<u64>)> = self
             .conn
             .prepare_cached("SELECT first_seq, last_seq FROM sessions WHERE session = ?1")
             .map_err(store_err(WHAT))?
@@ -199,20 +235,20 @@ impl AuditStore for SqliteStore {
             .optional()
             .map_err(store_err(WHAT))?;
         let (first, last) = match range {
-            Some((first, last)) => (first, last.unwrap_or(i64::MAX)),
-            None => (0, i64::MAX),
+            Some((first, last)) => (first, last.unwrap_or(u64::MAX)),
+            None => (0, u64::MAX),
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE seq >= ?2 AND seq <= ?3 AND session = ?1 \
-                 ORDER BY seq"
-            ))
-            .map_err(store_err(WHAT))?;
-        let rows = stmt
-            .query_map(params![session, first, last], stored_event)
-            .map_err(store_err(WHAT))?;
-        rows.collect::<Result<_, _>>().map_err(store_err(WHAT))
+        let mut events = Vec::new();
+        read_blocks(&self.conn, first.saturating_sub(1), |event| {
+            if event.seq > last {
+                return false;
+            }
+            if event.session == session {
+                events.push(event);
+            }
+            true
+        })?;
+        Ok(events)
     }
 
     fn sessions(&mut self, filter: &SessionFilter) -> Result<Vec<SessionSummary>, AuditError> {
@@ -222,7 +258,15 @@ impl AuditStore for SqliteStore {
         let rows = stmt
             .query_map(params_from_iter(args), session_summary)
             .map_err(store_err(WHAT))?;
-        rows.collect::<Result<_, _>>().map_err(store_err(WHAT))
+        let mut summaries: Vec<SessionSummary> = rows.collect::<Result<_, _>>().map_err(store_err(WHAT))?;
+        drop(stmt);
+        // A live (or never ended) session's counts are not stored yet: count its statement events.
+        for summary in summaries.iter_mut().filter(|s| s.ended_us.is_none()) {
+            let (statements, refused) = self.count_statements(&summary.session)?;
+            summary.statements = statements;
+            summary.refused = refused;
+        }
+        Ok(summaries)
     }
 
     fn checkpoint(&mut self) -> Result<Option<Checkpoint>, AuditError> {
@@ -389,7 +433,15 @@ fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(store_err(WHAT))?;
     match schema_version(&tx).map_err(store_err(WHAT))? {
-        0 => tx.execute_batch(SCHEMA_V1).map_err(store_err(WHAT))?,
+        0 => {
+            tx.execute_batch(SCHEMA_COMMON).map_err(store_err(WHAT))?;
+            tx.execute_batch(BLOCKS_V2).map_err(store_err(WHAT))?;
+        }
+        1 => {
+            tx.execute_batch(BLOCKS_V2).map_err(store_err(WHAT))?;
+            repack_v1(&tx)?;
+            tx.execute_batch("DROP TABLE events").map_err(store_err(WHAT))?;
+        }
         SCHEMA_VERSION => {}
         newer => {
             return Err(AuditError::Store(format!(
@@ -398,55 +450,226 @@ fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
             )));
         }
     }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(store_err(WHAT))?;
     tx.commit().map_err(store_err(WHAT))
+}
+
+/// Moves a version 1 store's events, one row each, into blocks of [`MIGRATION_BLOCK_EVENTS`], as stored:
+/// each event keeps its sequence number, time, body and hash, and each block the stored previous hash of
+/// its first event, so that whatever `verify` would have found before it still finds.
+fn repack_v1(conn: &Connection) -> Result<(), AuditError> {
+    const WHAT: &str = "moving events to schema version 2";
+    let mut read = conn
+        .prepare("SELECT seq, session, at_us, kind, body, prev_hash, hash FROM events ORDER BY seq")
+        .map_err(store_err(WHAT))?;
+    let mut rows = read.query([]).map_err(store_err(WHAT))?;
+    let mut insert = conn.prepare(INSERT_BLOCK).map_err(store_err(WHAT))?;
+    let mut block = Vec::new();
+    let mut block_prev = Vec::new();
+    let mut first_seq = 0u64;
+    let mut last = (0u64, [0u8; 32]);
+    let mut in_block = 0;
+    let mut max_at_us = i64::MIN;
+    let mut flush =
+        |block: &mut Vec<u8>, first_seq: u64, last: (u64, [u8; 32]), block_prev: &[u8], max_at_us: i64| {
+            insert
+                .execute(params![
+                    last.0,
+                    first_seq,
+                    max_at_us,
+                    block_prev,
+                    last.1,
+                    &block[..]
+                ])
+                .map(|_| block.clear())
+                .map_err(store_err(WHAT))
+        };
+    while let Some(row) = rows.next().map_err(store_err(WHAT))? {
+        let seq: u64 = row.get(0).map_err(store_err(WHAT))?;
+        let session: String = row.get(1).map_err(store_err(WHAT))?;
+        let at_us: i64 = row.get(2).map_err(store_err(WHAT))?;
+        let kind: String = row.get(3).map_err(store_err(WHAT))?;
+        let body: String = row.get(4).map_err(store_err(WHAT))?;
+        let prev_hash: String = row.get(5).map_err(store_err(WHAT))?;
+        let hash: String = row.get(6).map_err(store_err(WHAT))?;
+        // A hash that is not hex was altered: all zeros keeps the event, and `verify` reports it.
+        let hash = hash_bytes(&hash).unwrap_or([0; 32]);
+        if in_block == 0 {
+            first_seq = seq;
+            block_prev = hash_bytes(&prev_hash).unwrap_or([0; 32]).to_vec();
+            max_at_us = i64::MIN;
+        }
+        let packed = PackedEvent {
+            seq,
+            at_us,
+            session: &session,
+            kind: &kind,
+            body: &body,
+            hash,
+        };
+        block::push(&mut block, &packed).map_err(|e| AuditError::Store(format!("{WHAT}: {e}")))?;
+        max_at_us = max_at_us.max(at_us);
+        last = (seq, hash);
+        in_block += 1;
+        if in_block == MIGRATION_BLOCK_EVENTS {
+            flush(&mut block, first_seq, last, &block_prev, max_at_us)?;
+            in_block = 0;
+        }
+    }
+    if in_block > 0 {
+        flush(&mut block, first_seq, last, &block_prev, max_at_us)?;
+    }
+    Ok(())
 }
 
 fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))
 }
 
-/// Seals `drafts` onto the chain head and inserts them with their session summaries; inside the caller's
-/// write transaction.
-fn seal_and_insert(conn: &Connection, drafts: &[Draft], bodies: &[String]) -> rusqlite::Result<Vec<Sealed>> {
+/// Seals `drafts` onto the chain head and inserts them, packed into blocks, with their session
+/// summaries; inside the caller's write transaction.
+fn seal_and_insert(
+    conn: &Connection,
+    drafts: &[Draft],
+    bodies: &[String],
+) -> Result<Vec<Sealed>, AuditError> {
+    const WHAT: &str = "appending events";
     let (mut seq, mut prev_hash) = chain_head(conn)?;
-    let mut insert = conn.prepare_cached(INSERT_EVENT)?;
+    let mut insert = conn.prepare_cached(INSERT_BLOCK).map_err(store_err(WHAT))?;
     let mut sealed = Vec::with_capacity(drafts.len());
-    for (draft, body) in drafts.iter().zip(bodies) {
+    let mut block = Vec::new();
+    let mut block_prev = prev_hash;
+    let mut first_seq = seq + 1;
+    let mut max_at_us = i64::MIN;
+    for (i, (draft, body)) in drafts.iter().zip(bodies).enumerate() {
         seq += 1;
         let kind = draft.body.kind();
-        let hash = event_hash(&prev_hash, seq, &draft.session, draft.at_us, kind, body);
-        insert.execute(params![
+        let hash = seal(&prev_hash, seq, &draft.session, draft.at_us, kind, body);
+        let packed = PackedEvent {
             seq,
-            draft.session,
-            draft.at_us,
+            at_us: draft.at_us,
+            session: &draft.session,
             kind,
             body,
-            prev_hash,
-            hash
-        ])?;
-        summarise(conn, draft, seq)?;
+            hash,
+        };
+        block::push(&mut block, &packed).map_err(|e| AuditError::Store(format!("{WHAT}: {e}")))?;
+        max_at_us = max_at_us.max(draft.at_us);
+        summarise(conn, draft, seq).map_err(store_err(WHAT))?;
         sealed.push(Sealed {
             seq,
-            hash: hash.clone(),
+            hash: hex::encode(hash),
         });
         prev_hash = hash;
+        if block.len() >= BLOCK_BYTES || i + 1 == drafts.len() {
+            insert
+                .execute(params![seq, first_seq, max_at_us, block_prev, prev_hash, block])
+                .map_err(store_err(WHAT))?;
+            block.clear();
+            block_prev = prev_hash;
+            first_seq = seq + 1;
+            max_at_us = i64::MIN;
+        }
     }
     Ok(sealed)
 }
 
 /// The newest event's place, or the checkpoint's when everything was pruned, or the genesis.
-fn chain_head(conn: &Connection) -> rusqlite::Result<(u64, String)> {
+fn chain_head(conn: &Connection) -> Result<(u64, [u8; 32]), AuditError> {
+    const WHAT: &str = "reading the chain head";
     let newest = conn
-        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |row| Ok((row.get::<_, u64>(0)?, row.get::<_, String>(1)?)))
-        .optional()?;
-    if let Some(head) = newest {
-        return Ok(head);
+        .prepare_cached("SELECT last_seq, last_hash FROM blocks ORDER BY last_seq DESC LIMIT 1")
+        .and_then(|mut stmt| {
+            stmt.query_row([], |row| Ok((row.get::<_, u64>(0)?, row.get::<_, Vec<u8>>(1)?)))
+                .optional()
+        })
+        .map_err(store_err(WHAT))?;
+    let (seq, hash) = match newest {
+        Some((seq, hash)) => (seq, hash),
+        None => match latest_checkpoint(conn).map_err(store_err(WHAT))? {
+            Some(checkpoint) => (checkpoint.seq, checkpoint.hash.into_bytes()),
+            None => return Ok((0, [0; 32])),
+        },
+    };
+    // The checkpoint holds hex text, a block raw bytes.
+    let bytes = <[u8; 32]>::try_from(hash.as_slice())
+        .ok()
+        .or_else(|| std::str::from_utf8(&hash).ok().and_then(hash_bytes));
+    match bytes {
+        Some(bytes) => Ok((seq, bytes)),
+        None => Err(AuditError::Damaged {
+            seq,
+            reason: "the stored chain head is not a hash; run verify".to_owned(),
+        }),
     }
-    Ok(match latest_checkpoint(conn)? {
-        Some(checkpoint) => (checkpoint.seq, checkpoint.hash),
-        None => (0, GENESIS.to_owned()),
-    })
+}
+
+/// Calls `each` with every event with `seq > after`, in order, until it returns false. A block that
+/// cannot be decoded ends the walk: with [`AuditError::Damaged`] if nothing was passed to `each` yet,
+/// quietly otherwise (the caller sees the damage on its next read, starting there).
+fn read_blocks(
+    conn: &Connection,
+    after: u64,
+    mut each: impl FnMut(StoredEvent) -> bool,
+) -> Result<(), AuditError> {
+    const WHAT: &str = "reading events";
+    // Past i64::MAX there are no rows; saturating keeps the query valid instead of failing it.
+    let after_key = i64::try_from(after).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(BLOCKS_AFTER).map_err(store_err(WHAT))?;
+    let mut rows = stmt.query(params![after_key]).map_err(store_err(WHAT))?;
+    let mut passed = false;
+    while let Some(row) = rows.next().map_err(store_err(WHAT))? {
+        let first_seq: u64 = row.get(0).map_err(store_err(WHAT))?;
+        let last_seq: u64 = row.get(1).map_err(store_err(WHAT))?;
+        let block_prev: Vec<u8> = row.get(2).map_err(store_err(WHAT))?;
+        let data = row.get_ref(3).map_err(store_err(WHAT))?;
+        let damaged = |passed: bool, seq: u64, reason: String| {
+            if passed {
+                Ok(())
+            } else {
+                Err(AuditError::Damaged { seq, reason })
+            }
+        };
+        let Ok(data) = data.as_blob() else {
+            return damaged(
+                passed,
+                first_seq,
+                format!("the block ending at {last_seq} holds no bytes"),
+            );
+        };
+        let mut prev_hash = hex::encode(&block_prev);
+        let mut expected = first_seq;
+        for event in block::events(data) {
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => {
+                    let reason = format!("the block ending at {last_seq} is {e}");
+                    return damaged(passed, expected.max(after + 1), reason);
+                }
+            };
+            expected = event.seq.saturating_add(1);
+            let hash = hex::encode(event.hash);
+            if event.seq > after {
+                passed = true;
+                let stored = StoredEvent {
+                    seq: event.seq,
+                    session: event.session.to_owned(),
+                    at_us: event.at_us,
+                    kind: event.kind.to_owned(),
+                    body: event.body.to_owned(),
+                    prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                    hash,
+                };
+                if !each(stored) {
+                    return Ok(());
+                }
+            } else {
+                prev_hash = hash;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the `sessions` summary in step with the event just inserted.
@@ -496,42 +719,66 @@ fn prune_in(conn: &Connection, before_us: i64) -> Result<PruneReport, AuditError
     const WHAT: &str = "pruning events";
     let current = latest_checkpoint(conn).map_err(store_err(WHAT))?;
     let current_seq = current.as_ref().map_or(0, |c| c.seq);
-    // The prefix ends just before the first event that is not old enough (a full scan: see SCHEMA_V1),
-    // or at the newest event when all are old. Later old events stay: the chain has no holes.
+    // The prefix ends with the last block before the first one holding an event that is not old enough
+    // (a full scan: see BLOCKS_V2), or with the newest block when all are old. Later old events stay: the
+    // chain has no holes.
     let first_kept: Option<u64> = conn
         .query_row(
-            "SELECT min(seq) FROM events WHERE at_us >= ?1",
+            "SELECT min(last_seq) FROM blocks WHERE max_at_us >= ?1",
             params![before_us],
             |row| row.get(0),
         )
         .map_err(store_err(WHAT))?;
-    let last: Option<u64> = match first_kept {
-        Some(first) => first.checked_sub(1),
-        None => conn
-            .query_row("SELECT max(seq) FROM events", [], |row| row.get(0))
-            .map_err(store_err(WHAT))?,
-    };
-    let Some(last) = last.filter(|&s| s > current_seq) else {
+    let last_block: Option<u64> = conn
+        .query_row(
+            "SELECT last_seq FROM blocks WHERE last_seq < ?1 ORDER BY last_seq DESC LIMIT 1",
+            params![first_kept.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX))],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(store_err(WHAT))?;
+    let Some(last) = last_block.filter(|&last| last > current_seq) else {
         return Ok(PruneReport {
             removed: 0,
             checkpoint: current,
         });
     };
-    let hash: Option<String> = conn
-        .query_row("SELECT hash FROM events WHERE seq = ?1", params![last], |row| {
-            row.get(0)
-        })
-        .optional()
-        .map_err(store_err(WHAT))?;
-    // A missing event where the prefix ends means rows were deleted behind the store's back; recording a
-    // checkpoint past the hole would erase the evidence, so refuse and leave it for `verify` to report.
-    let Some(hash) = hash else {
-        return Err(AuditError::Store(format!(
-            "{WHAT}: event {last} is missing, the chain is broken; run verify"
-        )));
+    // Everything about to go must still verify, from the current checkpoint on: pruning over an altered
+    // or deleted event would erase the evidence, so refuse and leave it for `verify` to report.
+    let (mut prev_seq, mut prev_hash) = match &current {
+        Some(c) => (c.seq, c.hash.clone()),
+        None => (0, GENESIS.to_owned()),
     };
-    let removed = conn
-        .execute("DELETE FROM events WHERE seq <= ?1", params![last])
+    let mut broken = None;
+    read_blocks(conn, current_seq, |event| {
+        if event.seq > last {
+            return false;
+        }
+        if let Err(reason) = follows(prev_seq, &prev_hash, &event) {
+            broken = Some((event.seq, reason));
+            return false;
+        }
+        prev_seq = event.seq;
+        prev_hash = event.hash;
+        true
+    })?;
+    if let Some((seq, reason)) = broken.or_else(|| {
+        (prev_seq != last).then(|| (prev_seq + 1, format!("the events up to {last} end at {prev_seq}")))
+    }) {
+        return Err(AuditError::Damaged {
+            seq,
+            reason: format!("{WHAT}: {reason}; run verify"),
+        });
+    }
+    let hash = prev_hash;
+    let removed: u64 = conn
+        .query_row(
+            "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM blocks WHERE last_seq <= ?1",
+            params![last],
+            |row| row.get(0),
+        )
+        .map_err(store_err(WHAT))?;
+    conn.execute("DELETE FROM blocks WHERE last_seq <= ?1", params![last])
         .map_err(store_err(WHAT))?;
     let checkpoint = Checkpoint {
         seq: last,
@@ -546,7 +793,7 @@ fn prune_in(conn: &Connection, before_us: i64) -> Result<PruneReport, AuditError
     conn.execute("DELETE FROM sessions WHERE ended_us < ?1", params![before_us])
         .map_err(store_err(WHAT))?;
     Ok(PruneReport {
-        removed: removed as u64,
+        removed,
         checkpoint: Some(checkpoint),
     })
 }
@@ -555,12 +802,7 @@ fn prune_in(conn: &Connection, before_us: i64) -> Result<PruneReport, AuditError
 /// (cached) statement with a plain plan.
 fn sessions_query(filter: &SessionFilter) -> (String, Vec<Value>) {
     let mut sql = String::from(
-        "SELECT session, started_us, ended_us, issuer, subject, connection, client_addr, \
-         CASE WHEN ended_us IS NULL THEN (SELECT count(*) FROM events e WHERE e.seq >= sessions.first_seq \
-             AND e.session = sessions.session AND e.kind = 'statement') ELSE statements END, \
-         CASE WHEN ended_us IS NULL THEN (SELECT count(*) FROM events e WHERE e.seq >= sessions.first_seq \
-             AND e.session = sessions.session AND e.kind = 'statement' \
-             AND json_extract(e.body, '$.decision') <> 'allow') ELSE refused END, \
+        "SELECT session, started_us, ended_us, issuer, subject, connection, client_addr, statements, refused, \
          end_reason FROM sessions WHERE 1 = 1",
     );
     let mut args = Vec::new();
@@ -585,18 +827,6 @@ fn sessions_query(filter: &SessionFilter) -> (String, Vec<Value>) {
     let limit = filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     args.push(Value::Integer(limit));
     (sql, args)
-}
-
-fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
-    Ok(StoredEvent {
-        seq: row.get(0)?,
-        session: row.get(1)?,
-        at_us: row.get(2)?,
-        kind: row.get(3)?,
-        body: row.get(4)?,
-        prev_hash: row.get(5)?,
-        hash: row.get(6)?,
-    })
 }
 
 fn session_summary(row: &Row<'_>) -> rusqlite::Result<SessionSummary> {
@@ -645,4 +875,101 @@ fn control_row(row: &Row<'_>) -> rusqlite::Result<Option<Control>> {
 /// Wraps a SQLite error with what the store was doing.
 fn store_err(what: &str) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
     move |e| AuditError::Store(format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{event_hash, verify};
+
+    /// A store as version 1 wrote it: `n` events of two sessions, one row each, hash-chained as hex.
+    fn v1_store(path: &Path, n: u64) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(SCHEMA_COMMON).unwrap();
+        conn.execute_batch(EVENTS_V1).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1;").unwrap();
+        let mut prev = GENESIS.to_owned();
+        let mut hashes = Vec::new();
+        for seq in 1..=n {
+            let session = if seq % 2 == 0 { "even" } else { "odd" };
+            let at_us = i64::try_from(seq).unwrap() * 10;
+            let body = format!("{{\"type\":\"outcome\",\"n\":{seq}}}");
+            let hash = event_hash(&prev, seq, session, at_us, "outcome", &body);
+            conn.execute(
+                "INSERT INTO events (seq, session, at_us, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![seq, session, at_us, "outcome", body, prev, hash],
+            )
+            .unwrap();
+            prev.clone_from(&hash);
+            hashes.push(hash);
+        }
+        hashes
+    }
+
+    #[test]
+    fn a_version_1_store_is_repacked_into_blocks_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let hashes = v1_store(&path, 600);
+        let mut store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let blocks: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM blocks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blocks, 3, "600 events in blocks of {MIGRATION_BLOCK_EVENTS}");
+        let old: Option<String> = store
+            .conn
+            .query_row("SELECT name FROM sqlite_master WHERE name = 'events'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .unwrap();
+        assert_eq!(old, None);
+
+        let events = store.events_after(0, 1000).unwrap();
+        let stored: Vec<&str> = events.iter().map(|e| e.hash.as_str()).collect();
+        assert_eq!(stored, hashes);
+        let report = verify(&mut store).unwrap();
+        assert_eq!((report.broken, report.events), (None, 600));
+
+        // The chain goes on from the repacked head.
+        let next = store
+            .append(&[Draft {
+                session: "odd".into(),
+                at_us: 7_000,
+                body: EventBody::Outcome(crate::OutcomeEvent {
+                    n: 601,
+                    ran: true,
+                    tags: Vec::new(),
+                    rows: 0,
+                    duration_us: 1,
+                    error: None,
+                    result: None,
+                    masked: Default::default(),
+                }),
+            }])
+            .unwrap();
+        assert_eq!(next[0].seq, 601);
+        assert_eq!(verify(&mut store).unwrap().broken, None);
+    }
+
+    #[test]
+    fn tampering_done_before_the_move_is_still_found_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        v1_store(&path, 300);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE events SET body = '{}' WHERE seq = 270", [])
+            .unwrap();
+        conn.execute("DELETE FROM events WHERE seq = 100", []).unwrap();
+        drop(conn);
+        let mut store = SqliteStore::open(&path).unwrap();
+        let broken = verify(&mut store).unwrap().broken.unwrap();
+        assert_eq!(broken.seq, 101, "{}", broken.reason);
+    }
 }

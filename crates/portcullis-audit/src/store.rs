@@ -14,6 +14,9 @@ pub enum AuditError {
     Closed,
     #[error("no session {0:?}")]
     NoSession(String),
+    /// Stored events that cannot be read back (edited or damaged behind the store's back), from `seq` on.
+    #[error("audit store: event {seq} cannot be read: {reason}")]
+    Damaged { seq: u64, reason: String },
 }
 
 /// Where an appended event landed in the chain.
@@ -110,7 +113,8 @@ pub trait AuditStore: Send {
     /// encoded: the group-commit writer has sessions encode their own events, off its serial path.
     fn append_encoded(&mut self, drafts: &[Draft], bodies: &[String]) -> Result<Vec<Sealed>, AuditError>;
 
-    /// Up to `limit` events with `seq > after`, in sequence order.
+    /// Up to `limit` events with `seq > after`, in sequence order. Events that cannot be read end the
+    /// page early; [`AuditError::Damaged`] only when the first event due cannot be read.
     fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, AuditError>;
 
     /// Every event of one session, in sequence order.

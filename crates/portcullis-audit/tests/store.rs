@@ -107,6 +107,80 @@ fn raw(path: &Path) -> Connection {
     conn
 }
 
+/// One stored event, as an attacker with write access to the file sees it.
+#[derive(Debug, Clone)]
+struct Raw {
+    /// The block row it is stored in.
+    block: i64,
+    seq: u64,
+    at_us: i64,
+    session: String,
+    kind: String,
+    body: String,
+    hash: [u8; 32],
+}
+
+/// Edits the stored events behind the store's back: `edit` gets every event of every block, in order,
+/// and whatever it leaves is packed back into the blocks the events came from (a block left empty is
+/// deleted). Nothing else (the row's keys, previous hash, last hash) is touched.
+fn edit_events(db: &Connection, edit: impl FnOnce(&mut Vec<Raw>)) {
+    let mut events = Vec::new();
+    let mut blocks = Vec::new();
+    {
+        let mut stmt = db
+            .prepare("SELECT last_seq, events FROM blocks ORDER BY last_seq")
+            .unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let block: i64 = row.get(0).unwrap();
+            let data: Vec<u8> = row.get(1).unwrap();
+            blocks.push(block);
+            for e in portcullis_audit::block::events(&data) {
+                let e = e.unwrap();
+                events.push(Raw {
+                    block,
+                    seq: e.seq,
+                    at_us: e.at_us,
+                    session: e.session.to_owned(),
+                    kind: e.kind.to_owned(),
+                    body: e.body.to_owned(),
+                    hash: e.hash,
+                });
+            }
+        }
+    }
+    edit(&mut events);
+    for block in blocks {
+        let mut data = Vec::new();
+        for e in events.iter().filter(|e| e.block == block) {
+            let packed = portcullis_audit::block::PackedEvent {
+                seq: e.seq,
+                at_us: e.at_us,
+                session: &e.session,
+                kind: &e.kind,
+                body: &e.body,
+                hash: e.hash,
+            };
+            portcullis_audit::block::push(&mut data, &packed).unwrap();
+        }
+        if data.is_empty() {
+            db.execute("DELETE FROM blocks WHERE last_seq = ?1", params![block])
+                .unwrap();
+        } else {
+            db.execute(
+                "UPDATE blocks SET events = ?1 WHERE last_seq = ?2",
+                params![data, block],
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// The event numbered `seq` among `events`.
+fn event(events: &mut [Raw], seq: u64) -> &mut Raw {
+    events.iter_mut().find(|e| e.seq == seq).unwrap()
+}
+
 /// A fresh store holding one session of ten events (seq 1..=10), verified clean.
 fn ten_events(dir: &tempfile::TempDir) -> (PathBuf, SqliteStore, Vec<Sealed>) {
     let path = store_path(dir);
@@ -280,38 +354,39 @@ fn append_seals_a_contiguous_chain_and_summarises_sessions() {
 fn tampering_breaks_the_chain_where_it_happened() {
     type Tamper = fn(&Connection);
     // (what, how, the first event reported broken, the last event that still verifies)
-    let cases: [(&str, Tamper, u64, u64); 5] = [
+    let cases: [(&str, Tamper, u64, u64); 8] = [
         (
             "edit a body",
             |db| {
-                let n = db
-                    .execute(
-                        "UPDATE events SET body = replace(body, 'select 2', 'select 9') WHERE seq = 4",
-                        [],
-                    )
-                    .unwrap();
-                assert_eq!(n, 1);
+                edit_events(db, |events| {
+                    let e = event(events, 4);
+                    let edited = e.body.replace("select 2", "select 9");
+                    assert_ne!(edited, e.body);
+                    e.body = edited;
+                });
             },
             4,
             3,
         ),
         (
-            "delete a middle row",
-            |db| {
-                assert_eq!(db.execute("DELETE FROM events WHERE seq = 5", []).unwrap(), 1);
-            },
+            "delete a middle event",
+            |db| edit_events(db, |events| events.retain(|e| e.seq != 5)),
             6,
             4,
         ),
         (
-            "swap two rows",
+            "reorder two events",
+            |db| edit_events(db, |events| events.swap(3, 6)),
+            7,
+            3,
+        ),
+        (
+            "swap two events and renumber them",
             |db| {
-                db.execute_batch(
-                    "UPDATE events SET seq = -1 WHERE seq = 4;
-                 UPDATE events SET seq = 4 WHERE seq = 7;
-                 UPDATE events SET seq = 7 WHERE seq = -1;",
-                )
-                .unwrap();
+                edit_events(db, |events| {
+                    events.swap(3, 6);
+                    (events[3].seq, events[6].seq) = (4, 7);
+                });
             },
             4,
             3,
@@ -319,36 +394,53 @@ fn tampering_breaks_the_chain_where_it_happened() {
         (
             "edit a body and rehash it",
             |db| {
-                let (prev, session, at_us, kind, body): (String, String, i64, String, String) = db
-                    .query_row(
-                        "SELECT prev_hash, session, at_us, kind, body FROM events WHERE seq = 6",
-                        [],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                    )
-                    .unwrap();
-                let forged = body.replace("select 3", "select 9");
-                assert_ne!(forged, body);
-                let hash = event_hash(&prev, 6, &session, at_us, &kind, &forged);
-                db.execute(
-                    "UPDATE events SET body = ?1, hash = ?2 WHERE seq = 6",
-                    params![forged, hash],
-                )
-                .unwrap();
+                edit_events(db, |events| {
+                    let prev = hex::encode(event(events, 5).hash);
+                    let e = event(events, 6);
+                    let forged = e.body.replace("select 3", "select 9");
+                    assert_ne!(forged, e.body);
+                    let hash = event_hash(&prev, 6, &e.session, e.at_us, &e.kind, &forged);
+                    e.body = forged;
+                    e.hash = portcullis_audit::hash_bytes(&hash).unwrap();
+                });
             },
             7,
             6,
         ),
         (
             "edit a timestamp",
-            |db| {
-                assert_eq!(
-                    db.execute("UPDATE events SET at_us = at_us - 1 WHERE seq = 3", [])
-                        .unwrap(),
-                    1
-                );
-            },
+            |db| edit_events(db, |events| event(events, 3).at_us -= 1),
             3,
             2,
+        ),
+        (
+            "cut the stored block short",
+            |db| {
+                let data: Vec<u8> = db
+                    .query_row("SELECT events FROM blocks", [], |r| r.get(0))
+                    .unwrap();
+                // Event 6 starts after five events: cut it in the middle of its body.
+                let sixth = portcullis_audit::block::events(&data)
+                    .take(5)
+                    .map(|e| {
+                        let e = e.unwrap();
+                        8 + 8 + 2 + e.session.len() + 1 + e.kind.len() + 4 + e.body.len() + 32
+                    })
+                    .sum::<usize>();
+                db.execute("UPDATE blocks SET events = ?1", params![&data[..sixth + 40]])
+                    .unwrap();
+            },
+            6,
+            5,
+        ),
+        (
+            "replace the stored block with text",
+            |db| {
+                db.execute("UPDATE blocks SET events = 'nothing happened'", [])
+                    .unwrap();
+            },
+            1,
+            0,
         ),
     ];
     for (name, tamper, broken_at, last_good) in cases {
@@ -370,19 +462,26 @@ fn prune_removes_the_old_prefix_and_the_chain_continues_from_its_checkpoint() {
     assert_eq!(store.prune(i64::MAX).unwrap().removed, 0);
     assert_eq!(store.checkpoint().unwrap(), None);
 
-    let sealed = store
+    // Two group commits: pruning removes whole ones.
+    let mut sealed = store
         .append(&[
             start("old", 1_000, "alice", "prod"),
             statement("old", 1_001, 1, "allow"),
             outcome("old", 1_002, 1),
             end("old", 1_003, "client_terminated"),
             start("live", 1_004, "bob", "prod"),
-            statement("live", 9_000, 1, "allow"),
-            // Old, but after a newer event: pruning takes a prefix, so it stays.
-            outcome("live", 1_005, 1),
-            statement("live", 9_002, 2, "deny"),
         ])
         .unwrap();
+    sealed.extend(
+        store
+            .append(&[
+                statement("live", 9_000, 1, "allow"),
+                // Old, but after a newer event: pruning takes a prefix, so it stays.
+                outcome("live", 1_005, 1),
+                statement("live", 9_002, 2, "deny"),
+            ])
+            .unwrap(),
+    );
 
     let report = store.prune(5_000).unwrap();
     assert_eq!(report.removed, 5);
@@ -446,11 +545,9 @@ fn prune_removes_the_old_prefix_and_the_chain_continues_from_its_checkpoint() {
     // Tampering after a prune is still detected: an edited event, or a forged checkpoint.
     store.append(&[start("new", 9_600, "carol", "prod")]).unwrap();
     let db = raw(&path);
-    db.execute("UPDATE events SET session = 'other' WHERE seq = 11", [])
-        .unwrap();
+    edit_events(&db, |events| event(events, 11).session = "other".into());
     assert_eq!(verify(&mut store).unwrap().broken.map(|b| b.seq), Some(11));
-    db.execute("UPDATE events SET session = 'new' WHERE seq = 11", [])
-        .unwrap();
+    edit_events(&db, |events| event(events, 11).session = "new".into());
     assert_eq!(verify(&mut store).unwrap().broken, None);
     db.execute("UPDATE checkpoint SET hash = ?1", params!["ab".repeat(32)])
         .unwrap();
@@ -461,12 +558,13 @@ fn prune_removes_the_old_prefix_and_the_chain_continues_from_its_checkpoint() {
 fn prune_refuses_to_checkpoint_over_a_deleted_event() {
     let dir = tempfile::tempdir().unwrap();
     let (path, mut store, _) = ten_events(&dir);
-    // The prefix older than 50_000 would end at event 5, which someone deleted.
-    let db = raw(&path);
-    db.execute("UPDATE events SET at_us = 99_999 WHERE seq = 6", [])
-        .unwrap();
-    db.execute("DELETE FROM events WHERE seq = 5", []).unwrap();
-    assert!(store.prune(50_000).is_err());
+    // Everything is older than 50_000, and someone deleted event 5: pruning would erase the evidence.
+    edit_events(&raw(&path), |events| events.retain(|e| e.seq != 5));
+    let error = store.prune(50_000).unwrap_err().to_string();
+    assert!(
+        error.contains("event 6") && error.contains("run verify"),
+        "{error}"
+    );
     assert_eq!(store.checkpoint().unwrap(), None);
     assert_eq!(store.events_after(0, 100).unwrap().len(), 9, "nothing removed");
 }
@@ -545,7 +643,7 @@ async fn a_failing_store_refuses_commits_and_recovers() {
     // All or nothing: one poisoned draft in a batch stores none of it, summaries included.
     let db = raw(&path);
     db.execute_batch(
-        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.session = 'poison'
+        "CREATE TRIGGER poison BEFORE INSERT ON sessions WHEN NEW.session = 'poison'
          BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
     )
     .unwrap();
@@ -565,7 +663,7 @@ async fn a_failing_store_refuses_commits_and_recovers() {
         1
     );
 
-    db.execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'x'); END;")
+    db.execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON blocks BEGIN SELECT RAISE(ABORT, 'x'); END;")
         .unwrap();
     assert!(log.commit(statement("good", 2, 1, "allow")).await.is_err());
     assert!(log.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > 0);
@@ -671,12 +769,12 @@ fn reopening_keeps_the_store_and_a_newer_schema_is_refused() {
     assert_eq!(
         db.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
             .unwrap(),
-        1
+        2
     );
 
-    db.execute_batch("PRAGMA user_version = 2;").unwrap();
+    db.execute_batch("PRAGMA user_version = 3;").unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
-    assert!(err.to_string().contains("schema version 2"), "{err}");
+    assert!(err.to_string().contains("schema version 3"), "{err}");
 }
 
 #[test]

@@ -305,7 +305,8 @@ async fn a_failing_store_refuses_statements_and_nothing_reaches_the_database() {
     client.batch_execute("CREATE TABLE ledger (v int)").await.unwrap();
     let raw = rusqlite::Connection::open(store_path(&env)).unwrap();
     raw.execute_batch(
-        "CREATE TRIGGER fail BEFORE INSERT ON events WHEN NEW.kind = 'statement' \
+        "CREATE TRIGGER fail BEFORE INSERT ON blocks \
+         WHEN instr(NEW.events, CAST('statement' AS BLOB)) > 0 \
          BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
     )
     .unwrap();
