@@ -53,6 +53,11 @@ pub enum MaskError {
     RowTooLarge { len: usize, limit: usize },
     #[error("rows arrived for a statement the gateway saw no description of")]
     Undescribed,
+    /// COPY ... TO STDOUT (or a replication stream) started: its rows carry no description to mask by.
+    /// With statement checks on the gateway refuses such statements before they run; this is the stream's
+    /// own guard for sessions without checks.
+    #[error("COPY out of a masked session cannot be masked")]
+    CopyOut,
     #[error("malformed server message: {0}")]
     Wire(#[from] WireError),
 }
@@ -260,7 +265,7 @@ impl SessionMask {
     /// again for the same message gives the same answer.
     pub fn wants(&mut self, tag: u8) -> bool {
         match tag {
-            b'T' | b'E' | b'N' => true,
+            b'T' | b'E' | b'N' | b'H' | b'W' => true,
             // Rows of a description without a masked column stream through; undescribed rows are held
             // too, and `message` refuses them.
             b'D' => {
@@ -381,6 +386,7 @@ impl SessionMask {
                 }
                 Ok(self.scrub_fields(tag, body))
             }
+            b'H' | b'W' => Err(MaskError::CopyOut),
             _ => Ok(None),
         }
     }

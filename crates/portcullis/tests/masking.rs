@@ -360,3 +360,33 @@ async fn the_audit_trail_and_metrics_see_only_masked_values() {
     let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(value >= 1.0, "{line}");
 }
+
+#[tokio::test]
+async fn without_statement_checks_copy_out_of_a_masked_session_ends_it_unread() {
+    let env = Env::start(Options {
+        policy: format!("{PERMIT_AGENTS}{UNMASK}"),
+        extra: RULES.to_owned(),
+        statement_checks: false,
+        ..Options::default()
+    })
+    .await;
+    env.pg.psql("app", SEED).unwrap();
+    let token = env.mint("copy-bot", &["agents"], "10m");
+    let conninfo = env.conninfo("app", &token, "disable");
+    // The statement runs (nothing decided it), but its rows have no description to mask by: the stream
+    // ends the session before a row reaches the client.
+    let (ok, out, err) = env.psql(&conninfo, "COPY customers TO STDOUT");
+    assert!(!ok, "{out}");
+    assert!(
+        !out.contains("example.com") && !out.contains("123-45-6789"),
+        "{out}"
+    );
+    assert!(
+        err.contains("COPY out of a masked session cannot be masked"),
+        "{err}"
+    );
+    // SELECT in a new session is masked as ever, and the gateway keeps serving.
+    let (ok, out, err) = env.psql(&conninfo, "SELECT email FROM customers WHERE id = 1");
+    assert!(ok, "{err}");
+    assert!(out.starts_with('*') && out.ends_with(".com"), "{out}");
+}
