@@ -1,5 +1,6 @@
 //! The SQLite audit store: one file in WAL mode, a connection per handle, one durable transaction per append.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -168,17 +169,21 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Statements recorded for `session`, and how many of them were refused, counted from its events.
-    fn count_statements(&mut self, session: &str) -> Result<(u64, u64), AuditError> {
-        let mut statements = 0;
-        let mut refused = 0;
-        for event in self.session_events(session)? {
-            if let Ok(EventBody::Statement(statement)) = event.decode() {
-                statements += 1;
-                refused += u64::from(statement.decision != "allow");
-            }
+    /// The earliest start event among `sessions`.
+    fn first_seq_of(&self, sessions: &[&SessionSummary]) -> Result<u64, AuditError> {
+        const WHAT: &str = "listing sessions";
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT first_seq FROM sessions WHERE session = ?1")
+            .map_err(store_err(WHAT))?;
+        let mut first = u64::MAX;
+        for s in sessions {
+            let seq: u64 = stmt
+                .query_row(params![s.session], |row| row.get(0))
+                .map_err(store_err(WHAT))?;
+            first = first.min(seq);
         }
-        Ok((statements, refused))
+        Ok(first)
     }
 
     /// Copies committed WAL pages back into the database without blocking the writer (a passive
@@ -260,11 +265,33 @@ impl AuditStore for SqliteStore {
             .map_err(store_err(WHAT))?;
         let mut summaries: Vec<SessionSummary> = rows.collect::<Result<_, _>>().map_err(store_err(WHAT))?;
         drop(stmt);
-        // A live (or never ended) session's counts are not stored yet: count its statement events.
-        for summary in summaries.iter_mut().filter(|s| s.ended_us.is_none()) {
-            let (statements, refused) = self.count_statements(&summary.session)?;
-            summary.statements = statements;
-            summary.refused = refused;
+        // A live (or never ended) session's counts are not stored yet: count its statement events, for
+        // all such sessions in one pass from the earliest one's start.
+        let live: Vec<&SessionSummary> = summaries.iter().filter(|s| s.ended_us.is_none()).collect();
+        if live.is_empty() {
+            return Ok(summaries);
+        }
+        let from = self.first_seq_of(&live)?;
+        let mut counts: HashMap<String, (u64, u64)> =
+            live.iter().map(|s| (s.session.clone(), (0, 0))).collect();
+        read_blocks(&self.conn, from.saturating_sub(1), |event| {
+            if event.kind == "statement"
+                && let Some((statements, refused)) = counts.get_mut(&event.session)
+            {
+                *statements += 1;
+                if let Ok(EventBody::Statement(statement)) = event.decode() {
+                    *refused += u64::from(statement.decision != "allow");
+                }
+            }
+            true
+        })?;
+        for summary in &mut summaries {
+            if let Some(&(statements, refused)) = counts.get(&summary.session)
+                && summary.ended_us.is_none()
+            {
+                summary.statements = statements;
+                summary.refused = refused;
+            }
         }
         Ok(summaries)
     }
