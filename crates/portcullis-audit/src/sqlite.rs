@@ -302,13 +302,37 @@ impl AuditStore for SqliteStore {
 
     fn prune(&mut self, before_us: i64) -> Result<PruneReport, AuditError> {
         const WHAT: &str = "pruning events";
-        // One write transaction: the removal, the new checkpoint and the summaries land together, and
-        // the writer cannot extend the chain between reading the prefix and recording its end.
+        // Finding and re-verifying the prefix reads and hashes every event in it, so it runs on a read
+        // snapshot, without the write lock the writer needs for every commit. Stored blocks never change
+        // (short of tampering, which the check is for), so the plan still holds when the lock is taken;
+        // only another prune can have moved the checkpoint meanwhile, and then this one stands down.
+        let plan = {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(store_err(WHAT))?;
+            plan_prune(&tx, before_us)?
+        };
+        let PrunePlan { current, last } = plan;
+        let Some((last, hash)) = last else {
+            return Ok(PruneReport {
+                removed: 0,
+                checkpoint: current,
+            });
+        };
+        // One write transaction: the removal, the new checkpoint and the summaries land together.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(store_err(WHAT))?;
-        let report = prune_in(&tx, before_us)?;
+        let now = latest_checkpoint(&tx).map_err(store_err(WHAT))?;
+        if now != current {
+            return Ok(PruneReport {
+                removed: 0,
+                checkpoint: now,
+            });
+        }
+        let report = remove_prefix(&tx, last, hash, before_us)?;
         tx.commit().map_err(store_err(WHAT))?;
         Ok(report)
     }
@@ -741,8 +765,17 @@ fn latest_checkpoint(conn: &Connection) -> rusqlite::Result<Option<Checkpoint>> 
         .optional()
 }
 
-/// The body of [`AuditStore::prune`], inside its write transaction.
-fn prune_in(conn: &Connection, before_us: i64) -> Result<PruneReport, AuditError> {
+/// What [`AuditStore::prune`] would remove, as found on a read snapshot.
+#[derive(Debug)]
+struct PrunePlan {
+    /// The checkpoint the plan starts from.
+    current: Option<Checkpoint>,
+    /// The last event of the prefix to remove, with its hash; `None` when nothing is old enough.
+    last: Option<(u64, String)>,
+}
+
+/// Plans a prune; fails when anything in the prefix it would remove does not verify.
+fn plan_prune(conn: &Connection, before_us: i64) -> Result<PrunePlan, AuditError> {
     const WHAT: &str = "pruning events";
     let current = latest_checkpoint(conn).map_err(store_err(WHAT))?;
     let current_seq = current.as_ref().map_or(0, |c| c.seq);
@@ -765,10 +798,7 @@ fn prune_in(conn: &Connection, before_us: i64) -> Result<PruneReport, AuditError
         .optional()
         .map_err(store_err(WHAT))?;
     let Some(last) = last_block.filter(|&last| last > current_seq) else {
-        return Ok(PruneReport {
-            removed: 0,
-            checkpoint: current,
-        });
+        return Ok(PrunePlan { current, last: None });
     };
     // Everything about to go must still verify, from the current checkpoint on: pruning over an altered
     // or deleted event would erase the evidence, so refuse and leave it for `verify` to report.
@@ -797,7 +827,21 @@ fn prune_in(conn: &Connection, before_us: i64) -> Result<PruneReport, AuditError
             reason: format!("{WHAT}: {reason}; run verify"),
         });
     }
-    let hash = prev_hash;
+    Ok(PrunePlan {
+        current,
+        last: Some((last, prev_hash)),
+    })
+}
+
+/// Removes the blocks up to event `last` and records it (with `hash`) as the checkpoint; inside the
+/// caller's write transaction.
+fn remove_prefix(
+    conn: &Connection,
+    last: u64,
+    hash: String,
+    before_us: i64,
+) -> Result<PruneReport, AuditError> {
+    const WHAT: &str = "pruning events";
     let removed: u64 = conn
         .query_row(
             "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM blocks WHERE last_seq <= ?1",
