@@ -17,7 +17,7 @@ use portcullis_postgres::relay::Stop;
 use portcullis_postgres::results::{Finished, ResultCaps, ResultSink, ResultTracker, Unit, UnitKind};
 use portcullis_postgres::wire::backend::GatewayError;
 use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{AuditDurability, Config};
 use crate::telemetry;
@@ -104,7 +104,14 @@ pub fn new_session_id() -> String {
 /// What the gateway says when it cannot record a statement: it was not run.
 pub fn store_failure(e: &AuditError) -> GatewayError {
     telemetry::audit_failure();
-    error!(error = %e, "audit store failed; refusing the statement (fail closed)");
+    // A failed write is logged once per group by the writer (with how many events it held); each refused
+    // statement only at debug. Anything else (the writer gone) has no other log line.
+    match e {
+        AuditError::Store(_) => {
+            debug!(error = %e, "audit store failed; refusing the statement (fail closed)")
+        }
+        _ => error!(error = %e, "audit store failed; refusing the statement (fail closed)"),
+    }
     GatewayError::error(
         "58030",
         "Portcullis could not record this statement in its audit trail, so it was not run",
