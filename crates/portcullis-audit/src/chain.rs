@@ -92,6 +92,15 @@ pub(crate) fn follows(prev_seq: u64, prev_hash: &str, e: &StoredEvent) -> Result
 
 /// Recomputes the whole chain from the last pruning checkpoint (or the beginning), in pages.
 pub fn verify(store: &mut dyn AuditStore) -> Result<VerifyReport, AuditError> {
+    verify_with_progress(store, &mut |_, _| {})
+}
+
+/// [`verify`], calling `progress` with the events checked so far and the last sequence number checked
+/// after every page (1,000 events), so a long check can show that it is moving.
+pub fn verify_with_progress(
+    store: &mut dyn AuditStore,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, AuditError> {
     let (mut prev_seq, mut prev_hash) = match store.checkpoint()? {
         Some(c) => (c.seq, c.hash),
         None => (0, GENESIS.to_owned()),
@@ -131,6 +140,7 @@ pub fn verify(store: &mut dyn AuditStore) -> Result<VerifyReport, AuditError> {
             prev_seq = e.seq;
             prev_hash = e.hash;
         }
+        progress(events, prev_seq);
     }
     Ok(VerifyReport {
         events,

@@ -12,7 +12,7 @@ mod log;
 mod sqlite;
 mod store;
 
-pub use chain::{Broken, GENESIS, VerifyReport, event_hash, hash_bytes, seal, verify};
+pub use chain::{Broken, GENESIS, VerifyReport, event_hash, hash_bytes, seal, verify, verify_with_progress};
 pub use event::{
     Draft, ErrorInfo, EventBody, OutcomeEvent, ResultRecord, SessionEndEvent, SessionStartEvent,
     StatementEvent, StatementSummary, StoredEvent, now_us,

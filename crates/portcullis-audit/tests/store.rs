@@ -814,3 +814,20 @@ fn handles_appending_in_turn_and_at_once_keep_one_chain() {
     let report = verify(&mut one).unwrap();
     assert_eq!((report.broken, report.events, report.last_seq), (None, 430, 430));
 }
+
+#[test]
+fn verify_reports_progress_after_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&store_path(&dir)).unwrap();
+    let drafts: Vec<Draft> = (1..=2_500)
+        .map(|n| statement("long", i64::try_from(n).unwrap(), n, "allow"))
+        .collect();
+    store.append(&drafts).unwrap();
+    let mut seen = Vec::new();
+    let report = portcullis_audit::verify_with_progress(&mut store, &mut |events, seq| {
+        seen.push((events, seq));
+    })
+    .unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!(seen, [(1_000, 1_000), (2_000, 2_000), (2_500, 2_500)]);
+}

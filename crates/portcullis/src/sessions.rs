@@ -204,7 +204,7 @@ pub fn run(command: &Command) -> anyhow::Result<bool> {
         }
         Command::Verify(args) => {
             let (_, mut store) = open_store(&args.store)?;
-            let report = portcullis_audit::verify(&mut store)?;
+            let report = verify_showing_progress(&mut store)?;
             if args.json {
                 println!("{}", verify_json(&report)?);
             } else {
@@ -302,6 +302,32 @@ fn record_kill(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<i64> {
         id: 0,
         session: id.to_owned(),
     })?)
+}
+
+/// Verifies the chain; on a terminal, a line on standard error shows how far it has got (a large store
+/// takes a while), overwritten in place at most twice a second and cleared at the end.
+fn verify_showing_progress(store: &mut dyn AuditStore) -> anyhow::Result<VerifyReport> {
+    use std::io::{IsTerminal, Write};
+    let mut stderr = std::io::stderr();
+    if !stderr.is_terminal() {
+        return Ok(portcullis_audit::verify(store)?);
+    }
+    let started = std::time::Instant::now();
+    let mut shown = started;
+    let report = portcullis_audit::verify_with_progress(store, &mut |events, seq| {
+        if shown.elapsed() >= Duration::from_millis(500) {
+            shown = std::time::Instant::now();
+            let _ = write!(
+                stderr,
+                "\rverifying: {events} events checked, up to event {seq} ({:.0?})",
+                started.elapsed()
+            );
+        }
+    });
+    if shown != started {
+        let _ = write!(stderr, "\r\x1b[2K");
+    }
+    Ok(report?)
 }
 
 /// Records a revocation; refuses an empty subject or an end in the past.
