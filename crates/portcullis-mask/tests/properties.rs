@@ -11,12 +11,10 @@
     clippy::panic
 )]
 
-use std::sync::Arc;
+mod invariants;
 
-use portcullis_mask::{
-    ColumnPlan, ColumnRef, ConnectionMask, Counts, Detector, DetectorSet, MaskPolicy, Masked, RuleSpec,
-    StrategyName, detect,
-};
+use invariants::{Plans, check_findings, check_masking, check_scrub};
+use portcullis_mask::Counts;
 
 /// xorshift64*: deterministic, so a failure reproduces with the printed round.
 struct Rng(u64);
@@ -164,123 +162,10 @@ fn corpus_texts() -> Vec<String> {
     corpus.case.into_iter().map(|c| c.text).collect()
 }
 
-/// The findings' invariants.
-fn check_findings(text: &str) {
-    let findings = detect(text, DetectorSet::all());
-    let mut last_end = 0;
-    for f in &findings {
-        assert!(
-            f.start < f.end && f.end <= text.len(),
-            "{f:?} out of bounds in {text:?}"
-        );
-        assert!(
-            text.is_char_boundary(f.start) && text.is_char_boundary(f.end),
-            "{f:?} splits a char in {text:?}"
-        );
-        assert!(
-            f.start >= last_end,
-            "findings overlap or are unsorted in {text:?}: {findings:?}"
-        );
-        last_end = f.end;
-    }
-}
-
-fn rule(strategy: StrategyName, columns: &[&str], detectors: &[Detector]) -> RuleSpec {
-    RuleSpec {
-        columns: columns.iter().map(|c| c.to_string()).collect(),
-        detectors: detectors.to_vec(),
-        strategy,
-        keep: None,
-        with: None,
-        connections: Vec::new(),
-    }
-}
-
-/// Column plans for each strategy, and detector plans whose detectors are spread over all strategies.
-fn plans() -> (Vec<(StrategyName, ColumnPlan)>, ColumnPlan, Arc<ConnectionMask>) {
-    let strategies = [
-        StrategyName::Redact,
-        StrategyName::Partial,
-        StrategyName::Hash,
-        StrategyName::Null,
-        StrategyName::FormatPreserving,
-    ];
-    let mut rules: Vec<RuleSpec> = strategies
-        .iter()
-        .map(|s| rule(*s, &[&format!("col_{}", s_name(*s))], &[]))
-        .collect();
-    for (i, s) in strategies.iter().enumerate() {
-        let detectors: Vec<Detector> = Detector::ALL
-            .iter()
-            .copied()
-            .skip(i)
-            .step_by(strategies.len())
-            .collect();
-        rules.push(rule(*s, &[], &detectors));
-    }
-    let policy = MaskPolicy::compile(&rules, b"property-test-key-0123456789").unwrap();
-    let mask = policy.for_connection("c");
-    fn column(name: &str) -> ColumnRef<'_> {
-        ColumnRef {
-            schema: Some("public"),
-            table: Some("t"),
-            column: name,
-        }
-    }
-    let by_strategy = strategies
-        .iter()
-        .map(|s| (*s, mask.column(column(&format!("col_{}", s_name(*s))))))
-        .collect();
-    let detect = mask.column(column("notes"));
-    (by_strategy, detect, mask)
-}
-
-fn s_name(s: StrategyName) -> &'static str {
-    match s {
-        StrategyName::Redact => "redact",
-        StrategyName::Partial => "partial",
-        StrategyName::Hash => "hash",
-        StrategyName::Null => "null",
-        StrategyName::FormatPreserving => "fpe",
-    }
-}
-
-fn check_masking(cell: &[u8], by_strategy: &[(StrategyName, ColumnPlan)], detect: &ColumnPlan) {
-    let mut counts = Counts::default();
-    let text = std::str::from_utf8(cell).ok();
-    for (strategy, plan) in by_strategy {
-        let masked = plan.apply(cell, &mut counts);
-        assert_eq!(masked, plan.apply(cell, &mut counts), "not deterministic");
-        match (strategy, &masked) {
-            (StrategyName::Null, Masked::Null) => {}
-            (_, Masked::Value(v)) => {
-                let out = std::str::from_utf8(v).expect("masked cell is not UTF-8");
-                if let (Some(text), StrategyName::Partial | StrategyName::FormatPreserving) = (text, strategy)
-                {
-                    assert_eq!(
-                        out.chars().count(),
-                        text.chars().count(),
-                        "{strategy:?} changed the length"
-                    );
-                }
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    match detect.apply(cell, &mut counts) {
-        Masked::Value(v) => {
-            assert!(text.is_some(), "detectors ran over non-UTF-8");
-            std::str::from_utf8(&v).expect("masked text is not UTF-8");
-        }
-        Masked::Null => assert!(text.is_some(), "detectors ran over non-UTF-8"),
-        Masked::Unchanged => {}
-    }
-}
-
 #[test]
 fn random_inputs_keep_the_invariants() {
     let corpus = corpus_texts();
-    let (by_strategy, detect_plan, mask) = plans();
+    let plans = Plans::new(b"property-test-key-0123456789");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for round in 0..30_000 {
         let (text, bytes) = match round % 3 {
@@ -300,15 +185,9 @@ fn random_inputs_keep_the_invariants() {
             }
         };
         check_findings(&text);
-        check_masking(&bytes, &by_strategy, &detect_plan);
-        check_masking(text.as_bytes(), &by_strategy, &detect_plan);
-        let mut counts = Counts::default();
-        let scrubbed = mask.scrub(&text, &mut counts);
-        assert_eq!(
-            scrubbed.is_some(),
-            !detect(&text, DetectorSet::all()).is_empty(),
-            "round {round}: scrub and detect disagree on {text:?}"
-        );
+        check_masking(&bytes, &plans);
+        check_masking(text.as_bytes(), &plans);
+        check_scrub(&text, &plans);
     }
 }
 
@@ -350,13 +229,13 @@ fn adversarial_repetitions_are_scanned_in_linear_time() {
         "@a.",
         "ab12",
     ];
-    let (_, detect_plan, mask) = plans();
+    let plans = Plans::new(b"property-test-key-0123456789");
     for pattern in patterns {
         let text = pattern.repeat(128 * 1024 / pattern.len());
         let started = std::time::Instant::now();
         check_findings(&text);
-        detect_plan.apply(text.as_bytes(), &mut Counts::default());
-        mask.scrub(&text, &mut Counts::default());
+        plans.detect.apply(text.as_bytes(), &mut Counts::default());
+        plans.mask.scrub(&text, &mut Counts::default());
         let took = started.elapsed();
         assert!(took.as_secs() < 5, "{pattern:?} repeated took {took:?}");
     }
