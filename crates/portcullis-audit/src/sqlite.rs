@@ -516,26 +516,7 @@ fn repack_v1(conn: &Connection) -> Result<(), AuditError> {
         .map_err(store_err(WHAT))?;
     let mut rows = read.query([]).map_err(store_err(WHAT))?;
     let mut insert = conn.prepare(INSERT_BLOCK).map_err(store_err(WHAT))?;
-    let mut block = Vec::new();
-    let mut block_prev = Vec::new();
-    let mut first_seq = 0u64;
-    let mut last = (0u64, [0u8; 32]);
-    let mut in_block = 0;
-    let mut max_at_us = i64::MIN;
-    let mut flush =
-        |block: &mut Vec<u8>, first_seq: u64, last: (u64, [u8; 32]), block_prev: &[u8], max_at_us: i64| {
-            insert
-                .execute(params![
-                    last.0,
-                    first_seq,
-                    max_at_us,
-                    block_prev,
-                    last.1,
-                    &block[..]
-                ])
-                .map(|_| block.clear())
-                .map_err(store_err(WHAT))
-        };
+    let mut block = BlockRow::default();
     while let Some(row) = rows.next().map_err(store_err(WHAT))? {
         let seq: u64 = row.get(0).map_err(store_err(WHAT))?;
         let session: String = row.get(1).map_err(store_err(WHAT))?;
@@ -545,33 +526,70 @@ fn repack_v1(conn: &Connection) -> Result<(), AuditError> {
         let prev_hash: String = row.get(5).map_err(store_err(WHAT))?;
         let hash: String = row.get(6).map_err(store_err(WHAT))?;
         // A hash that is not hex was altered: all zeros keeps the event, and `verify` reports it.
-        let hash = hash_bytes(&hash).unwrap_or([0; 32]);
-        if in_block == 0 {
-            first_seq = seq;
-            block_prev = hash_bytes(&prev_hash).unwrap_or([0; 32]).to_vec();
-            max_at_us = i64::MIN;
-        }
         let packed = PackedEvent {
             seq,
             at_us,
             session: &session,
             kind: &kind,
             body: &body,
-            hash,
+            hash: hash_bytes(&hash).unwrap_or([0; 32]),
         };
-        block::push(&mut block, &packed).map_err(|e| AuditError::Store(format!("{WHAT}: {e}")))?;
-        max_at_us = max_at_us.max(at_us);
-        last = (seq, hash);
-        in_block += 1;
-        if in_block == MIGRATION_BLOCK_EVENTS {
-            flush(&mut block, first_seq, last, &block_prev, max_at_us)?;
-            in_block = 0;
+        block.push(hash_bytes(&prev_hash).unwrap_or([0; 32]), &packed, WHAT)?;
+        if block.events == MIGRATION_BLOCK_EVENTS {
+            block.insert(&mut insert, WHAT)?;
         }
     }
-    if in_block > 0 {
-        flush(&mut block, first_seq, last, &block_prev, max_at_us)?;
+    block.insert(&mut insert, WHAT)
+}
+
+/// A block being filled, and the `blocks` row it becomes.
+#[derive(Debug, Default)]
+struct BlockRow {
+    data: Vec<u8>,
+    events: usize,
+    /// The hash before the first event.
+    prev_hash: [u8; 32],
+    first_seq: u64,
+    last_seq: u64,
+    last_hash: [u8; 32],
+    max_at_us: i64,
+}
+
+impl BlockRow {
+    /// Packs `event`; `prev_hash` is its predecessor's hash, kept when it is the block's first event.
+    fn push(&mut self, prev_hash: [u8; 32], event: &PackedEvent<'_>, what: &str) -> Result<(), AuditError> {
+        block::push(&mut self.data, event).map_err(|e| AuditError::Store(format!("{what}: {e}")))?;
+        if self.events == 0 {
+            self.prev_hash = prev_hash;
+            self.first_seq = event.seq;
+            self.max_at_us = event.at_us;
+        }
+        self.events += 1;
+        self.last_seq = event.seq;
+        self.last_hash = event.hash;
+        self.max_at_us = self.max_at_us.max(event.at_us);
+        Ok(())
     }
-    Ok(())
+
+    /// Inserts the block with `insert` ([`INSERT_BLOCK`]) and empties it; nothing when it holds no event.
+    fn insert(&mut self, insert: &mut rusqlite::Statement<'_>, what: &str) -> Result<(), AuditError> {
+        if self.events == 0 {
+            return Ok(());
+        }
+        insert
+            .execute(params![
+                self.last_seq,
+                self.first_seq,
+                self.max_at_us,
+                self.prev_hash,
+                self.last_hash,
+                self.data
+            ])
+            .map_err(store_err(what))?;
+        self.data.clear();
+        self.events = 0;
+        Ok(())
+    }
 }
 
 fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -589,11 +607,8 @@ fn seal_and_insert(
     let (mut seq, mut prev_hash) = chain_head(conn)?;
     let mut insert = conn.prepare_cached(INSERT_BLOCK).map_err(store_err(WHAT))?;
     let mut sealed = Vec::with_capacity(drafts.len());
-    let mut block = Vec::new();
-    let mut block_prev = prev_hash;
-    let mut first_seq = seq + 1;
-    let mut max_at_us = i64::MIN;
-    for (i, (draft, body)) in drafts.iter().zip(bodies).enumerate() {
+    let mut block = BlockRow::default();
+    for (draft, body) in drafts.iter().zip(bodies) {
         seq += 1;
         let kind = draft.body.kind();
         let hash = seal(&prev_hash, seq, &draft.session, draft.at_us, kind, body);
@@ -605,24 +620,18 @@ fn seal_and_insert(
             body,
             hash,
         };
-        block::push(&mut block, &packed).map_err(|e| AuditError::Store(format!("{WHAT}: {e}")))?;
-        max_at_us = max_at_us.max(draft.at_us);
+        block.push(prev_hash, &packed, WHAT)?;
         summarise(conn, draft, seq).map_err(store_err(WHAT))?;
         sealed.push(Sealed {
             seq,
             hash: hex::encode(hash),
         });
         prev_hash = hash;
-        if block.len() >= BLOCK_BYTES || i + 1 == drafts.len() {
-            insert
-                .execute(params![seq, first_seq, max_at_us, block_prev, prev_hash, block])
-                .map_err(store_err(WHAT))?;
-            block.clear();
-            block_prev = prev_hash;
-            first_seq = seq + 1;
-            max_at_us = i64::MIN;
+        if block.data.len() >= BLOCK_BYTES {
+            block.insert(&mut insert, WHAT)?;
         }
     }
+    block.insert(&mut insert, WHAT)?;
     Ok(sealed)
 }
 
@@ -1027,6 +1036,38 @@ mod tests {
             .unwrap();
         assert_eq!(next[0].seq, 601);
         assert_eq!(verify(&mut store).unwrap().broken, None);
+    }
+
+    #[test]
+    fn a_commit_larger_than_a_block_is_split_and_still_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("audit.db")).unwrap();
+        let big = |n: u64| Draft {
+            session: "s".into(),
+            at_us: 1,
+            body: EventBody::Outcome(crate::OutcomeEvent {
+                n,
+                ran: true,
+                tags: vec!["x".repeat(BLOCK_BYTES * 6 / 10)],
+                rows: 0,
+                duration_us: 1,
+                error: None,
+                result: None,
+                masked: Default::default(),
+            }),
+        };
+        let sealed = store.append(&[big(1), big(2), big(3)]).unwrap();
+        let rows: Vec<(u64, u64)> = store
+            .conn
+            .prepare("SELECT first_seq, last_seq FROM blocks ORDER BY last_seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [(1, 2), (3, 3)], "closed at {BLOCK_BYTES} bytes");
+        let report = verify(&mut store).unwrap();
+        assert_eq!((report.broken, report.last_hash), (None, sealed[2].hash.clone()));
     }
 
     #[test]
