@@ -221,8 +221,8 @@ impl AuditStore for SqliteStore {
 
     fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, AuditError> {
         let mut page = Vec::new();
-        read_blocks(&self.conn, after, |event| {
-            page.push(event);
+        read_blocks(&self.conn, after, |event, prev_hash| {
+            page.push(stored_event(event, prev_hash));
             page.len() < limit
         })?;
         Ok(page)
@@ -244,12 +244,12 @@ impl AuditStore for SqliteStore {
             None => (0, u64::MAX),
         };
         let mut events = Vec::new();
-        read_blocks(&self.conn, first.saturating_sub(1), |event| {
+        read_blocks(&self.conn, first.saturating_sub(1), |event, prev_hash| {
             if event.seq > last {
                 return false;
             }
             if event.session == session {
-                events.push(event);
+                events.push(stored_event(event, prev_hash));
             }
             true
         })?;
@@ -274,12 +274,12 @@ impl AuditStore for SqliteStore {
         let from = self.first_seq_of(&live)?;
         let mut counts: HashMap<String, (u64, u64)> =
             live.iter().map(|s| (s.session.clone(), (0, 0))).collect();
-        read_blocks(&self.conn, from.saturating_sub(1), |event| {
+        read_blocks(&self.conn, from.saturating_sub(1), |event, prev_hash| {
             if event.kind == "statement"
-                && let Some((statements, refused)) = counts.get_mut(&event.session)
+                && let Some((statements, refused)) = counts.get_mut(event.session)
             {
                 *statements += 1;
-                if let Ok(EventBody::Statement(statement)) = event.decode() {
+                if let Ok(EventBody::Statement(statement)) = stored_event(event, prev_hash).decode() {
                     *refused += u64::from(statement.decision != "allow");
                 }
             }
@@ -665,13 +665,15 @@ fn chain_head(conn: &Connection) -> Result<(u64, [u8; 32]), AuditError> {
     }
 }
 
-/// Calls `each` with every event with `seq > after`, in order, until it returns false. A block that
+/// Calls `each` with every event with `seq > after`, in order, and the hash stored before it (the
+/// block's for its first event), until it returns false. Events are passed as they lie in the block, so
+/// a caller that skips most of them (one session's among many) copies only those it keeps. A block that
 /// cannot be decoded ends the walk: with [`AuditError::Damaged`] if nothing was passed to `each` yet,
 /// quietly otherwise (the caller sees the damage on its next read, starting there).
 fn read_blocks(
     conn: &Connection,
     after: u64,
-    mut each: impl FnMut(StoredEvent) -> bool,
+    mut each: impl FnMut(&PackedEvent<'_>, &[u8]) -> bool,
 ) -> Result<(), AuditError> {
     const WHAT: &str = "reading events";
     // Past i64::MAX there are no rows; saturating keeps the query valid instead of failing it.
@@ -679,26 +681,21 @@ fn read_blocks(
     let mut stmt = conn.prepare_cached(BLOCKS_AFTER).map_err(store_err(WHAT))?;
     let mut rows = stmt.query(params![after_key]).map_err(store_err(WHAT))?;
     let mut passed = false;
+    let damaged = |passed: bool, seq: u64, reason: String| {
+        if passed {
+            Ok(())
+        } else {
+            Err(AuditError::Damaged { seq, reason })
+        }
+    };
     while let Some(row) = rows.next().map_err(store_err(WHAT))? {
         let first_seq: u64 = row.get(0).map_err(store_err(WHAT))?;
         let last_seq: u64 = row.get(1).map_err(store_err(WHAT))?;
-        let block_prev: Vec<u8> = row.get(2).map_err(store_err(WHAT))?;
-        let data = row.get_ref(3).map_err(store_err(WHAT))?;
-        let damaged = |passed: bool, seq: u64, reason: String| {
-            if passed {
-                Ok(())
-            } else {
-                Err(AuditError::Damaged { seq, reason })
-            }
+        let mut prev_hash: Vec<u8> = row.get(2).map_err(store_err(WHAT))?;
+        let Ok(data) = row.get_ref(3).map_err(store_err(WHAT))?.as_blob() else {
+            let reason = format!("the block ending at {last_seq} holds no bytes");
+            return damaged(passed, first_seq, reason);
         };
-        let Ok(data) = data.as_blob() else {
-            return damaged(
-                passed,
-                first_seq,
-                format!("the block ending at {last_seq} holds no bytes"),
-            );
-        };
-        let mut prev_hash = hex::encode(&block_prev);
         let mut expected = first_seq;
         for event in block::events(data) {
             let event = match event {
@@ -709,27 +706,30 @@ fn read_blocks(
                 }
             };
             expected = event.seq.saturating_add(1);
-            let hash = hex::encode(event.hash);
             if event.seq > after {
                 passed = true;
-                let stored = StoredEvent {
-                    seq: event.seq,
-                    session: event.session.to_owned(),
-                    at_us: event.at_us,
-                    kind: event.kind.to_owned(),
-                    body: event.body.to_owned(),
-                    prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
-                    hash,
-                };
-                if !each(stored) {
+                if !each(&event, &prev_hash) {
                     return Ok(());
                 }
-            } else {
-                prev_hash = hash;
             }
+            prev_hash.clear();
+            prev_hash.extend_from_slice(&event.hash);
         }
     }
     Ok(())
+}
+
+/// A packed event as the store interface returns it, with the hash stored before it.
+fn stored_event(event: &PackedEvent<'_>, prev_hash: &[u8]) -> StoredEvent {
+    StoredEvent {
+        seq: event.seq,
+        session: event.session.to_owned(),
+        at_us: event.at_us,
+        kind: event.kind.to_owned(),
+        body: event.body.to_owned(),
+        prev_hash: hex::encode(prev_hash),
+        hash: hex::encode(event.hash),
+    }
 }
 
 /// Keeps the `sessions` summary in step with the event just inserted.
@@ -816,10 +816,11 @@ fn plan_prune(conn: &Connection, before_us: i64) -> Result<PrunePlan, AuditError
         None => (0, GENESIS.to_owned()),
     };
     let mut broken = None;
-    read_blocks(conn, current_seq, |event| {
+    read_blocks(conn, current_seq, |event, stored_prev| {
         if event.seq > last {
             return false;
         }
+        let event = stored_event(event, stored_prev);
         if let Err(reason) = follows(prev_seq, &prev_hash, &event) {
             broken = Some((event.seq, reason));
             return false;
