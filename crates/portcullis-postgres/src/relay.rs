@@ -267,28 +267,30 @@ where
                 b'B' => binds,
                 _ => false,
             };
-            if !inspect {
-                // Held only so masking can pair the server's replies with what was sent.
-                if let Some(events) = events
-                    && let Err(e) = events.sent(header.tag, body)
-                {
-                    return SessionEnd::ClientViolation(e);
+            // A message held only so masking can pair the server's replies with what was sent is
+            // forwarded as it is; a statement is decided, and a refused one replaced by its stand-in.
+            let stand_in = if inspect {
+                let statement = match Statement::decode(header.tag, body) {
+                    Ok(statement) => statement,
+                    Err(e) => return SessionEnd::ClientViolation(e),
+                };
+                // The batch whose ReadyForQuery answers this message: a Query or FunctionCall is its
+                // own, a Parse or Bind belongs to the next Sync.
+                let batch = batches + 1;
+                if matches!(header.tag, b'Q' | b'F') {
+                    batches = batch;
                 }
-                ready += total;
-                continue;
-            }
-            let statement = match Statement::decode(header.tag, body) {
-                Ok(statement) => statement,
-                Err(e) => return SessionEnd::ClientViolation(e),
+                match inspector.inspect(&statement, shared.state(batch)).await {
+                    Verdict::Forward => None,
+                    // The stand-in has the reply shape of a failing Parse (for Parse and Bind) or of a
+                    // Query (for Query and FunctionCall).
+                    Verdict::Refuse(error) => Some(shared.refuse(&statement, error, batch)),
+                }
+            } else {
+                None
             };
-            // The batch whose ReadyForQuery answers this message: a Query or FunctionCall is its own,
-            // a Parse or Bind belongs to the next Sync.
-            let batch = batches + 1;
-            if matches!(header.tag, b'Q' | b'F') {
-                batches = batch;
-            }
-            match inspector.inspect(&statement, shared.state(batch)).await {
-                Verdict::Forward => {
+            match stand_in {
+                None => {
                     if let Some(events) = events
                         && let Err(e) = events.sent(header.tag, body)
                     {
@@ -296,13 +298,10 @@ where
                     }
                     ready += total;
                 }
-                Verdict::Refuse(error) => {
-                    // The stand-in has the reply shape of a failing Parse (for Parse and Bind) or of a
-                    // Query (for Query and FunctionCall).
+                Some(stand_in) => {
                     if let Some(events) = events {
                         events.refused(header.tag);
                     }
-                    let stand_in = shared.refuse(&statement, error, batch);
                     if let Err(e) = forward(to, &mut buf, ready).await {
                         return SessionEnd::UpstreamIo(e);
                     }
