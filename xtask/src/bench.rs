@@ -57,8 +57,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "simple,extended")]
     protocols: Vec<QueryMode>,
     /// Gateway variants to compare, comma-separated: audit-on (checks on, audit trail on: the default
-    /// product), audit-off (checks on, `[audit] enabled = false`), checks-off (no statement checks, no
-    /// audit), audit-tmpfs (as audit-on, store on /dev/shm: no fsync cost).
+    /// product), audit-off (checks on, `[audit] enabled = false`), audit-os (as audit-on, no fsync per
+    /// commit), checks-off (no statement checks, no audit), audit-tmpfs (as audit-on, store on /dev/shm:
+    /// no fsync cost); and relay-wa, not a gateway: the plain relay with a durable write-ahead journal,
+    /// the floor of any proxy that makes a statement durable before forwarding it.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "audit-on,audit-off")]
     gateways: Vec<Variant>,
     /// Times to go round the whole grid of cells.
@@ -91,9 +93,23 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the runtime")?;
+    let journal_dir = tempfile::Builder::new()
+        .prefix("portcullis-bench-journal-")
+        .tempdir()
+        .context("create the write-ahead relay's directory")?;
     let mut gateways = Vec::new();
     for &variant in &args.gateways {
-        gateways.push(runtime.block_on(Gateway::start(&gateway_bin, &direct, variant))?);
+        gateways.push(if variant == Variant::RelayWriteAhead {
+            let journal = journal_dir.path().join("journal");
+            let relay = RelayProcess::start_write_ahead(&relay_bin, direct.addr, &journal)?;
+            let endpoint = Endpoint {
+                addr: relay.addr(),
+                ..direct.clone()
+            };
+            Contender::Floor { relay, endpoint }
+        } else {
+            Contender::Gateway(runtime.block_on(Gateway::start(&gateway_bin, &direct, variant))?)
+        });
     }
     let through_relay = Endpoint {
         addr: relay.addr(),
@@ -138,14 +154,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         repeats: args.repeats,
         variants: args.gateways.clone(),
         cells,
-        gateways: gateways
-            .iter()
-            .map(|gateway| GatewayTotals {
-                variant: gateway.variant,
-                peak_rss_kib: gateway.process.peak_rss_kib().ok(),
-                store_bytes: gateway.store_bytes(),
-            })
-            .collect(),
+        gateways: gateways.iter().map(Contender::totals).collect(),
         relay_peak_rss_kib: proc_stat::peak_rss_kib(relay.pid()).ok(),
     };
     let text = report.to_string();
@@ -186,7 +195,7 @@ struct Targets<'a> {
     relay: &'a Endpoint,
     relay_pid: u32,
     /// In `--gateways` order.
-    gateways: &'a [Gateway],
+    gateways: &'a [Contender],
     ticks: ClockTicks,
 }
 
@@ -201,11 +210,7 @@ impl Targets<'_> {
         for offset in 0..count {
             let position = (index + offset) % count;
             if let Some(gateway) = self.gateways.get(position) {
-                gateways.push((
-                    position,
-                    gateway.variant,
-                    measure_gateway(gateway, run, self.ticks),
-                ));
+                gateways.push((position, gateway.variant(), gateway.measure(run, self.ticks)));
             }
         }
         gateways.sort_by_key(|(position, _, _)| *position);
@@ -218,6 +223,43 @@ impl Targets<'_> {
                 .into_iter()
                 .map(|(_, variant, attempt)| (variant, attempt))
                 .collect(),
+        }
+    }
+}
+
+/// What a `--gateways` name runs: a gateway, or the write-ahead relay (`relay-wa`).
+enum Contender {
+    Gateway(Gateway),
+    Floor { relay: RelayProcess, endpoint: Endpoint },
+}
+
+impl Contender {
+    fn variant(&self) -> Variant {
+        match self {
+            Contender::Gateway(gateway) => gateway.variant,
+            Contender::Floor { .. } => Variant::RelayWriteAhead,
+        }
+    }
+
+    fn measure(&self, run: Run, ticks: ClockTicks) -> Attempt {
+        match self {
+            Contender::Gateway(gateway) => measure_gateway(gateway, run, ticks),
+            Contender::Floor { relay, endpoint } => measure(endpoint, run, Some(relay.pid()), ticks),
+        }
+    }
+
+    fn totals(&self) -> GatewayTotals {
+        match self {
+            Contender::Gateway(gateway) => GatewayTotals {
+                variant: gateway.variant,
+                peak_rss_kib: gateway.process.peak_rss_kib().ok(),
+                store_bytes: gateway.store_bytes(),
+            },
+            Contender::Floor { relay, .. } => GatewayTotals {
+                variant: Variant::RelayWriteAhead,
+                peak_rss_kib: proc_stat::peak_rss_kib(relay.pid()).ok(),
+                store_bytes: None,
+            },
         }
     }
 }

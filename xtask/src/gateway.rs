@@ -54,6 +54,11 @@ pub enum Variant {
     /// (`mask-columns`) As audit-off, with column rules only: `*.email` and `*.phone` masked whole, no
     /// detectors ([`MASKING_COLUMNS`]).
     MaskColumns,
+    /// (`relay-wa`) Not a gateway: the plain TCP relay with a write-ahead journal (`cargo xtask relay
+    /// --write-ahead`), each chunk a client sends made durable before it is forwarded. The floor of any
+    /// gateway that records a statement durably before forwarding it, on this machine.
+    #[value(name = "relay-wa")]
+    RelayWriteAhead,
 }
 
 /// The masking rules of the mask-columns variant: the usual set-up, where the sensitive columns are known.
@@ -99,6 +104,7 @@ impl Variant {
             Variant::AuditOs => "audit-os",
             Variant::MaskOn => "mask-on",
             Variant::MaskColumns => "mask-columns",
+            Variant::RelayWriteAhead => "relay-wa",
         }
     }
 
@@ -119,6 +125,10 @@ impl Variant {
             }
             Variant::MaskColumns => {
                 "as audit-off, with masking: column rules on *.email and *.phone, no detectors"
+            }
+            Variant::RelayWriteAhead => {
+                "not a gateway: the plain relay, forwarding each client chunk only once it is appended to a \
+                 journal and fdatasynced (group commit): the floor of any write-ahead proxy here"
             }
         }
     }
@@ -167,6 +177,9 @@ impl Gateway {
     /// dir, audit store), and mints a token for it (each gateway has its own development issuer, so a
     /// token is good for one of them only).
     pub async fn start(bin: &Path, upstream: &Endpoint, variant: Variant) -> anyhow::Result<Gateway> {
+        if variant == Variant::RelayWriteAhead {
+            bail!("{variant} is a relay, started with RelayProcess::start_write_ahead");
+        }
         let started = start_gateway(bin, upstream, variant)
             .await
             .with_context(|| format!("start the {variant} gateway"))?;
@@ -251,7 +264,11 @@ impl Gateway {
         match self.variant {
             Variant::AuditOn | Variant::AuditOs => Some(self.process.dir().join("state").join("audit.db")),
             Variant::AuditTmpfs => self.store_dir.as_ref().map(|dir| dir.path().join("audit.db")),
-            Variant::AuditOff | Variant::ChecksOff | Variant::MaskOn | Variant::MaskColumns => None,
+            Variant::AuditOff
+            | Variant::ChecksOff
+            | Variant::MaskOn
+            | Variant::MaskColumns
+            | Variant::RelayWriteAhead => None,
         }
     }
 }
@@ -287,7 +304,8 @@ async fn start_gateway(bin: &Path, upstream: &Endpoint, variant: Variant) -> any
         | Variant::ChecksOff
         | Variant::AuditOs
         | Variant::MaskOn
-        | Variant::MaskColumns => None,
+        | Variant::MaskColumns
+        | Variant::RelayWriteAhead => None,
     };
     let audit = match (&store_dir, variant.audit()) {
         (Some(store), _) => format!(

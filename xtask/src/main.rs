@@ -51,6 +51,18 @@ enum Command {
         /// The server to relay to.
         #[arg(long)]
         upstream: SocketAddr,
+        /// Write-ahead: append every chunk a client sends to this file, and forward it only once the
+        /// append is durable (group commit: one writer thread, one write and one fdatasync for whatever
+        /// queued meanwhile). The floor of any gateway that records what it forwards before forwarding
+        /// it; see docs/performance.md.
+        #[arg(long, value_name = "FILE")]
+        write_ahead: Option<std::path::PathBuf>,
+        /// With --write-ahead: hand the appends to the operating system without fdatasync.
+        #[arg(long, requires = "write_ahead")]
+        no_sync: bool,
+        /// With --write-ahead: writer threads, each appending to its own file, so that commits overlap.
+        #[arg(long, requires = "write_ahead", default_value_t = 1)]
+        writers: usize,
     },
 }
 
@@ -59,7 +71,20 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::BenchMasking(args) => bench_masking::run(&args),
-        Command::Relay { listen, upstream } => relay::run(listen, upstream),
+        Command::Relay {
+            listen,
+            upstream,
+            write_ahead,
+            no_sync,
+            writers,
+        } => {
+            let journal = write_ahead.map(|path| relay::JournalSpec {
+                path,
+                sync: !no_sync,
+                writers,
+            });
+            relay::run(listen, upstream, journal)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
