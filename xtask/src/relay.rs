@@ -298,7 +298,10 @@ mod tests {
         let mut stored = std::fs::read(&spec.path).unwrap();
         stored.extend(std::fs::read(dir.path().join("journal.1")).unwrap_or_default());
         assert_eq!(stored.len(), 8 * 50 * 10);
-        assert!(stored.chunks(10).all(|c| c.iter().all(|b| *b == c[0])), "an append was split");
+        assert!(
+            stored.chunks(10).all(|c| c.iter().all(|b| *b == c[0])),
+            "an append was split"
+        );
         for t in 0..8u8 {
             assert_eq!(stored.iter().filter(|b| **b == b'a' + t).count(), 50 * 10);
         }

@@ -47,18 +47,43 @@ pub enum EventBody {
     Statement(StatementEvent),
     Outcome(OutcomeEvent),
     SessionEnd(SessionEndEvent),
+    Approval(ApprovalEvent),
 }
 
 impl EventBody {
-    /// The event's kind as stored: `session_start`, `statement`, `outcome`, `session_end`.
+    /// The event's kind as stored: `session_start`, `statement`, `outcome`, `session_end`, `approval`.
     pub fn kind(&self) -> &'static str {
         match self {
             EventBody::SessionStart(_) => "session_start",
             EventBody::Statement(_) => "statement",
             EventBody::Outcome(_) => "outcome",
             EventBody::SessionEnd(_) => "session_end",
+            EventBody::Approval(_) => "approval",
         }
     }
+}
+
+/// A step of a just-in-time approval of one statement: the request, then its decision (or expiry). The
+/// statement event numbered `n` follows with the text and the final decision; an approved statement is
+/// forwarded only after that event is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalEvent {
+    /// The approval request's id.
+    pub request: String,
+    /// `requested`, `approved`, `denied`, `expired`.
+    pub action: String,
+    /// The number of the statement in its session.
+    pub n: u64,
+    /// SHA-256 over connection, requester and the statement's bytes: what the approval is bound to.
+    pub fingerprint: String,
+    /// The reviewer (`approved`, `denied`).
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The policies that require the approval (`requested`).
+    #[serde(default)]
+    pub policies: Vec<String>,
 }
 
 /// A session opened: who, from where, to what, through which credentials.

@@ -14,8 +14,8 @@ mod store;
 
 pub use chain::{Broken, GENESIS, VerifyReport, event_hash, hash_bytes, seal, verify, verify_with_progress};
 pub use event::{
-    Draft, ErrorInfo, EventBody, OutcomeEvent, ResultRecord, SessionEndEvent, SessionStartEvent,
-    StatementEvent, StatementSummary, StoredEvent, now_us,
+    ApprovalEvent, Draft, ErrorInfo, EventBody, OutcomeEvent, ResultRecord, SessionEndEvent,
+    SessionStartEvent, StatementEvent, StatementSummary, StoredEvent, now_us,
 };
 pub use export::{ExportSink, ExportStats, Exporter};
 pub use log::{AuditLog, LogStats};

@@ -757,7 +757,7 @@ fn summarise(conn: &Connection, draft: &Draft, seq: u64) -> rusqlite::Result<()>
                 seq
             ])?;
         }
-        EventBody::Statement(_) | EventBody::Outcome(_) => {}
+        EventBody::Statement(_) | EventBody::Outcome(_) | EventBody::Approval(_) => {}
     }
     Ok(())
 }

@@ -1,20 +1,30 @@
-//! The admin listener: health, Prometheus metrics, and the development issuer's discovery and JWKS.
+//! The admin listener: health, Prometheus metrics, the development issuer's discovery and JWKS, and the
+//! admin API under `/api/v1` (approvals), whose errors are RFC 9457 problem documents.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use portcullis_identity::DevIssuer;
+use portcullis_core::Principal;
+use portcullis_identity::{DevIssuer, Verifier};
+use serde::Deserialize;
+use tracing::info;
+
+use crate::approvals::{Approvals, DecideError};
 
 /// What the admin routes read.
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub metrics: PrometheusHandle,
     pub dev_issuer: Option<Arc<DevIssuer>>,
+    /// `None` when `[approvals] enabled = false`: the approval routes answer 404.
+    pub approvals: Option<Arc<Approvals>>,
+    /// Verifies reviewers' bearer tokens, with the same issuers as the data path.
+    pub verifier: Verifier,
 }
 
 /// The path under which the development issuer publishes its documents.
@@ -24,7 +34,10 @@ pub const DEV_ISSUER_PATH: &str = "/dev";
 pub fn router(state: AdminState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/api/v1/approvals", get(list_approvals))
+        .route("/api/v1/approvals/{id}", get(get_approval))
+        .route("/api/v1/approvals/{id}/{decision}", post(decide));
     if state.dev_issuer.is_some() {
         router = router
             .route(
@@ -61,4 +74,186 @@ async fn dev_jwks(State(state): State<AdminState>) -> Response {
         Some(dev) => Json(dev.jwks()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// An RFC 9457 problem document: every error of the admin API.
+#[derive(Debug)]
+struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    /// `WWW-Authenticate: Bearer` on a 401.
+    challenge: bool,
+}
+
+fn problem(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+    Problem {
+        status,
+        title,
+        detail: detail.into(),
+        challenge: false,
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response();
+        if self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// The approvals, when enabled.
+fn approvals(state: &AdminState) -> Result<&Arc<Approvals>, Problem> {
+    state.approvals.as_ref().ok_or_else(|| {
+        problem(
+            StatusCode::NOT_FOUND,
+            "Approvals are not enabled",
+            "this gateway refuses statements that need approval; set [approvals] enabled = true",
+        )
+    })
+}
+
+/// The caller, from `Authorization: Bearer <token>`, verified like a data-path token.
+async fn caller(state: &AdminState, headers: &HeaderMap) -> Result<Principal, Problem> {
+    let unauthorized = |detail: String| Problem {
+        challenge: true,
+        ..problem(StatusCode::UNAUTHORIZED, "Authentication required", detail)
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            unauthorized("send a token from a configured issuer as `Authorization: Bearer <token>`".into())
+        })?;
+    state
+        .verifier
+        .verify(token)
+        .await
+        .map_err(|rejected| unauthorized(format!("token refused: {}", rejected.detail)))
+}
+
+/// The caller, who must be a reviewer.
+async fn reviewer(
+    state: &AdminState,
+    approvals: &Approvals,
+    headers: &HeaderMap,
+) -> Result<Principal, Problem> {
+    let who = caller(state, headers).await?;
+    let group = &approvals.settings().reviewers_group;
+    if who.groups.contains(group) {
+        Ok(who)
+    } else {
+        Err(problem(
+            StatusCode::FORBIDDEN,
+            "Not a reviewer",
+            format!("{} is not in the reviewers group {group:?}", who.name()),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    /// `pending` (the default) or `all`.
+    state: Option<String>,
+}
+
+async fn list_approvals(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, Problem> {
+    let approvals = approvals(&state)?;
+    reviewer(&state, approvals, &headers).await?;
+    let pending_only = match query.state.as_deref() {
+        None | Some("pending") => true,
+        Some("all") => false,
+        Some(other) => {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                "Bad state filter",
+                format!("state={other:?}: use `pending` or `all`"),
+            ));
+        }
+    };
+    Ok(Json(approvals.list(pending_only)).into_response())
+}
+
+async fn get_approval(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let approvals = approvals(&state)?;
+    reviewer(&state, approvals, &headers).await?;
+    approvals
+        .get(&id)
+        .map(|request| Json(request).into_response())
+        .ok_or_else(|| {
+            problem(
+                StatusCode::NOT_FOUND,
+                "No such approval request",
+                format!("no request {id}"),
+            )
+        })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/approvals/{id}/approve` and `.../deny`.
+async fn decide(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path((id, decision)): Path<(String, String)>,
+    body: Option<Json<DecisionBody>>,
+) -> Result<Response, Problem> {
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        other => {
+            return Err(problem(
+                StatusCode::NOT_FOUND,
+                "No such decision",
+                format!("{other:?}: POST .../approve or .../deny"),
+            ));
+        }
+    };
+    let approvals = approvals(&state)?;
+    let who = reviewer(&state, approvals, &headers).await?;
+    let reason = body.and_then(|Json(b)| b.reason);
+    let decided = approvals.decide(&id, &who, approve, reason).map_err(|e| {
+        let (status, title) = match &e {
+            DecideError::NotFound(_) => (StatusCode::NOT_FOUND, "No such approval request"),
+            DecideError::NotPending { .. } => (StatusCode::CONFLICT, "Already decided"),
+            DecideError::SelfApproval(_) => (StatusCode::FORBIDDEN, "Self-approval refused"),
+            DecideError::NotReviewer { .. } => (StatusCode::FORBIDDEN, "Not a reviewer"),
+            DecideError::ReasonRequired => (StatusCode::UNPROCESSABLE_ENTITY, "Reason required"),
+        };
+        problem(status, title, e.to_string())
+    })?;
+    info!(approval = %id, reviewer = %who.name(), approved = approve, "approval request decided");
+    Ok(Json(decided).into_response())
 }

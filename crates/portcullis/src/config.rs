@@ -26,6 +26,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub masking: MaskingConfig,
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
     /// The directory of the configuration file: relative paths in it are resolved from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -61,6 +63,32 @@ impl PolicyConfig {
     /// The policy files with relative paths resolved against `base`.
     pub fn paths(&self, base: &Path) -> Vec<PathBuf> {
         self.files.iter().map(|f| base.join(f)).collect()
+    }
+}
+
+/// `[approvals]`: statements permitted only by `@approval("required")` policies wait for a reviewer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// Hold such statements for a human decision (`true`), or refuse them (`false`, the default).
+    pub enabled: bool,
+    /// How long a held statement waits for a decision before it fails.
+    #[serde(with = "humantime_serde")]
+    pub hold_timeout: Duration,
+    /// Tokens whose groups claim holds this group may decide requests (through the admin API).
+    pub reviewers_group: String,
+    /// A denial must give a reason.
+    pub deny_reason_required: bool,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            hold_timeout: Duration::from_secs(5 * 60),
+            reviewers_group: "reviewers".to_owned(),
+            deny_reason_required: false,
+        }
     }
 }
 
@@ -483,6 +511,17 @@ impl Config {
                 "identity.issuers".into(),
                 "no token issuer is configured: add [[identity.issuers]] or enable [identity.dev_issuer]",
             ));
+        }
+        if self.approvals.enabled {
+            if self.approvals.reviewers_group.is_empty() {
+                return Err(invalid(
+                    "approvals.reviewers_group".into(),
+                    "must name the group whose members decide approval requests",
+                ));
+            }
+            if self.approvals.hold_timeout.is_zero() {
+                return Err(invalid("approvals.hold_timeout".into(), "must be more than 0s"));
+            }
         }
         portcullis_identity::check_issuer_settings(&self.identity.issuers).map_err(|e| {
             ConfigError::Invalid {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use portcullis_audit::{EventBody, StatementEvent, StatementSummary};
+use portcullis_audit::{ApprovalEvent, EventBody, StatementEvent, StatementSummary};
 use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKind};
 use portcullis_mask::{ConnectionMask, Counts};
 use portcullis_policy::{PolicySet, RequestContext};
@@ -19,6 +19,7 @@ use portcullis_postgres::results::{UnitKind, hex_literal};
 use portcullis_postgres::wire::backend::GatewayError;
 use tracing::{error, info, warn};
 
+use crate::approvals::{Approvals, HoldRequest, Release};
 use crate::audit::{self, SessionRecorder};
 use crate::config::OnParseError;
 use crate::telemetry;
@@ -148,6 +149,9 @@ pub struct GuardSettings {
     pub analyses: Arc<AnalysisCache>,
     /// Whether statements are decided by policy (`[policy] statement_checks`).
     pub checks: bool,
+    /// Where statements that need a human's approval wait for one (`[approvals] enabled`); without it
+    /// they are refused.
+    pub approvals: Option<Arc<Approvals>>,
 }
 
 /// A decision on one statement message, with what the audit trail records of it.
@@ -474,9 +478,14 @@ impl Inspector for SessionGuard {
     }
 
     async fn inspect(&mut self, statement: &Statement<'_>, state: SessionState) -> Verdict {
-        let decided = self.decide(statement, state);
+        let mut decided = self.decide(statement, state);
         if !matches!(statement, Statement::Bind { .. }) {
             telemetry::statement_decision(decided.label);
+        }
+        if decided.label == "approval_required"
+            && let Some(approvals) = self.settings.approvals.clone()
+        {
+            decided = Arc::new(self.hold(&approvals, statement, &decided).await);
         }
         let Some(recorder) = self.recorder.clone() else {
             return decided.verdict.clone();
@@ -523,6 +532,115 @@ impl Inspector for SessionGuard {
 }
 
 impl SessionGuard {
+    /// Holds a statement that needs approval until a reviewer decides or the hold times out; the
+    /// decision that replaces `decided`. Only a simple-protocol query can be held in this version: a
+    /// Parse runs nothing, and binding an approval to an execution's parameters is not built yet.
+    async fn hold(
+        &self,
+        approvals: &Arc<Approvals>,
+        statement: &Statement<'_>,
+        decided: &Decided,
+    ) -> Decided {
+        let commands: Vec<String> = decided
+            .analysis
+            .as_ref()
+            .map(|a| a.statements.iter().map(|f| f.command.clone()).collect())
+            .unwrap_or_default();
+        let Statement::Query { sql } = statement else {
+            return Decided::refuse(
+                "approval_required",
+                GatewayError::error(
+                    "42501",
+                    format!(
+                        "approval required by Portcullis: {} needs a human's approval, which can be asked for \
+                         a simple-protocol query only; the statement was not run",
+                        commands.join("; ")
+                    ),
+                )
+                .with_hint("send the statement as a simple query (psql, or simple_query in a driver)"),
+            );
+        };
+        let session = self
+            .recorder
+            .as_ref()
+            .map(|r| r.session.to_string())
+            .unwrap_or_default();
+        let hold = approvals.hold(HoldRequest {
+            principal: &self.principal,
+            connection: &self.connection,
+            session: &session,
+            statement: sql,
+            commands,
+            policies: decided.policies.clone(),
+        });
+        let id = hold.request.id.clone();
+        let fingerprint = hold.request.fingerprint.clone();
+        info!(
+            approval = %id, connection = %self.connection, principal = %self.principal.name(),
+            fingerprint = %fingerprint, "statement held for approval"
+        );
+        // The chain records the request and its end; the statement event (numbered as the next one)
+        // follows with the text and the final decision, and is committed before anything is forwarded.
+        let record = |action: &str, by: Option<String>, reason: Option<String>, policies: Vec<String>| {
+            if let Some(recorder) = &self.recorder {
+                recorder
+                    .log
+                    .submit(recorder.draft(EventBody::Approval(ApprovalEvent {
+                        request: id.clone(),
+                        action: action.to_owned(),
+                        n: self.recorded + 1,
+                        fingerprint: fingerprint.clone(),
+                        by,
+                        reason,
+                        policies,
+                    })));
+            }
+        };
+        record("requested", None, None, decided.policies.clone());
+        let release = hold.decision().await;
+        match &release {
+            Release::Approved { by } => record("approved", Some(by.clone()), None, Vec::new()),
+            Release::Denied { by, reason } => record("denied", Some(by.clone()), reason.clone(), Vec::new()),
+            Release::Expired => record("expired", None, None, Vec::new()),
+        }
+        match release {
+            Release::Approved { by } => {
+                info!(approval = %id, reviewer = %by, "held statement approved; forwarding it");
+                Decided {
+                    label: "approved",
+                    policies: decided.policies.clone(),
+                    reason: format!("approval {id} granted by {by}"),
+                    ..Decided::allow(decided.analysis.clone())
+                }
+            }
+            Release::Denied { by, reason } => {
+                info!(approval = %id, reviewer = %by, "held statement denied");
+                let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                Decided::refuse(
+                    "approval_denied",
+                    GatewayError::error(
+                        "42501",
+                        format!("approval {id} was denied by {by}{why}; the statement was not run"),
+                    ),
+                )
+            }
+            Release::Expired => {
+                info!(approval = %id, "held statement expired without a decision");
+                Decided::refuse(
+                    "approval_expired",
+                    GatewayError::error(
+                        "42501",
+                        format!(
+                            "approval {id} was not decided within {}; the statement was not run",
+                            humantime::format_duration(approvals.settings().hold_timeout)
+                        ),
+                    )
+                    .with_hint("ask a reviewer, then run the statement again"),
+                )
+            }
+        }
+    }
+
     /// The policy decision on one statement message (binds are decided at their Parse).
     fn decide(&mut self, statement: &Statement<'_>, state: SessionState) -> Arc<Decided> {
         if !self.settings.checks {
@@ -608,7 +726,7 @@ impl SessionGuard {
             params,
             statements,
             decision: match decided.label {
-                "allow" | "unparsed_allowed" | "unchecked" => "allow",
+                "allow" | "unparsed_allowed" | "unchecked" | "approved" => "allow",
                 "approval_required" => "approval_required",
                 _ => "deny",
             }

@@ -2,6 +2,8 @@
 //! read the audit trail and act on it.
 
 mod admin;
+mod approvals;
+mod approvals_cli;
 mod audit;
 mod config;
 mod guard;
@@ -66,6 +68,14 @@ enum Command {
     ///
     /// Example: portcullis revoke -c portcullis.toml --subject deploy-bot --issuer corp --until 2h
     Revoke(sessions::RevokeArgs),
+    /// Just-in-time approval: list the statements held for a reviewer, approve or deny them (through a
+    /// running gateway's admin API, with a reviewer's token).
+    ///
+    /// Example: portcullis approvals approve apr_0f3c... -c portcullis.toml --token "$REVIEWER_TOKEN"
+    Approvals {
+        #[command(subcommand)]
+        command: approvals_cli::Command,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Revoke(args) => sessions::revoke(&args),
+        Command::Approvals { command } => approvals_cli::run(&command),
         Command::Token {
             command:
                 TokenCommand::Mint {

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState, DEV_ISSUER_PATH};
+use crate::approvals::{ApprovalSettings, Approvals};
 use crate::audit::Audit;
 use crate::config::{Config, ConnectionConfig, DevIssuerConfig, Protocol, UpstreamTlsMode};
 use crate::guard::{AnalysisCache, GuardSettings, PolicyStore};
@@ -46,10 +47,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         policy_set,
     ));
     Arc::clone(&policies).watch(config.policy.watch_interval);
+    let approvals = config.approvals.enabled.then(|| {
+        Arc::new(Approvals::new(ApprovalSettings {
+            hold_timeout: config.approvals.hold_timeout,
+            reviewers_group: config.approvals.reviewers_group.clone(),
+            deny_reason_required: config.approvals.deny_reason_required,
+        }))
+    });
     let guard = GuardSettings {
         policies,
         analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),
         checks: config.policy.statement_checks,
+        approvals: approvals.clone(),
     };
     let audit = if config.audit.enabled {
         let audit = Audit::start(&config).context("starting the audit trail")?;
@@ -82,7 +91,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let pg_listener = bind(config.server.postgres.listen, "server.postgres.listen").await?;
     let admin_listener = bind(config.server.admin.listen, "server.admin.listen").await?;
-    let admin_router = admin::router(AdminState { metrics, dev_issuer });
+    let admin_router = admin::router(AdminState {
+        metrics,
+        dev_issuer,
+        approvals,
+        verifier: verifier.clone(),
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, admin_router).await {
             error!(error = %e, "admin listener failed");

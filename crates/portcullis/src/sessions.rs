@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use portcullis_audit::{
-    AuditError, AuditStore, Control, EventBody, OutcomeEvent, ResultRecord, Revocation, SessionEndEvent,
-    SessionFilter, SessionStartEvent, SessionSummary, SqliteStore, StatementEvent, StoredEvent, VerifyReport,
+    ApprovalEvent, AuditError, AuditStore, Control, EventBody, OutcomeEvent, ResultRecord, Revocation,
+    SessionEndEvent, SessionFilter, SessionStartEvent, SessionSummary, SqliteStore, StatementEvent,
+    StoredEvent, VerifyReport,
 };
 use serde::Serialize;
 
@@ -435,8 +436,13 @@ pub fn render_list(sessions: &[SessionSummary]) -> String {
             ]
         })
         .collect();
+    plain_table(&header, &rows)
+}
+
+/// A table for the terminal: columns padded to their widest cell, two spaces apart, no rule.
+pub(crate) fn plain_table(header: &[String], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
-    for line in aligned(&header, &rows, "  ", None) {
+    for line in aligned(header, rows, "  ", None) {
         out.push_str(&line);
         out.push('\n');
     }
@@ -522,10 +528,7 @@ pub fn render_show(id: &str, events: &[StoredEvent]) -> String {
             ]
         })
         .collect();
-    for line in aligned(&header, &rows, "  ", None) {
-        out.push_str(&line);
-        out.push('\n');
-    }
+    out.push_str(&plain_table(&header, &rows));
     out
 }
 
@@ -550,7 +553,23 @@ fn event_summary(d: &Decoded<'_>) -> String {
         ),
         Ok(EventBody::Outcome(o)) => format!("#{} {}", o.n, outcome_phrase(o)),
         Ok(EventBody::SessionEnd(e)) => end_phrase(e),
+        Ok(EventBody::Approval(a)) => format!("#{} {}", a.n, approval_phrase(a)),
     }
+}
+
+/// `approval apr_… requested (policy p)`, `… approved by dev/alice`, `… denied by … : reason`.
+fn approval_phrase(a: &ApprovalEvent) -> String {
+    let mut phrase = format!("approval {} {}", one_line(&a.request), one_line(&a.action));
+    if !a.policies.is_empty() {
+        phrase.push_str(&format!(" (policy {})", one_line(&a.policies.join(", "))));
+    }
+    if let Some(by) = &a.by {
+        phrase.push_str(&format!(" by {}", one_line(by)));
+    }
+    if let Some(reason) = &a.reason {
+        phrase.push_str(&format!(": {}", one_line(reason)));
+    }
+    phrase
 }
 
 /// One stored event with its body embedded as an object, for `sessions show --json`.
@@ -610,6 +629,7 @@ enum Entry {
         statement_text: Option<String>,
     },
     SessionEnd(SessionEndEvent),
+    Approval(ApprovalEvent),
     /// A stored event whose body is not one this version knows (tampering, or a newer gateway).
     Unreadable {
         stored_kind: String,
@@ -640,6 +660,7 @@ pub fn timeline(events: &[StoredEvent]) -> Vec<TimelineEntry> {
                     outcome,
                 },
                 Ok(EventBody::SessionEnd(e)) => Entry::SessionEnd(e),
+                Ok(EventBody::Approval(a)) => Entry::Approval(a),
             };
             let offset_us = d.stored.at_us.saturating_sub(start);
             TimelineEntry {
@@ -753,6 +774,7 @@ pub fn render_replay(id: &str, timeline: &[TimelineEntry]) -> String {
                 }
             }
             Entry::SessionEnd(e) => head(&mut out, &offset, "session end", &end_phrase(e)),
+            Entry::Approval(a) => head(&mut out, &offset, &format!("#{}", a.n), &approval_phrase(a)),
             Entry::Unreadable { stored_kind, error } => head(
                 &mut out,
                 &offset,
@@ -1001,12 +1023,12 @@ fn aligned(header: &[String], rows: &[Vec<String>], separator: &str, rule: Optio
 }
 
 /// Text on one line with control and bidirectional-override characters escaped.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     escape_controls(text, false)
 }
 
 /// The first `max` characters of `text` with whitespace runs folded to one space.
-fn snippet(text: &str, max: usize) -> String {
+pub(crate) fn snippet(text: &str, max: usize) -> String {
     let folded = one_line(&text.split_whitespace().collect::<Vec<_>>().join(" "));
     if folded.chars().count() <= max {
         folded
@@ -1068,7 +1090,7 @@ fn format_duration_us(us: u64) -> String {
 const YEAR_10000_US: i64 = 253_402_300_800_000_000;
 
 /// `2026-11-26 08:00:00` (UTC).
-fn utc_seconds(us: i64) -> String {
+pub(crate) fn utc_seconds(us: i64) -> String {
     utc(us, false)
 }
 

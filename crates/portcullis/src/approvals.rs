@@ -1,0 +1,492 @@
+//! Just-in-time approval: a statement that a policy permits only with `@approval("required")` is held
+//! until a human reviewer approves or denies it, or until the hold times out. An approval releases
+//! exactly the statement it was asked for (the bytes the client sent, in that session), once.
+//!
+//! Requests live in the gateway's memory: a held statement belongs to a live session of this gateway, so
+//! a request cannot outlive the process that holds it. The decisions themselves are in the audit chain.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use portcullis_audit::now_us;
+use portcullis_core::Principal;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+/// `[approvals]` as the gateway uses it.
+#[derive(Debug, Clone)]
+pub struct ApprovalSettings {
+    /// How long a held statement waits for a decision before it fails.
+    pub hold_timeout: Duration,
+    /// Members of this group (in their token's groups claim) may decide requests.
+    pub reviewers_group: String,
+    /// A denial must say why.
+    pub deny_reason_required: bool,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Denied,
+    /// Nobody decided within the hold timeout.
+    Expired,
+    /// The session that held it ended (or the client gave up) before a decision.
+    Withdrawn,
+}
+
+/// One request, as reviewers see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalRequest {
+    pub id: String,
+    pub state: ApprovalState,
+    /// `<issuer alias>/<subject>` of the requesting identity.
+    pub requester: String,
+    pub requester_issuer: String,
+    pub requester_subject: String,
+    pub connection: String,
+    /// The audit session id of the session that holds the statement (empty when the audit trail is off).
+    pub session: String,
+    /// The statement exactly as the client sent it.
+    pub statement: String,
+    /// The commands in it (`DELETE`, `UPDATE`, ...).
+    pub commands: Vec<String>,
+    /// The policies that require the approval.
+    pub policies: Vec<String>,
+    /// SHA-256 over connection, requester and statement: what an approval is bound to.
+    pub fingerprint: String,
+    pub created_us: i64,
+    pub expires_us: i64,
+    pub decided_by: Option<String>,
+    pub decided_us: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// What a hold ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    Approved { by: String },
+    Denied { by: String, reason: Option<String> },
+    Expired,
+}
+
+/// Why a reviewer's decision was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    #[error("no approval request {0}")]
+    NotFound(String),
+    #[error("approval request {id} is already {state:?}")]
+    NotPending { id: String, state: ApprovalState },
+    #[error("{0} may not decide their own request")]
+    SelfApproval(String),
+    #[error("{who} is not a reviewer (not in group {group:?})")]
+    NotReviewer { who: String, group: String },
+    #[error("a denial needs a reason")]
+    ReasonRequired,
+}
+
+/// Decided requests kept for listing; older ones are dropped (the audit chain keeps them all).
+const KEPT_DECIDED: usize = 1000;
+
+/// The gateway's approval requests.
+#[derive(Debug)]
+pub struct Approvals {
+    settings: ApprovalSettings,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: HashMap<String, Entry>,
+    /// Decided request ids, oldest first.
+    decided: VecDeque<String>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    request: ApprovalRequest,
+    /// The held statement's waiter, until a decision reaches it.
+    waiter: Option<oneshot::Sender<Release>>,
+}
+
+/// What a held statement is.
+#[derive(Debug, Clone)]
+pub struct HoldRequest<'a> {
+    pub principal: &'a Principal,
+    pub connection: &'a str,
+    pub session: &'a str,
+    pub statement: &'a str,
+    pub commands: Vec<String>,
+    pub policies: Vec<String>,
+}
+
+/// A pending request and the wait for its decision. Dropping it before the decision (the session ended)
+/// withdraws the request.
+#[derive(Debug)]
+pub struct Hold {
+    approvals: Arc<Approvals>,
+    pub request: ApprovalRequest,
+    decision: Option<oneshot::Receiver<Release>>,
+}
+
+impl Approvals {
+    pub fn new(settings: ApprovalSettings) -> Self {
+        Approvals {
+            settings,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn settings(&self) -> &ApprovalSettings {
+        &self.settings
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves the map consistent (every update is one statement).
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates a pending request for `held`; await [`Hold::decision`] for its outcome.
+    pub fn hold(self: &Arc<Self>, held: HoldRequest<'_>) -> Hold {
+        let created_us = now_us();
+        let timeout_us = i64::try_from(self.settings.hold_timeout.as_micros()).unwrap_or(i64::MAX);
+        let request = ApprovalRequest {
+            id: new_id(),
+            state: ApprovalState::Pending,
+            requester: held.principal.name(),
+            requester_issuer: held.principal.issuer.clone(),
+            requester_subject: held.principal.subject.clone(),
+            connection: held.connection.to_owned(),
+            session: held.session.to_owned(),
+            statement: held.statement.to_owned(),
+            commands: held.commands,
+            policies: held.policies,
+            fingerprint: fingerprint(held.connection, held.principal, held.statement),
+            created_us,
+            expires_us: created_us.saturating_add(timeout_us),
+            decided_by: None,
+            decided_us: None,
+            reason: None,
+        };
+        let (waiter, decision) = oneshot::channel();
+        self.lock().requests.insert(
+            request.id.clone(),
+            Entry {
+                request: request.clone(),
+                waiter: Some(waiter),
+            },
+        );
+        Hold {
+            approvals: Arc::clone(self),
+            request,
+            decision: Some(decision),
+        }
+    }
+
+    /// Every request still known, newest first; `pending_only` leaves out decided ones.
+    pub fn list(&self, pending_only: bool) -> Vec<ApprovalRequest> {
+        let mut all: Vec<ApprovalRequest> = self
+            .lock()
+            .requests
+            .values()
+            .filter(|e| !pending_only || e.request.state == ApprovalState::Pending)
+            .map(|e| e.request.clone())
+            .collect();
+        all.sort_by(|a, b| b.created_us.cmp(&a.created_us).then_with(|| a.id.cmp(&b.id)));
+        all
+    }
+
+    pub fn get(&self, id: &str) -> Option<ApprovalRequest> {
+        self.lock().requests.get(id).map(|e| e.request.clone())
+    }
+
+    /// A reviewer's decision. The reviewer must be in the reviewers group and may not be the requester;
+    /// only a pending request can be decided, once.
+    pub fn decide(
+        &self,
+        id: &str,
+        reviewer: &Principal,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<ApprovalRequest, DecideError> {
+        if !reviewer.groups.contains(&self.settings.reviewers_group) {
+            return Err(DecideError::NotReviewer {
+                who: reviewer.name(),
+                group: self.settings.reviewers_group.clone(),
+            });
+        }
+        let reason = reason.filter(|r| !r.trim().is_empty());
+        if !approve && reason.is_none() && self.settings.deny_reason_required {
+            return Err(DecideError::ReasonRequired);
+        }
+        let mut inner = self.lock();
+        let entry = inner
+            .requests
+            .get_mut(id)
+            .ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
+        let request = &mut entry.request;
+        if request.state != ApprovalState::Pending {
+            return Err(DecideError::NotPending {
+                id: id.to_owned(),
+                state: request.state,
+            });
+        }
+        // The same identity: the same subject of the same issuer.
+        if request.requester_issuer == reviewer.issuer && request.requester_subject == reviewer.subject {
+            return Err(DecideError::SelfApproval(reviewer.name()));
+        }
+        let by = reviewer.name();
+        request.decided_by = Some(by.clone());
+        request.decided_us = Some(now_us());
+        request.reason.clone_from(&reason);
+        let release = if approve {
+            request.state = ApprovalState::Approved;
+            Release::Approved { by }
+        } else {
+            request.state = ApprovalState::Denied;
+            Release::Denied { by, reason }
+        };
+        let decided = request.clone();
+        if let Some(waiter) = entry.waiter.take() {
+            // The holder may be gone already (its session ended); the request then stays decided.
+            let _ = waiter.send(release);
+        }
+        inner.retire(id);
+        Ok(decided)
+    }
+
+    /// Ends a pending request without a reviewer: `Expired` or `Withdrawn`. A request decided meanwhile
+    /// keeps its decision, which is returned.
+    fn close(&self, id: &str, state: ApprovalState) -> Option<Release> {
+        let mut inner = self.lock();
+        let entry = inner.requests.get_mut(id)?;
+        let request = &mut entry.request;
+        let decided = match request.state {
+            ApprovalState::Pending => {
+                request.state = state;
+                request.decided_us = Some(now_us());
+                entry.waiter = None;
+                None
+            }
+            ApprovalState::Approved => Some(Release::Approved {
+                by: request.decided_by.clone().unwrap_or_default(),
+            }),
+            ApprovalState::Denied => Some(Release::Denied {
+                by: request.decided_by.clone().unwrap_or_default(),
+                reason: request.reason.clone(),
+            }),
+            ApprovalState::Expired | ApprovalState::Withdrawn => None,
+        };
+        inner.retire(id);
+        decided
+    }
+}
+
+impl Inner {
+    /// Marks `id` decided; past [`KEPT_DECIDED`], the oldest decided request is forgotten.
+    fn retire(&mut self, id: &str) {
+        if self.decided.iter().any(|d| d == id) {
+            return;
+        }
+        self.decided.push_back(id.to_owned());
+        while self.decided.len() > KEPT_DECIDED {
+            if let Some(old) = self.decided.pop_front() {
+                self.requests.remove(&old);
+            }
+        }
+    }
+}
+
+impl Hold {
+    /// Waits for a reviewer, at most until the request expires.
+    pub async fn decision(mut self) -> Release {
+        let timeout = self.approvals.settings.hold_timeout;
+        let decided = match self.decision.as_mut() {
+            Some(decision) => tokio::time::timeout(timeout, decision)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => None,
+        };
+        // Answered or timed out: from here on there is nothing to withdraw. (Dropped while waiting
+        // above, `decision` is still set and Drop withdraws the request.)
+        self.decision = None;
+        match decided {
+            Some(release) => release,
+            // Timed out (or the request was forgotten): expire it, unless a decision landed meanwhile.
+            None => self
+                .approvals
+                .close(&self.request.id, ApprovalState::Expired)
+                .unwrap_or(Release::Expired),
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        // Still waiting: the session went away before a decision.
+        if self.decision.is_some() {
+            self.approvals.close(&self.request.id, ApprovalState::Withdrawn);
+        }
+    }
+}
+
+/// What an approval is bound to: the connection, the requesting identity and the statement's bytes.
+pub fn fingerprint(connection: &str, principal: &Principal, statement: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        connection,
+        principal.issuer.as_str(),
+        principal.subject.as_str(),
+        statement,
+    ] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
+/// A request id: `apr_` and 16 random bytes in hex.
+fn new_id() -> String {
+    format!("apr_{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn principal(subject: &str, groups: &[&str]) -> Principal {
+        Principal {
+            issuer_alias: "dev".into(),
+            issuer: "https://issuer.test".into(),
+            subject: subject.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            token_id: None,
+            issued_at: None,
+            expires_at: SystemTime::now(),
+        }
+    }
+
+    fn approvals(timeout: Duration) -> Arc<Approvals> {
+        Arc::new(Approvals::new(ApprovalSettings {
+            hold_timeout: timeout,
+            reviewers_group: "reviewers".into(),
+            deny_reason_required: true,
+        }))
+    }
+
+    fn held<'a>(who: &'a Principal, statement: &'a str) -> HoldRequest<'a> {
+        HoldRequest {
+            principal: who,
+            connection: "app",
+            session: "s1",
+            statement,
+            commands: vec!["DELETE".into()],
+            policies: vec!["deletes-need-approval".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reviewer_releases_a_held_statement_once() {
+        let approvals = approvals(Duration::from_secs(60));
+        let bot = principal("bot", &["agents"]);
+        let alice = principal("alice", &["reviewers"]);
+        let hold = approvals.hold(held(&bot, "DELETE FROM t WHERE id = 1"));
+        let id = hold.request.id.clone();
+        assert_eq!(approvals.list(true).len(), 1);
+        let decided = approvals.decide(&id, &alice, true, None).unwrap();
+        assert_eq!(decided.state, ApprovalState::Approved);
+        assert_eq!(
+            hold.decision().await,
+            Release::Approved {
+                by: "dev/alice".into()
+            }
+        );
+        assert!(matches!(
+            approvals.decide(&id, &alice, false, Some("late".into())),
+            Err(DecideError::NotPending { .. })
+        ));
+        assert!(approvals.list(true).is_empty());
+        assert_eq!(approvals.list(false).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn requesters_outsiders_and_reasonless_denials_are_refused() {
+        let approvals = approvals(Duration::from_secs(60));
+        // A reviewer asking for their own statement still may not approve it.
+        let both = principal("carol", &["agents", "reviewers"]);
+        let outsider = principal("mallory", &["agents"]);
+        let alice = principal("alice", &["reviewers"]);
+        let hold = approvals.hold(held(&both, "DELETE FROM t"));
+        let id = hold.request.id.clone();
+        assert_eq!(
+            approvals.decide(&id, &both, true, None),
+            Err(DecideError::SelfApproval("dev/carol".into()))
+        );
+        assert!(matches!(
+            approvals.decide(&id, &outsider, true, None),
+            Err(DecideError::NotReviewer { .. })
+        ));
+        assert_eq!(
+            approvals.decide(&id, &alice, false, Some("  ".into())),
+            Err(DecideError::ReasonRequired)
+        );
+        assert!(matches!(
+            approvals.decide("apr_nope", &alice, true, None),
+            Err(DecideError::NotFound(_))
+        ));
+        approvals
+            .decide(&id, &alice, false, Some("not today".into()))
+            .unwrap();
+        assert_eq!(
+            hold.decision().await,
+            Release::Denied {
+                by: "dev/alice".into(),
+                reason: Some("not today".into())
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn undecided_requests_expire_and_dropped_holds_are_withdrawn() {
+        let approvals = approvals(Duration::from_millis(50));
+        let bot = principal("bot", &["agents"]);
+        let alice = principal("alice", &["reviewers"]);
+        let hold = approvals.hold(held(&bot, "DELETE FROM t"));
+        let id = hold.request.id.clone();
+        assert_eq!(hold.decision().await, Release::Expired);
+        assert_eq!(approvals.get(&id).unwrap().state, ApprovalState::Expired);
+        assert!(matches!(
+            approvals.decide(&id, &alice, true, None),
+            Err(DecideError::NotPending { .. })
+        ));
+
+        let hold = approvals.hold(held(&bot, "DELETE FROM t"));
+        let id = hold.request.id.clone();
+        drop(hold);
+        assert_eq!(approvals.get(&id).unwrap().state, ApprovalState::Withdrawn);
+    }
+
+    #[test]
+    fn fingerprints_bind_connection_identity_and_exact_bytes() {
+        let bot = principal("bot", &[]);
+        let other = principal("bot2", &[]);
+        let base = fingerprint("app", &bot, "DELETE FROM t WHERE id = 1");
+        assert_eq!(base, fingerprint("app", &bot, "DELETE FROM t WHERE id = 1"));
+        assert_ne!(base, fingerprint("app", &bot, "DELETE FROM t WHERE id = 1 "));
+        assert_ne!(base, fingerprint("app", &bot, "delete FROM t WHERE id = 1"));
+        assert_ne!(base, fingerprint("other", &bot, "DELETE FROM t WHERE id = 1"));
+        assert_ne!(base, fingerprint("app", &other, "DELETE FROM t WHERE id = 1"));
+        // Length prefixes keep field boundaries: moving bytes between fields changes the hash.
+        assert_ne!(
+            fingerprint("ap", &bot, "pDELETE"),
+            fingerprint("app", &bot, "DELETE")
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! `portcullis approvals list|approve|deny`: the reviewer's side of just-in-time approval, through the
+//! admin API of a running gateway (`/api/v1/approvals`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::sessions::{one_line, plain_table, snippet, utc_seconds};
+
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The gateway's configuration: the admin API is at its `server.admin.listen`.
+    #[arg(long, short, env = "PORTCULLIS_CONFIG", required_unless_present = "admin")]
+    config: Option<PathBuf>,
+    /// The admin API's base URL instead, e.g. http://127.0.0.1:9090.
+    #[arg(long)]
+    admin: Option<String>,
+    /// The reviewer's token from a configured issuer; its groups claim must hold the reviewers group.
+    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Pending approval requests (with --all, decided and expired ones too), newest first.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        all: bool,
+        /// Print the requests as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending request: the held statement runs, once.
+    Approve {
+        /// The request id (`apr_...`).
+        id: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a pending request: the client's statement fails with SQLSTATE 42501 and never runs.
+    Deny {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+pub fn run(command: &Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        match command {
+            Command::List { target, all, json } => {
+                let path = if *all {
+                    "/approvals?state=all"
+                } else {
+                    "/approvals"
+                };
+                let list = call(target, reqwest::Method::GET, path, None).await?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                } else {
+                    print!("{}", render_list(&list));
+                }
+                Ok(())
+            }
+            Command::Approve { id, target, reason } => decide(target, id, "approve", reason.as_deref()).await,
+            Command::Deny { id, target, reason } => decide(target, id, "deny", reason.as_deref()).await,
+        }
+    })
+}
+
+async fn decide(target: &Target, id: &str, verb: &str, reason: Option<&str>) -> anyhow::Result<()> {
+    let body = reason.map(|r| serde_json::json!({ "reason": r }));
+    let decided = call(
+        target,
+        reqwest::Method::POST,
+        &format!("/approvals/{id}/{verb}"),
+        body,
+    )
+    .await?;
+    println!(
+        "{} {} by {}",
+        one_line(field(&decided, "id").unwrap_or(id)),
+        one_line(field(&decided, "state").unwrap_or("?")),
+        one_line(field(&decided, "decided_by").unwrap_or("?"))
+    );
+    Ok(())
+}
+
+/// One API call; a problem document becomes an error carrying its title and detail.
+async fn call(
+    target: &Target,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let base = match (&target.admin, &target.config) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(config)) => {
+            let config = Config::load_without_secrets(config)?;
+            format!("http://{}", config.server.admin.listen)
+        }
+        (None, None) => bail!("give --config or --admin"),
+    };
+    let url = format!("{base}/api/v1{path}");
+    let mut request = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(&target.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.with_context(|| format!("calling {url}"))?;
+    let status = response.status();
+    let value: Value = response
+        .json()
+        .await
+        .with_context(|| format!("reading the answer of {url} ({status})"))?;
+    if !status.is_success() {
+        bail!(
+            "{} ({}): {}",
+            field(&value, "title").unwrap_or("request failed"),
+            status.as_u16(),
+            field(&value, "detail").unwrap_or("")
+        );
+    }
+    Ok(value)
+}
+
+fn render_list(list: &Value) -> String {
+    let requests = list.as_array().map(Vec::as_slice).unwrap_or_default();
+    if requests.is_empty() {
+        return "no approval requests\n".to_owned();
+    }
+    let header: Vec<String> = [
+        "id",
+        "state",
+        "requester",
+        "connection",
+        "created (UTC)",
+        "statement",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let text = |r: &Value, key: &str| one_line(field(r, key).unwrap_or(""));
+    let rows: Vec<Vec<String>> = requests
+        .iter()
+        .map(|r| {
+            vec![
+                text(r, "id"),
+                text(r, "state"),
+                text(r, "requester"),
+                text(r, "connection"),
+                utc_seconds(r.get("created_us").and_then(Value::as_i64).unwrap_or(0)),
+                snippet(field(r, "statement").unwrap_or(""), 60),
+            ]
+        })
+        .collect();
+    plain_table(&header, &rows)
+}
+
+/// A string field of a JSON object, if there is one.
+fn field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}

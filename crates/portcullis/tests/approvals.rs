@@ -1,0 +1,362 @@
+//! Just-in-time approval end to end: an agent's DELETE, which policy permits only with a human's approval,
+//! is held by the gateway while a reviewer decides through the admin API; a real PostgreSQL shows what
+//! ran.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Env, Options, UPSTREAM_PASSWORD_ENV};
+use portcullis_audit::{AuditStore, EventBody, SqliteStore};
+use portcullis_testkit::gateway::run_cli;
+use serde_json::Value;
+
+const HOLD_TIMEOUT: &str = "3s";
+
+/// The shipped example: agents read and write; a bounded DELETE needs approval.
+fn policy() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies");
+    std::fs::read_to_string(dir.join("agents-guarded-writes.cedar")).unwrap()
+}
+
+async fn start() -> Env {
+    let env = Env::start(Options {
+        policy: policy(),
+        extra: format!(
+            "[approvals]\nenabled = true\nhold_timeout = \"{HOLD_TIMEOUT}\"\nreviewers_group = \"reviewers\"\n"
+        ),
+        ..Options::default()
+    })
+    .await;
+    env.pg
+        .psql(
+            "app",
+            "SET ROLE gateway_login;
+             CREATE TABLE accounts (id int PRIMARY KEY, owner text);
+             INSERT INTO accounts SELECT g, 'owner' || g FROM generate_series(1, 10) g;
+             CREATE TABLE deletions (id int);
+             CREATE FUNCTION count_deletion() RETURNS trigger LANGUAGE plpgsql AS
+               'BEGIN INSERT INTO deletions VALUES (OLD.id); RETURN OLD; END';
+             CREATE TRIGGER counted AFTER DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION count_deletion();
+             RESET ROLE;",
+        )
+        .unwrap();
+    env
+}
+
+/// The admin API as a reviewer's tool would call it.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(env: &Env) -> Self {
+        Api {
+            base: format!("http://{}/api/v1", env.admin),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn decide(&self, id: &str, verb: &str, token: &str, reason: Option<&str>) -> (u16, Value, String) {
+        let mut request = self
+            .http
+            .post(format!("{}/approvals/{id}/{verb}", self.base))
+            .bearer_auth(token);
+        if let Some(reason) = reason {
+            request = request.json(&serde_json::json!({ "reason": reason }));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, response.json().await.unwrap(), content_type)
+    }
+
+    /// Waits for the one pending request whose statement is `sql`.
+    async fn pending(&self, reviewer: &str, sql: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, list) = self.get("/approvals", Some(reviewer)).await;
+            assert_eq!(status, 200, "{list}");
+            if let Some(found) = list.as_array().unwrap().iter().find(|r| r["statement"] == sql) {
+                return found.clone();
+            }
+            assert!(Instant::now() < deadline, "no pending request for {sql}: {list}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The chain's record of one session, once its statement `n` has an outcome: (kind, detail) pairs.
+async fn recorded(env: &Env, session: &str, n: u64) -> Vec<(String, String)> {
+    let path = env.gateway.dir().join("state").join("audit.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = SqliteStore::open(&path).unwrap().session_events(session).unwrap();
+        let bodies: Vec<EventBody> = events.iter().map(|e| e.decode().unwrap()).collect();
+        if bodies
+            .iter()
+            .any(|b| matches!(b, EventBody::Outcome(o) if o.n == n))
+        {
+            return bodies
+                .into_iter()
+                .filter_map(|b| match b {
+                    EventBody::Approval(a) => Some(("approval".into(), format!("{} {:?}", a.action, a.by))),
+                    EventBody::Statement(s) => {
+                        Some(("statement".into(), format!("{} {}", s.decision, s.reason)))
+                    }
+                    EventBody::Outcome(o) => Some(("outcome".into(), o.tags.join(";"))),
+                    _ => None,
+                })
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "statement {n} of {session} has no outcome"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `portcullis <args> --config <the gateway's config>`: (success, stdout and stderr).
+fn cli(env: &Env, args: &[&str]) -> (bool, String) {
+    let config = env.gateway.config_path();
+    let mut all = args.to_vec();
+    all.extend(["--config", config.to_str().unwrap()]);
+    let out = run_cli(Path::new(BIN), &all, &[(UPSTREAM_PASSWORD_ENV, "x")]).unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Rows of `accounts` with this id, and deletions of it the trigger saw, read directly.
+fn in_database(env: &Env, id: i32) -> (i64, i64) {
+    let out = env
+        .pg
+        .psql(
+            "app",
+            &format!(
+                "SELECT (SELECT count(*) FROM accounts WHERE id = {id}) || ',' || \
+                 (SELECT count(*) FROM deletions WHERE id = {id})"
+            ),
+        )
+        .unwrap();
+    let (rows, deletions) = out.trim().split_once(',').unwrap();
+    (rows.parse().unwrap(), deletions.parse().unwrap())
+}
+
+#[tokio::test]
+async fn held_deletes_run_once_when_approved_and_never_otherwise() {
+    let env = start().await;
+    let api = Api::new(&env);
+    let bot = env.mint("bot", &["agents"], "15m");
+    let alice = env.mint("alice", &["reviewers"], "15m");
+    let carol = env.mint("carol", &["agents", "reviewers"], "15m");
+    let client = env.connect_plain("app", &bot).await.unwrap();
+
+    // Approved: the held DELETE runs once, after the decision, and the session goes on.
+    let sql = "DELETE FROM accounts WHERE id = 1";
+    let held = tokio::spawn({
+        let client = env.connect_plain("app", &bot).await.unwrap();
+        async move { client.simple_query(sql).await }
+    });
+    let request = api.pending(&alice, sql).await;
+    let id = request["id"].as_str().unwrap().to_owned();
+    assert_eq!(request["state"], "pending");
+    assert_eq!(request["requester"], "dev/bot");
+    assert_eq!(request["connection"], "app");
+    assert_eq!(request["commands"], serde_json::json!(["DELETE"]));
+    assert_eq!(
+        request["policies"],
+        serde_json::json!(["agents-delete-needs-approval"])
+    );
+    assert_eq!(request["fingerprint"].as_str().unwrap().len(), 64);
+    assert_eq!(in_database(&env, 1), (1, 0), "nothing ran before the decision");
+    let (status, decided, _) = api.decide(&id, "approve", &alice, None).await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["state"], "approved");
+    assert_eq!(decided["decided_by"], "dev/alice");
+    held.await.unwrap().unwrap();
+    assert_eq!(in_database(&env, 1), (0, 1), "ran exactly once");
+    let (status, again, _) = api.decide(&id, "approve", &alice, None).await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(in_database(&env, 1), (0, 1), "a second approval releases nothing");
+
+    // The chain holds the request, the decision, then the statement it released and its outcome.
+    let session = request["session"].as_str().unwrap();
+    let chain = recorded(&env, session, 1).await;
+    let approved_by = format!("approval {id} granted by dev/alice");
+    assert_eq!(
+        chain,
+        [
+            ("approval".to_owned(), "requested None".to_owned()),
+            ("approval".to_owned(), "approved Some(\"dev/alice\")".to_owned()),
+            ("statement".to_owned(), format!("allow {approved_by}")),
+            ("outcome".to_owned(), "DELETE 1".to_owned()),
+        ]
+    );
+    let config = env.gateway.config_path();
+    let replay = run_cli(
+        Path::new(BIN),
+        &[
+            "sessions",
+            "replay",
+            session,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[(UPSTREAM_PASSWORD_ENV, "x")],
+    )
+    .unwrap();
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.contains(&format!(
+            "approval {id} requested (policy agents-delete-needs-approval)"
+        )),
+        "{replay}"
+    );
+    assert!(
+        replay.contains(&format!("approval {id} approved by dev/alice")),
+        "{replay}"
+    );
+
+    // An approval covers one execution of those bytes: the same text again is a new request.
+    let rerun = tokio::spawn({
+        let client = env.connect_plain("app", &bot).await.unwrap();
+        async move { client.simple_query(sql).await }
+    });
+    let second = api.pending(&alice, sql).await;
+    assert_ne!(second["id"], request["id"]);
+    assert_eq!(second["fingerprint"], request["fingerprint"]);
+    let (status, _, _) = api
+        .decide(
+            second["id"].as_str().unwrap(),
+            "deny",
+            &alice,
+            Some("already done"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(rerun.await.unwrap().is_err());
+
+    // Denied: the client gets 42501 with the reviewer and reason; nothing reaches the database.
+    let sql = "DELETE FROM accounts WHERE id = 2";
+    let denied = tokio::spawn({
+        let client = env.connect_plain("app", &bot).await.unwrap();
+        async move { client.simple_query(sql).await }
+    });
+    // This one through the CLI, as a reviewer at a terminal would.
+    let request = api.pending(&alice, sql).await;
+    let id = request["id"].as_str().unwrap();
+    let (ok, listed) = cli(&env, &["approvals", "list", "--token", &alice]);
+    assert!(ok, "{listed}");
+    assert!(
+        listed.contains(id) && listed.contains("dev/bot") && listed.contains(sql),
+        "{listed}"
+    );
+    let (ok, said) = cli(&env, &["approvals", "approve", id, "--token", &bot]);
+    assert!(!ok && said.contains("Not a reviewer (403)"), "{said}");
+    let (ok, said) = cli(
+        &env,
+        &[
+            "approvals",
+            "deny",
+            id,
+            "--reason",
+            "not in production",
+            "--token",
+            &alice,
+        ],
+    );
+    assert!(ok, "{said}");
+    assert!(said.contains(&format!("{id} denied by dev/alice")), "{said}");
+    let err = denied.await.unwrap().unwrap_err();
+    let (code, message) = common::db_error(&err);
+    assert_eq!(code, "42501");
+    assert!(
+        message.contains("denied by dev/alice: not in production"),
+        "{message}"
+    );
+    assert_eq!(in_database(&env, 2), (1, 0));
+
+    // Self-approval, a non-reviewer and no token are refused with problem documents; then it expires.
+    let sql = "DELETE FROM accounts WHERE id = 3";
+    let carols = env.connect_plain("app", &carol).await.unwrap();
+    let expired = tokio::spawn(async move {
+        let started = Instant::now();
+        (carols.simple_query(sql).await, started.elapsed())
+    });
+    let request = api.pending(&alice, sql).await;
+    let id = request["id"].as_str().unwrap();
+    let (status, body, content_type) = api.decide(id, "approve", &carol, None).await;
+    assert_eq!((status, content_type.as_str()), (403, "application/problem+json"));
+    assert_eq!(body["title"], "Self-approval refused");
+    let (status, body, _) = api.decide(id, "approve", &bot, None).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["title"], "Not a reviewer");
+    let (status, body) = api.get(&format!("/approvals/{id}"), None).await;
+    assert_eq!(status, 401, "{body}");
+    let (result, waited) = expired.await.unwrap();
+    let (code, message) = common::db_error(&result.unwrap_err());
+    assert_eq!(code, "42501");
+    assert!(message.contains("not decided within 3s"), "{message}");
+    assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    assert_eq!(in_database(&env, 3), (1, 0));
+    let (status, request) = api.get(&format!("/approvals/{id}"), Some(&alice)).await;
+    assert_eq!(status, 200);
+    assert_eq!(request["state"], "expired");
+    let (status, _, _) = api.decide(id, "approve", &alice, None).await;
+    assert_eq!(status, 409, "an expired request cannot be approved");
+    assert_eq!(in_database(&env, 3), (1, 0));
+
+    // The extended protocol cannot be held in this version: refused at once, saying how to ask.
+    let err = client
+        .execute("DELETE FROM accounts WHERE id = $1", &[&4i32])
+        .await
+        .unwrap_err();
+    let (code, message) = common::db_error(&err);
+    assert_eq!(code, "42501");
+    assert!(message.contains("simple-protocol query only"), "{message}");
+    assert_eq!(in_database(&env, 4), (1, 0));
+
+    // Statements that need no approval were never held, and the first session is still usable.
+    let count = client
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap();
+    assert_eq!(count.get::<_, i64>(0), 9, "only the approved DELETE ran");
+    let (status, all) = api.get("/approvals?state=all", Some(&alice)).await;
+    assert_eq!(status, 200);
+    let states: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 4, "{all}");
+    assert!(states.iter().all(|s| *s != "pending"), "{states:?}");
+}
