@@ -14,7 +14,7 @@ use portcullis_identity::{DevIssuer, Verifier};
 use serde::Deserialize;
 use tracing::info;
 
-use crate::approvals::{Approvals, DecideError};
+use crate::approvals::{Approvals, DecideError, GrantTerms};
 
 /// What the admin routes read.
 #[derive(Debug, Clone)]
@@ -221,6 +221,10 @@ async fn get_approval(
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
     reason: Option<String>,
+    /// Ticket approvals: executions allowed (default 1).
+    uses: Option<u32>,
+    /// Ticket approvals: how long the grant may be used, e.g. "30m" (default `grant_ttl`).
+    valid_for: Option<String>,
 }
 
 /// `POST /api/v1/approvals/{id}/approve` and `.../deny`.
@@ -243,8 +247,31 @@ async fn decide(
     };
     let approvals = approvals(&state)?;
     let who = reviewer(&state, approvals, &headers).await?;
-    let reason = body.and_then(|Json(b)| b.reason);
-    let decided = approvals.decide(&id, &who, approve, reason).map_err(|e| {
+    let (reason, terms) = match body {
+        Some(Json(body)) => {
+            let valid_for = body
+                .valid_for
+                .as_deref()
+                .map(humantime::parse_duration)
+                .transpose()
+                .map_err(|e| {
+                    problem(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Bad valid_for",
+                        format!("valid_for: {e} (write e.g. \"30m\" or \"2h\")"),
+                    )
+                })?;
+            (
+                body.reason,
+                GrantTerms {
+                    uses: body.uses,
+                    valid_for,
+                },
+            )
+        }
+        None => (None, GrantTerms::default()),
+    };
+    let decided = approvals.decide(&id, &who, approve, reason, terms).map_err(|e| {
         let (status, title) = match &e {
             DecideError::NotFound(_) => (StatusCode::NOT_FOUND, "No such approval request"),
             DecideError::NotPending { .. } => (StatusCode::CONFLICT, "Already decided"),

@@ -2,8 +2,12 @@
 //! until a human reviewer approves or denies it, or until the hold times out. An approval releases
 //! exactly the statement it was asked for (the bytes the client sent, in that session), once.
 //!
-//! Requests live in the gateway's memory: a held statement belongs to a live session of this gateway, so
-//! a request cannot outlive the process that holds it. The decisions themselves are in the audit chain.
+//! Two modes. *Hold*: the client's statement waits for the decision. *Ticket*: the statement fails at once
+//! with the request id; once approved, the same identity re-running the same statement on the same
+//! connection succeeds as many times as the approval grants (once by default), until the grant expires.
+//!
+//! Requests and grants live in the gateway's memory: a held statement belongs to a live session of this
+//! gateway, and a restart drops pending tickets and unused grants (the audit chain keeps what was decided).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,11 +19,24 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+/// How a statement that needs approval is handled while nobody has decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The statement waits for the decision.
+    Hold,
+    /// The statement fails at once; approval lets it run when sent again.
+    Ticket,
+}
+
 /// `[approvals]` as the gateway uses it.
 #[derive(Debug, Clone)]
 pub struct ApprovalSettings {
-    /// How long a held statement waits for a decision before it fails.
+    pub mode: Mode,
+    /// How long a request waits for a decision: a held statement then fails, a ticket expires.
     pub hold_timeout: Duration,
+    /// How long a ticket's grant may be used, unless the reviewer says otherwise.
+    pub grant_ttl: Duration,
     /// Members of this group (in their token's groups claim) may decide requests.
     pub reviewers_group: String,
     /// A denial must say why.
@@ -40,7 +57,7 @@ pub enum ApprovalState {
 }
 
 /// One request, as reviewers see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovalRequest {
     pub id: String,
     pub state: ApprovalState,
@@ -64,6 +81,43 @@ pub struct ApprovalRequest {
     pub decided_by: Option<String>,
     pub decided_us: Option<i64>,
     pub reason: Option<String>,
+    /// `hold` or `ticket`.
+    pub mode: Mode,
+    /// A ticket's grant: executions left, and until when it may be used.
+    pub grant: Option<Grant>,
+}
+
+/// What an approved ticket allows: `uses` more executions of the fingerprinted statement, until `until_us`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub uses: u32,
+    pub until_us: i64,
+}
+
+/// What a reviewer grants with an approval of a ticket (ignored for held statements, which run once).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrantTerms {
+    /// Executions allowed (default 1).
+    pub uses: Option<u32>,
+    /// How long the grant may be used (default `grant_ttl`).
+    pub valid_for: Option<Duration>,
+}
+
+/// What a ticket-mode statement gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ticket {
+    /// A grant covered it: run it. `left` executions remain.
+    Granted {
+        request: String,
+        by: String,
+        left: u32,
+        fingerprint: String,
+    },
+    /// No grant: this request (new, or the pending one for the same fingerprint) waits for a reviewer.
+    Requested {
+        request: Box<ApprovalRequest>,
+        new: bool,
+    },
 }
 
 /// What a hold ended with.
@@ -171,6 +225,8 @@ impl Approvals {
             decided_by: None,
             decided_us: None,
             reason: None,
+            mode: Mode::Hold,
+            grant: None,
         };
         let (waiter, decision) = oneshot::channel();
         self.lock().requests.insert(
@@ -187,8 +243,81 @@ impl Approvals {
         }
     }
 
+    /// Ticket mode: runs `held` on a grant for its fingerprint when one is left (using it up), else
+    /// files a request for it (or returns the pending one for the same fingerprint).
+    pub fn ticket(&self, held: HoldRequest<'_>) -> Ticket {
+        let fingerprint = fingerprint(held.connection, held.principal, held.statement);
+        let now = now_us();
+        let mut inner = self.lock();
+        inner.expire(now);
+        // The oldest usable grant first.
+        let mut granted: Vec<&mut Entry> = inner
+            .requests
+            .values_mut()
+            .filter(|e| {
+                e.request.fingerprint == fingerprint
+                    && e.request.grant.is_some_and(|g| g.uses > 0 && now < g.until_us)
+            })
+            .collect();
+        granted.sort_by_key(|e| e.request.decided_us);
+        if let Some(entry) = granted.into_iter().next()
+            && let Some(grant) = entry.request.grant.as_mut()
+        {
+            grant.uses -= 1;
+            return Ticket::Granted {
+                request: entry.request.id.clone(),
+                by: entry.request.decided_by.clone().unwrap_or_default(),
+                left: grant.uses,
+                fingerprint,
+            };
+        }
+        if let Some(pending) = inner
+            .requests
+            .values()
+            .find(|e| e.request.fingerprint == fingerprint && e.request.state == ApprovalState::Pending)
+        {
+            return Ticket::Requested {
+                request: Box::new(pending.request.clone()),
+                new: false,
+            };
+        }
+        let timeout_us = i64::try_from(self.settings.hold_timeout.as_micros()).unwrap_or(i64::MAX);
+        let request = ApprovalRequest {
+            id: new_id(),
+            state: ApprovalState::Pending,
+            requester: held.principal.name(),
+            requester_issuer: held.principal.issuer.clone(),
+            requester_subject: held.principal.subject.clone(),
+            connection: held.connection.to_owned(),
+            session: held.session.to_owned(),
+            statement: held.statement.to_owned(),
+            commands: held.commands,
+            policies: held.policies,
+            fingerprint,
+            created_us: now,
+            expires_us: now.saturating_add(timeout_us),
+            decided_by: None,
+            decided_us: None,
+            reason: None,
+            mode: Mode::Ticket,
+            grant: None,
+        };
+        inner.requests.insert(
+            request.id.clone(),
+            Entry {
+                request: request.clone(),
+                waiter: None,
+            },
+        );
+        Ticket::Requested {
+            request: Box::new(request),
+            new: true,
+        }
+    }
+
     /// Every request still known, newest first; `pending_only` leaves out decided ones.
     pub fn list(&self, pending_only: bool) -> Vec<ApprovalRequest> {
+        self.lock().expire(now_us());
         let mut all: Vec<ApprovalRequest> = self
             .lock()
             .requests
@@ -201,7 +330,9 @@ impl Approvals {
     }
 
     pub fn get(&self, id: &str) -> Option<ApprovalRequest> {
-        self.lock().requests.get(id).map(|e| e.request.clone())
+        let mut inner = self.lock();
+        inner.expire(now_us());
+        inner.requests.get(id).map(|e| e.request.clone())
     }
 
     /// A reviewer's decision. The reviewer must be in the reviewers group and may not be the requester;
@@ -212,6 +343,7 @@ impl Approvals {
         reviewer: &Principal,
         approve: bool,
         reason: Option<String>,
+        terms: GrantTerms,
     ) -> Result<ApprovalRequest, DecideError> {
         if !reviewer.groups.contains(&self.settings.reviewers_group) {
             return Err(DecideError::NotReviewer {
@@ -224,6 +356,8 @@ impl Approvals {
             return Err(DecideError::ReasonRequired);
         }
         let mut inner = self.lock();
+        let now = now_us();
+        inner.expire(now);
         let entry = inner
             .requests
             .get_mut(id)
@@ -245,6 +379,13 @@ impl Approvals {
         request.reason.clone_from(&reason);
         let release = if approve {
             request.state = ApprovalState::Approved;
+            if request.mode == Mode::Ticket {
+                let valid_for = terms.valid_for.unwrap_or(self.settings.grant_ttl);
+                request.grant = Some(Grant {
+                    uses: terms.uses.unwrap_or(1).max(1),
+                    until_us: now.saturating_add(i64::try_from(valid_for.as_micros()).unwrap_or(i64::MAX)),
+                });
+            }
             Release::Approved { by }
         } else {
             request.state = ApprovalState::Denied;
@@ -287,6 +428,25 @@ impl Approvals {
 }
 
 impl Inner {
+    /// Pending tickets past their expiry become `Expired` (held statements expire by their own timer).
+    fn expire(&mut self, now: i64) {
+        let mut expired = Vec::new();
+        for entry in self.requests.values_mut() {
+            let request = &mut entry.request;
+            if request.mode == Mode::Ticket
+                && request.state == ApprovalState::Pending
+                && request.expires_us <= now
+            {
+                request.state = ApprovalState::Expired;
+                request.decided_us = Some(now);
+                expired.push(request.id.clone());
+            }
+        }
+        for id in expired {
+            self.retire(&id);
+        }
+    }
+
     /// Marks `id` decided; past [`KEPT_DECIDED`], the oldest decided request is forgotten.
     fn retire(&mut self, id: &str) {
         if self.decided.iter().any(|d| d == id) {
@@ -375,7 +535,9 @@ mod tests {
 
     fn approvals(timeout: Duration) -> Arc<Approvals> {
         Arc::new(Approvals::new(ApprovalSettings {
+            mode: Mode::Hold,
             hold_timeout: timeout,
+            grant_ttl: Duration::from_secs(3600),
             reviewers_group: "reviewers".into(),
             deny_reason_required: true,
         }))
@@ -400,7 +562,9 @@ mod tests {
         let hold = approvals.hold(held(&bot, "DELETE FROM t WHERE id = 1"));
         let id = hold.request.id.clone();
         assert_eq!(approvals.list(true).len(), 1);
-        let decided = approvals.decide(&id, &alice, true, None).unwrap();
+        let decided = approvals
+            .decide(&id, &alice, true, None, GrantTerms::default())
+            .unwrap();
         assert_eq!(decided.state, ApprovalState::Approved);
         assert_eq!(
             hold.decision().await,
@@ -409,7 +573,7 @@ mod tests {
             }
         );
         assert!(matches!(
-            approvals.decide(&id, &alice, false, Some("late".into())),
+            approvals.decide(&id, &alice, false, Some("late".into()), GrantTerms::default()),
             Err(DecideError::NotPending { .. })
         ));
         assert!(approvals.list(true).is_empty());
@@ -426,23 +590,29 @@ mod tests {
         let hold = approvals.hold(held(&both, "DELETE FROM t"));
         let id = hold.request.id.clone();
         assert_eq!(
-            approvals.decide(&id, &both, true, None),
+            approvals.decide(&id, &both, true, None, GrantTerms::default()),
             Err(DecideError::SelfApproval("dev/carol".into()))
         );
         assert!(matches!(
-            approvals.decide(&id, &outsider, true, None),
+            approvals.decide(&id, &outsider, true, None, GrantTerms::default()),
             Err(DecideError::NotReviewer { .. })
         ));
         assert_eq!(
-            approvals.decide(&id, &alice, false, Some("  ".into())),
+            approvals.decide(&id, &alice, false, Some("  ".into()), GrantTerms::default()),
             Err(DecideError::ReasonRequired)
         );
         assert!(matches!(
-            approvals.decide("apr_nope", &alice, true, None),
+            approvals.decide("apr_nope", &alice, true, None, GrantTerms::default()),
             Err(DecideError::NotFound(_))
         ));
         approvals
-            .decide(&id, &alice, false, Some("not today".into()))
+            .decide(
+                &id,
+                &alice,
+                false,
+                Some("not today".into()),
+                GrantTerms::default(),
+            )
             .unwrap();
         assert_eq!(
             hold.decision().await,
@@ -463,7 +633,7 @@ mod tests {
         assert_eq!(hold.decision().await, Release::Expired);
         assert_eq!(approvals.get(&id).unwrap().state, ApprovalState::Expired);
         assert!(matches!(
-            approvals.decide(&id, &alice, true, None),
+            approvals.decide(&id, &alice, true, None, GrantTerms::default()),
             Err(DecideError::NotPending { .. })
         ));
 
@@ -471,6 +641,86 @@ mod tests {
         let id = hold.request.id.clone();
         drop(hold);
         assert_eq!(approvals.get(&id).unwrap().state, ApprovalState::Withdrawn);
+    }
+
+    #[test]
+    fn tickets_grant_the_approved_uses_of_the_same_statement_only() {
+        let approvals = approvals(Duration::from_secs(60));
+        let bot = principal("bot", &["agents"]);
+        let alice = principal("alice", &["reviewers"]);
+        let sql = "DELETE FROM t WHERE id = 1";
+        let Ticket::Requested { request, new: true } = approvals.ticket(held(&bot, sql)) else {
+            panic!("first run files a request");
+        };
+        // Sent again before the decision: the same pending request, not a second one.
+        assert_eq!(
+            approvals.ticket(held(&bot, sql)),
+            Ticket::Requested {
+                request: request.clone(),
+                new: false
+            }
+        );
+        let terms = GrantTerms {
+            uses: Some(2),
+            valid_for: None,
+        };
+        let decided = approvals.decide(&request.id, &alice, true, None, terms).unwrap();
+        assert_eq!(decided.grant.map(|g| g.uses), Some(2));
+        for left in [1, 0] {
+            assert_eq!(
+                approvals.ticket(held(&bot, sql)),
+                Ticket::Granted {
+                    request: request.id.clone(),
+                    by: "dev/alice".into(),
+                    left,
+                    fingerprint: request.fingerprint.clone(),
+                }
+            );
+        }
+        // Used up: a new request. Changed bytes or another identity never match the grant.
+        assert!(matches!(
+            approvals.ticket(held(&bot, sql)),
+            Ticket::Requested { new: true, .. }
+        ));
+        let other = principal("other", &["agents"]);
+        assert!(matches!(
+            approvals.ticket(held(&other, sql)),
+            Ticket::Requested { new: true, .. }
+        ));
+        assert!(matches!(
+            approvals.ticket(held(&bot, "DELETE FROM t WHERE id = 2")),
+            Ticket::Requested { new: true, .. }
+        ));
+    }
+
+    #[test]
+    fn ticket_requests_and_grants_expire() {
+        let approvals = approvals(Duration::from_millis(30));
+        let bot = principal("bot", &["agents"]);
+        let alice = principal("alice", &["reviewers"]);
+        let Ticket::Requested { request, .. } = approvals.ticket(held(&bot, "DELETE FROM t")) else {
+            panic!("a request");
+        };
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(approvals.get(&request.id).unwrap().state, ApprovalState::Expired);
+        assert!(matches!(
+            approvals.decide(&request.id, &alice, true, None, GrantTerms::default()),
+            Err(DecideError::NotPending { .. })
+        ));
+        // A grant past its window is not used.
+        let Ticket::Requested { request, .. } = approvals.ticket(held(&bot, "DELETE FROM t")) else {
+            panic!("a request");
+        };
+        let terms = GrantTerms {
+            uses: Some(5),
+            valid_for: Some(Duration::from_millis(20)),
+        };
+        approvals.decide(&request.id, &alice, true, None, terms).unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(matches!(
+            approvals.ticket(held(&bot, "DELETE FROM t")),
+            Ticket::Requested { new: true, .. }
+        ));
     }
 
     #[test]

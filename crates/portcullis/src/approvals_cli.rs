@@ -34,7 +34,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Approve a pending request: the held statement runs, once.
+    /// Approve a pending request: a held statement runs, once; a ticket's statement may be run again by
+    /// its requester, --uses times within --valid-for.
     Approve {
         /// The request id (`apr_...`).
         id: String,
@@ -42,6 +43,12 @@ pub enum Command {
         target: Target,
         #[arg(long)]
         reason: Option<String>,
+        /// Tickets: executions allowed (default 1).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// Tickets: how long the grant may be used, e.g. 30m (default: the gateway's grant_ttl).
+        #[arg(long)]
+        valid_for: Option<String>,
     },
     /// Deny a pending request: the client's statement fails with SQLSTATE 42501 and never runs.
     Deny {
@@ -74,14 +81,25 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Command::Approve { id, target, reason } => decide(target, id, "approve", reason.as_deref()).await,
-            Command::Deny { id, target, reason } => decide(target, id, "deny", reason.as_deref()).await,
+            Command::Approve {
+                id,
+                target,
+                reason,
+                uses,
+                valid_for,
+            } => {
+                let body = serde_json::json!({ "reason": reason, "uses": uses, "valid_for": valid_for });
+                decide(target, id, "approve", body).await
+            }
+            Command::Deny { id, target, reason } => {
+                decide(target, id, "deny", serde_json::json!({ "reason": reason })).await
+            }
         }
     })
 }
 
-async fn decide(target: &Target, id: &str, verb: &str, reason: Option<&str>) -> anyhow::Result<()> {
-    let body = reason.map(|r| serde_json::json!({ "reason": r }));
+async fn decide(target: &Target, id: &str, verb: &str, body: Value) -> anyhow::Result<()> {
+    let body = Some(body);
     let decided = call(
         target,
         reqwest::Method::POST,

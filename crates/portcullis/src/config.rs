@@ -70,11 +70,17 @@ impl PolicyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApprovalsConfig {
-    /// Hold such statements for a human decision (`true`), or refuse them (`false`, the default).
+    /// Ask a human to decide such statements (`true`), or refuse them (`false`, the default).
     pub enabled: bool,
-    /// How long a held statement waits for a decision before it fails.
+    /// `hold`: the statement waits for the decision; `ticket`: it fails at once with the request id, and
+    /// runs when sent again after approval.
+    pub mode: crate::approvals::Mode,
+    /// How long a request waits for a decision: a held statement then fails, a ticket expires.
     #[serde(with = "humantime_serde")]
     pub hold_timeout: Duration,
+    /// How long an approved ticket may be used, unless the reviewer sets `valid_for`.
+    #[serde(with = "humantime_serde")]
+    pub grant_ttl: Duration,
     /// Tokens whose groups claim holds this group may decide requests (through the admin API).
     pub reviewers_group: String,
     /// A denial must give a reason.
@@ -85,7 +91,9 @@ impl Default for ApprovalsConfig {
     fn default() -> Self {
         Self {
             enabled: false,
+            mode: crate::approvals::Mode::Hold,
             hold_timeout: Duration::from_secs(5 * 60),
+            grant_ttl: Duration::from_secs(60 * 60),
             reviewers_group: "reviewers".to_owned(),
             deny_reason_required: false,
         }

@@ -19,7 +19,7 @@ use portcullis_postgres::results::{UnitKind, hex_literal};
 use portcullis_postgres::wire::backend::GatewayError;
 use tracing::{error, info, warn};
 
-use crate::approvals::{Approvals, HoldRequest, Release};
+use crate::approvals::{Approvals, HoldRequest, Mode, Release, Ticket};
 use crate::audit::{self, SessionRecorder};
 use crate::config::OnParseError;
 use crate::telemetry;
@@ -485,7 +485,7 @@ impl Inspector for SessionGuard {
         if decided.label == "approval_required"
             && let Some(approvals) = self.settings.approvals.clone()
         {
-            decided = Arc::new(self.hold(&approvals, statement, &decided).await);
+            decided = Arc::new(self.ask_approval(&approvals, statement, &decided).await);
         }
         let Some(recorder) = self.recorder.clone() else {
             return decided.verdict.clone();
@@ -532,10 +532,11 @@ impl Inspector for SessionGuard {
 }
 
 impl SessionGuard {
-    /// Holds a statement that needs approval until a reviewer decides or the hold times out; the
-    /// decision that replaces `decided`. Only a simple-protocol query can be held in this version: a
-    /// Parse runs nothing, and binding an approval to an execution's parameters is not built yet.
-    async fn hold(
+    /// A statement that needs approval, with approvals on: files a request and holds the statement for
+    /// the decision, or (ticket mode) runs it on an earlier approval's grant or refuses it with the new
+    /// request's id. Only a simple-protocol query can be asked for in this version: a Parse runs
+    /// nothing, and binding an approval to an execution's parameters is not built yet.
+    async fn ask_approval(
         &self,
         approvals: &Arc<Approvals>,
         statement: &Statement<'_>,
@@ -565,43 +566,79 @@ impl SessionGuard {
             .as_ref()
             .map(|r| r.session.to_string())
             .unwrap_or_default();
-        let hold = approvals.hold(HoldRequest {
+        let request = HoldRequest {
             principal: &self.principal,
             connection: &self.connection,
             session: &session,
             statement: sql,
             commands,
             policies: decided.policies.clone(),
-        });
+        };
+        match approvals.settings().mode {
+            Mode::Hold => self.hold(approvals, request, decided).await,
+            Mode::Ticket => self.ticket(approvals, request, decided),
+        }
+    }
+
+    /// Records a step of an approval in the session's chain. The statement event (numbered as the next
+    /// one) follows with the text and the final decision, and is committed before anything is forwarded.
+    fn record_approval(
+        &self,
+        request: &str,
+        action: &str,
+        fingerprint: &str,
+        by: Option<String>,
+        reason: Option<String>,
+        policies: Vec<String>,
+    ) {
+        if let Some(recorder) = &self.recorder {
+            recorder
+                .log
+                .submit(recorder.draft(EventBody::Approval(ApprovalEvent {
+                    request: request.to_owned(),
+                    action: action.to_owned(),
+                    n: self.recorded + 1,
+                    fingerprint: fingerprint.to_owned(),
+                    by,
+                    reason,
+                    policies,
+                })));
+        }
+    }
+
+    /// Hold mode: the statement waits for a reviewer, at most `hold_timeout`.
+    async fn hold(&self, approvals: &Arc<Approvals>, request: HoldRequest<'_>, decided: &Decided) -> Decided {
+        let hold = approvals.hold(request);
         let id = hold.request.id.clone();
         let fingerprint = hold.request.fingerprint.clone();
         info!(
             approval = %id, connection = %self.connection, principal = %self.principal.name(),
             fingerprint = %fingerprint, "statement held for approval"
         );
-        // The chain records the request and its end; the statement event (numbered as the next one)
-        // follows with the text and the final decision, and is committed before anything is forwarded.
-        let record = |action: &str, by: Option<String>, reason: Option<String>, policies: Vec<String>| {
-            if let Some(recorder) = &self.recorder {
-                recorder
-                    .log
-                    .submit(recorder.draft(EventBody::Approval(ApprovalEvent {
-                        request: id.clone(),
-                        action: action.to_owned(),
-                        n: self.recorded + 1,
-                        fingerprint: fingerprint.clone(),
-                        by,
-                        reason,
-                        policies,
-                    })));
-            }
-        };
-        record("requested", None, None, decided.policies.clone());
+        self.record_approval(
+            &id,
+            "requested",
+            &fingerprint,
+            None,
+            None,
+            decided.policies.clone(),
+        );
         let release = hold.decision().await;
         match &release {
-            Release::Approved { by } => record("approved", Some(by.clone()), None, Vec::new()),
-            Release::Denied { by, reason } => record("denied", Some(by.clone()), reason.clone(), Vec::new()),
-            Release::Expired => record("expired", None, None, Vec::new()),
+            Release::Approved { by } => {
+                self.record_approval(&id, "approved", &fingerprint, Some(by.clone()), None, Vec::new())
+            }
+            Release::Denied { by, reason } => {
+                self.record_approval(
+                    &id,
+                    "denied",
+                    &fingerprint,
+                    Some(by.clone()),
+                    reason.clone(),
+                    Vec::new(),
+                );
+            }
+            Release::Expired => self.record_approval(&id, "expired", &fingerprint, None, None, Vec::new()),
         }
         match release {
             Release::Approved { by } => {
@@ -636,6 +673,66 @@ impl SessionGuard {
                         ),
                     )
                     .with_hint("ask a reviewer, then run the statement again"),
+                )
+            }
+        }
+    }
+
+    /// Ticket mode: runs on a grant for exactly this statement, or fails at once naming the request.
+    fn ticket(&self, approvals: &Approvals, request: HoldRequest<'_>, decided: &Decided) -> Decided {
+        match approvals.ticket(request) {
+            Ticket::Granted {
+                request,
+                by,
+                left,
+                fingerprint,
+            } => {
+                info!(approval = %request, reviewer = %by, left, "statement runs on an approved ticket");
+                self.record_approval(
+                    &request,
+                    "released",
+                    &fingerprint,
+                    Some(by.clone()),
+                    None,
+                    Vec::new(),
+                );
+                Decided {
+                    label: "approved",
+                    policies: decided.policies.clone(),
+                    reason: format!("approval {request} granted by {by} ({left} use(s) left)"),
+                    ..Decided::allow(decided.analysis.clone())
+                }
+            }
+            Ticket::Requested { request, new } => {
+                if new {
+                    info!(
+                        approval = %request.id, connection = %self.connection, principal = %self.principal.name(),
+                        fingerprint = %request.fingerprint, "approval requested (ticket)"
+                    );
+                    self.record_approval(
+                        &request.id,
+                        "requested",
+                        &request.fingerprint,
+                        None,
+                        None,
+                        decided.policies.clone(),
+                    );
+                }
+                Decided::refuse(
+                    "approval_required",
+                    GatewayError::error(
+                        "42501",
+                        format!(
+                            "approval required by Portcullis: request {} waits for a reviewer; once it is approved, \
+                             run exactly the same statement again; the statement was not run",
+                            request.id
+                        ),
+                    )
+                    .with_hint(format!(
+                        "a reviewer runs: portcullis approvals approve {} (the request expires in {})",
+                        request.id,
+                        humantime::format_duration(approvals.settings().hold_timeout)
+                    )),
                 )
             }
         }

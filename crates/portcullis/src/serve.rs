@@ -49,7 +49,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Arc::clone(&policies).watch(config.policy.watch_interval);
     let approvals = config.approvals.enabled.then(|| {
         Arc::new(Approvals::new(ApprovalSettings {
+            mode: config.approvals.mode,
             hold_timeout: config.approvals.hold_timeout,
+            grant_ttl: config.approvals.grant_ttl,
             reviewers_group: config.approvals.reviewers_group.clone(),
             deny_reason_required: config.approvals.deny_reason_required,
         }))

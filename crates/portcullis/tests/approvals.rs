@@ -27,11 +27,12 @@ fn policy() -> String {
     std::fs::read_to_string(dir.join("agents-guarded-writes.cedar")).unwrap()
 }
 
-async fn start() -> Env {
+async fn start(mode: &str) -> Env {
     let env = Env::start(Options {
         policy: policy(),
         extra: format!(
-            "[approvals]\nenabled = true\nhold_timeout = \"{HOLD_TIMEOUT}\"\nreviewers_group = \"reviewers\"\n"
+            "[approvals]\nenabled = true\nmode = \"{mode}\"\nhold_timeout = \"{HOLD_TIMEOUT}\"\n\
+             reviewers_group = \"reviewers\"\n"
         ),
         ..Options::default()
     })
@@ -76,12 +77,23 @@ impl Api {
     }
 
     async fn decide(&self, id: &str, verb: &str, token: &str, reason: Option<&str>) -> (u16, Value, String) {
+        let body = reason.map(|reason| serde_json::json!({ "reason": reason }));
+        self.decide_with(id, verb, token, body).await
+    }
+
+    async fn decide_with(
+        &self,
+        id: &str,
+        verb: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, String) {
         let mut request = self
             .http
             .post(format!("{}/approvals/{id}/{verb}", self.base))
             .bearer_auth(token);
-        if let Some(reason) = reason {
-            request = request.json(&serde_json::json!({ "reason": reason }));
+        if let Some(body) = body {
+            request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
@@ -171,7 +183,7 @@ fn in_database(env: &Env, id: i32) -> (i64, i64) {
 
 #[tokio::test]
 async fn held_deletes_run_once_when_approved_and_never_otherwise() {
-    let env = start().await;
+    let env = start("hold").await;
     let api = Api::new(&env);
     let bot = env.mint("bot", &["agents"], "15m");
     let alice = env.mint("alice", &["reviewers"], "15m");
@@ -359,4 +371,93 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
         .collect();
     assert_eq!(states.len(), 4, "{all}");
     assert!(states.iter().all(|s| *s != "pending"), "{states:?}");
+}
+
+/// The request id a ticket-mode refusal names.
+fn ticket_of(err: &tokio_postgres::Error) -> String {
+    let (code, message) = common::db_error(err);
+    assert_eq!(code, "42501", "{message}");
+    let start = message
+        .find("request apr_")
+        .unwrap_or_else(|| panic!("no request id: {message}"))
+        + 8;
+    message[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+fn remaining(env: &Env) -> i64 {
+    env.pg
+        .psql("app", "SELECT count(*) FROM accounts")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tickets_run_the_approved_statement_as_granted_and_nothing_else() {
+    let env = start("ticket").await;
+    let api = Api::new(&env);
+    let bot = env.mint("bot", &["agents"], "15m");
+    let carol = env.mint("carol", &["agents"], "15m");
+    let alice = env.mint("alice", &["reviewers"], "15m");
+    let client = env.connect_plain("app", &bot).await.unwrap();
+    // Each execution deletes one more row, so executions can be counted.
+    let sql = "DELETE FROM accounts WHERE id = (SELECT min(id) FROM accounts)";
+
+    // Fails at once, naming the request; sent again before a decision, the same request.
+    let id = ticket_of(&client.simple_query(sql).await.unwrap_err());
+    assert_eq!(ticket_of(&client.simple_query(sql).await.unwrap_err()), id);
+    assert_eq!(remaining(&env), 10);
+    let (status, request) = api.get(&format!("/approvals/{id}"), Some(&alice)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (request["mode"].as_str(), request["state"].as_str()),
+        (Some("ticket"), Some("pending"))
+    );
+
+    // Approved for one use: the same statement runs once; the third run asks again.
+    let (status, decided, _) = api.decide_with(&id, "approve", &alice, None).await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["grant"]["uses"], 1);
+    client.simple_query(sql).await.unwrap();
+    assert_eq!(remaining(&env), 9);
+    let next = ticket_of(&client.simple_query(sql).await.unwrap_err());
+    assert_ne!(next, id, "a used-up grant is not reused");
+    assert_eq!(remaining(&env), 9);
+
+    // Approved for two uses: another identity, or the statement changed by one byte, are not covered.
+    let terms = serde_json::json!({ "uses": 2, "valid_for": "1h" });
+    let (status, _, _) = api.decide_with(&next, "approve", &alice, Some(terms)).await;
+    assert_eq!(status, 200);
+    let carols = env.connect_plain("app", &carol).await.unwrap();
+    let theirs = ticket_of(&carols.simple_query(sql).await.unwrap_err());
+    assert_ne!(theirs, next);
+    let changed = format!("{sql} ");
+    let other = ticket_of(&client.simple_query(&changed).await.unwrap_err());
+    assert_ne!(other, next);
+    assert_eq!(remaining(&env), 9);
+    client.simple_query(sql).await.unwrap();
+    client.simple_query(sql).await.unwrap();
+    assert_eq!(remaining(&env), 7);
+    assert!(client.simple_query(sql).await.is_err());
+
+    // A grant past its window is not used.
+    let last = ticket_of(&client.simple_query(sql).await.unwrap_err());
+    let terms = serde_json::json!({ "uses": 5, "valid_for": "1s" });
+    let (status, _, _) = api.decide_with(&last, "approve", &alice, Some(terms)).await;
+    assert_eq!(status, 200);
+    client.simple_query(sql).await.unwrap();
+    assert_eq!(remaining(&env), 6);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(client.simple_query(sql).await.is_err());
+    assert_eq!(remaining(&env), 6);
+    let (status, body, _) = api
+        .decide_with(
+            &last,
+            "approve",
+            &alice,
+            Some(serde_json::json!({ "valid_for": "soon" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
 }
