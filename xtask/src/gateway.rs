@@ -59,7 +59,22 @@ pub enum Variant {
     /// gateway that records a statement durably before forwarding it, on this machine.
     #[value(name = "relay-wa")]
     RelayWriteAhead,
+    /// (`approvals`) As audit-on, with `[approvals]` in hold mode and a policy that sends every DELETE
+    /// for approval ([`APPROVAL_POLICY`]); reviewers are the group [`REVIEWERS`].
+    Approvals,
 }
+
+/// The reviewers' group of the approvals variant.
+pub const REVIEWERS: &str = "reviewers";
+
+/// The approvals variant's policy: the bench group may do anything, a DELETE only after approval.
+const APPROVAL_POLICY: &str = r#"permit(principal in Group::"bench", action == Action::"connect", resource);
+permit(principal in Group::"bench", action in Action::"statement", resource)
+unless { context.operations.contains("delete") };
+@approval("required")
+permit(principal in Group::"bench", action in Action::"statement", resource)
+when { context.operations.contains("delete") };
+"#;
 
 /// The masking rules of the mask-columns variant: the usual set-up, where the sensitive columns are known.
 pub const MASKING_COLUMNS: &str = r#"[masking]
@@ -91,7 +106,10 @@ impl Variant {
 
     /// Whether this variant records an audit trail (and so has audit counters).
     pub fn audit(self) -> bool {
-        matches!(self, Variant::AuditOn | Variant::AuditTmpfs | Variant::AuditOs)
+        matches!(
+            self,
+            Variant::AuditOn | Variant::AuditTmpfs | Variant::AuditOs | Variant::Approvals
+        )
     }
 
     /// The short name used in table headers.
@@ -105,6 +123,7 @@ impl Variant {
             Variant::MaskOn => "mask-on",
             Variant::MaskColumns => "mask-columns",
             Variant::RelayWriteAhead => "relay-wa",
+            Variant::Approvals => "approvals",
         }
     }
 
@@ -125,6 +144,9 @@ impl Variant {
             }
             Variant::MaskColumns => {
                 "as audit-off, with masking: column rules on *.email and *.phone, no detectors"
+            }
+            Variant::Approvals => {
+                "as audit-on, DELETE held for a reviewer's approval ([approvals] hold mode)"
             }
             Variant::RelayWriteAhead => {
                 "not a gateway: the plain relay, forwarding each client chunk only once it is appended to a \
@@ -187,7 +209,7 @@ impl Gateway {
             addr: started.pg,
             dbname: DATABASE.to_owned(),
             user: "bench-agent".to_owned(),
-            password: mint_token(bin, &started.process, &upstream.password)
+            password: mint_token(bin, &started.process, &upstream.password, "bench", GROUP)
                 .with_context(|| format!("mint a token for the {variant} gateway"))?,
         };
         Ok(Gateway {
@@ -242,6 +264,16 @@ impl Gateway {
         }))
     }
 
+    /// A token of `subject` in `group` from this gateway's development issuer (a reviewer's, say).
+    pub fn mint(&self, bin: &Path, subject: &str, group: &str) -> anyhow::Result<String> {
+        mint_token(bin, &self.process, "unused", subject, group)
+    }
+
+    /// The admin listener's address.
+    pub fn admin(&self) -> SocketAddr {
+        self.admin
+    }
+
     /// The last lines of the gateway's log, for a failed run's report.
     pub fn log_tail(&self) -> String {
         let log = self.process.log().unwrap_or_else(|error| format!("({error:#})"));
@@ -262,7 +294,9 @@ impl Gateway {
 
     fn store_path(&self) -> Option<std::path::PathBuf> {
         match self.variant {
-            Variant::AuditOn | Variant::AuditOs => Some(self.process.dir().join("state").join("audit.db")),
+            Variant::AuditOn | Variant::AuditOs | Variant::Approvals => {
+                Some(self.process.dir().join("state").join("audit.db"))
+            }
             Variant::AuditTmpfs => self.store_dir.as_ref().map(|dir| dir.path().join("audit.db")),
             Variant::AuditOff
             | Variant::ChecksOff
@@ -305,7 +339,8 @@ async fn start_gateway(bin: &Path, upstream: &Endpoint, variant: Variant) -> any
         | Variant::AuditOs
         | Variant::MaskOn
         | Variant::MaskColumns
-        | Variant::RelayWriteAhead => None,
+        | Variant::RelayWriteAhead
+        | Variant::Approvals => None,
     };
     let audit = match (&store_dir, variant.audit()) {
         (Some(store), _) => format!(
@@ -355,6 +390,7 @@ tls = "disable"
         masking = match variant {
             Variant::MaskOn => MASKING_RULES,
             Variant::MaskColumns => MASKING_COLUMNS,
+            Variant::Approvals => "[approvals]\nenabled = true\nhold_timeout = \"1m\"\n",
             _ => "",
         },
         upstream_addr = upstream.addr,
@@ -362,7 +398,10 @@ tls = "disable"
     );
     // The bench's agents may do anything. With checks on, every statement is still analysed and
     // decided; with checks off, the policy decides only the connection.
-    let policy = format!("permit(principal in Group::\"{GROUP}\", action, resource);\n");
+    let policy = match variant {
+        Variant::Approvals => APPROVAL_POLICY.to_owned(),
+        _ => format!("permit(principal in Group::\"{GROUP}\", action, resource);\n"),
+    };
     fs::write(dir.path().join("policy.cedar"), policy).context("write the bench policy")?;
     let env = [(PASSWORD_VAR, upstream.password.as_str())];
     let process = GatewayProcess::start_in(dir, bin, &config, &admin_listen, &env).await?;
@@ -374,14 +413,20 @@ tls = "disable"
     })
 }
 
-/// `portcullis token mint` for a subject in the admitted group, valid for longer than any bench.
-fn mint_token(bin: &Path, gateway: &GatewayProcess, pg_password: &str) -> anyhow::Result<String> {
+/// `portcullis token mint` for `subject` in `group`, valid for longer than any bench.
+fn mint_token(
+    bin: &Path,
+    gateway: &GatewayProcess,
+    pg_password: &str,
+    subject: &str,
+    group: &str,
+) -> anyhow::Result<String> {
     let config = gateway.config_path();
     let config = config
         .to_str()
         .ok_or_else(|| anyhow!("config path is not UTF-8"))?;
     let args = [
-        "token", "mint", "--config", config, "--sub", "bench", "--group", GROUP, "--ttl", "12h",
+        "token", "mint", "--config", config, "--sub", subject, "--group", group, "--ttl", "12h",
     ];
     let output = run_cli(bin, &args, &[(PASSWORD_VAR, pg_password)])?;
     if !output.status.success() {

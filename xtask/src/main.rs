@@ -1,6 +1,7 @@
 //! Project automation (`cargo xtask <command>`): the command line and its dispatch.
 
 mod bench;
+mod bench_approvals;
 mod bench_masking;
 mod gateway;
 mod machine;
@@ -42,6 +43,9 @@ enum Command {
     /// simple protocol (text results) and the extended one (binary results); writes the tables to
     /// <target dir>/bench/masking.md.
     BenchMasking(bench_masking::MaskBenchArgs),
+    /// How quickly an approved statement runs: a held DELETE per round, approved through the admin API;
+    /// prints median, p95 and maximum of approve-to-result; writes <target dir>/bench/approvals.md.
+    BenchApprovals(bench_approvals::ApprovalBenchArgs),
     /// A plain TCP relay (accept, connect upstream, copy both ways); the bench's baseline. Prints
     /// `listening on <addr>` once bound, then serves until killed.
     Relay {
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::BenchMasking(args) => bench_masking::run(&args),
+        Command::BenchApprovals(args) => bench_approvals::run(&args),
         Command::Relay {
             listen,
             upstream,
