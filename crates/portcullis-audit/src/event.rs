@@ -70,7 +70,8 @@ impl EventBody {
 pub struct ApprovalEvent {
     /// The approval request's id.
     pub request: String,
-    /// `requested`, `approved`, `denied`, `expired`.
+    /// `requested`, `approved`, `denied`, `expired`, `withdrawn` (hold mode); `released` (a ticket's
+    /// grant ran the statement).
     pub action: String,
     /// The number of the statement in its session.
     pub n: u64,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rand::Rng;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use crate::upstream::BackendKey;
 use crate::wire::startup;
@@ -16,6 +17,9 @@ use crate::wire::startup;
 struct Target {
     upstream: SocketAddr,
     key: BackendKey,
+    /// Told of every cancel request for the session: a statement the gateway itself holds (waiting for
+    /// an approval) is withdrawn, since the database has nothing to cancel.
+    cancelled: Arc<Notify>,
 }
 
 /// A client-facing key as it arrives in a CancelRequest: process id and secret.
@@ -34,6 +38,9 @@ pub struct CancelRegistry {
 pub struct Registration {
     registry: CancelRegistry,
     pub client_key: BackendKey,
+    /// Notified (`notify_waiters`: only whoever waits at that moment) when the client sends a cancel
+    /// request for this session.
+    pub cancelled: Arc<Notify>,
 }
 
 impl CancelRegistry {
@@ -50,13 +57,19 @@ impl CancelRegistry {
                 break candidate;
             }
         };
+        let cancelled = Arc::new(Notify::new());
         keys.insert(
             (client_key.process_id, client_key.secret_key.clone()),
-            Target { upstream, key },
+            Target {
+                upstream,
+                key,
+                cancelled: Arc::clone(&cancelled),
+            },
         );
         Registration {
             registry: self.clone(),
             client_key,
+            cancelled,
         }
     }
 
@@ -70,6 +83,7 @@ impl CancelRegistry {
         let Some(target) = target else {
             return Ok(false);
         };
+        target.cancelled.notify_waiters();
         // A CancelRequest is accepted before authentication and TLS by PostgreSQL, so plaintext is enough.
         let mut tcp = TcpStream::connect(target.upstream).await?;
         tcp.write_all(&startup::encode_cancel(

@@ -17,6 +17,7 @@ use portcullis_postgres::classify::{self, Analysis};
 use portcullis_postgres::inspect::{Inspector, SessionState, Statement, Verdict};
 use portcullis_postgres::results::{UnitKind, hex_literal};
 use portcullis_postgres::wire::backend::GatewayError;
+use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use crate::approvals::{Approvals, HoldRequest, Mode, Release, Ticket};
@@ -206,6 +207,8 @@ pub struct SessionGuard {
     parsed: HashMap<String, Arc<str>>,
     /// Masks values in recorded statement texts and parameters, when this session is masked.
     scrub: Option<Arc<ConnectionMask>>,
+    /// Told when the client sends a cancel request: withdraws a statement held for approval.
+    cancelled: Option<Arc<Notify>>,
     /// Statements recorded, and how many were refused.
     pub recorded: u64,
     pub refused: u64,
@@ -239,9 +242,17 @@ impl SessionGuard {
             recorder,
             parsed: HashMap::new(),
             scrub,
+            cancelled: None,
             recorded: 0,
             refused: 0,
         }
+    }
+
+    /// Lets the client's cancel requests withdraw a statement held for approval.
+    #[must_use]
+    pub fn with_cancel(mut self, cancelled: Arc<Notify>) -> Self {
+        self.cancelled = Some(cancelled);
+        self
     }
 
     fn context(&self) -> RequestContext {
@@ -623,7 +634,30 @@ impl SessionGuard {
             None,
             decided.policies.clone(),
         );
-        let release = hold.decision().await;
+        // A cancel request from the client withdraws the request (dropping the hold does).
+        let cancelled = async {
+            match &self.cancelled {
+                Some(cancelled) => cancelled.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let release = tokio::select! {
+            release = hold.decision() => release,
+            () = cancelled => {
+                info!(approval = %id, "held statement withdrawn by the client's cancel request");
+                self.record_approval(&id, "withdrawn", &fingerprint, None, None, Vec::new());
+                return Decided::refuse(
+                    "approval_withdrawn",
+                    GatewayError::error(
+                        "57014",
+                        format!(
+                            "canceling statement due to user request: approval {id} withdrawn; the statement \
+                             was not run"
+                        ),
+                    ),
+                );
+            }
+        };
         match &release {
             Release::Approved { by } => {
                 self.record_approval(&id, "approved", &fingerprint, Some(by.clone()), None, Vec::new())

@@ -217,7 +217,8 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         connection.config.on_parse_error,
         recorder.clone(),
         masking.as_ref().map(|m| m.rules.clone()),
-    );
+    )
+    .with_cancel(Arc::clone(&registration.cancelled));
     let mut outcomes = OutcomeRecorder(recorder.clone());
     let end = relay::run(
         client,

@@ -315,6 +315,24 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
     );
     assert_eq!(in_database(&env, 2), (1, 0));
 
+    // The client's cancel request withdraws a held statement: 57014, and it can no longer be approved.
+    let sql = "DELETE FROM accounts WHERE id = 5";
+    let cancelling = env.connect_plain("app", &bot).await.unwrap();
+    let cancel = cancelling.cancel_token();
+    let withdrawn = tokio::spawn(async move { cancelling.simple_query(sql).await });
+    let request = api.pending(&alice, sql).await;
+    let id = request["id"].as_str().unwrap();
+    cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let err = withdrawn.await.unwrap().unwrap_err();
+    let (code, message) = common::db_error(&err);
+    assert_eq!(code, "57014", "{message}");
+    assert!(message.contains(&format!("approval {id} withdrawn")), "{message}");
+    let (status, request) = api.get(&format!("/approvals/{id}"), Some(&alice)).await;
+    assert_eq!((status, request["state"].as_str()), (200, Some("withdrawn")));
+    let (status, _, _) = api.decide(id, "approve", &alice, None).await;
+    assert_eq!(status, 409);
+    assert_eq!(in_database(&env, 5), (1, 0));
+
     // Self-approval, a non-reviewer and no token are refused with problem documents; then it expires.
     let sql = "DELETE FROM accounts WHERE id = 3";
     let carols = env.connect_plain("app", &carol).await.unwrap();
@@ -369,7 +387,7 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
         .iter()
         .map(|r| r["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states.len(), 4, "{all}");
+    assert_eq!(states.len(), 5, "{all}");
     assert!(states.iter().all(|s| *s != "pending"), "{states:?}");
 }
 
