@@ -70,8 +70,8 @@ impl EventBody {
 pub struct ApprovalEvent {
     /// The approval request's id.
     pub request: String,
-    /// `requested`, `approved`, `denied`, `expired`, `withdrawn` (hold mode); `released` (a ticket's
-    /// grant ran the statement).
+    /// `requested`, `vote` (an approval short of the quorum), `approved`, `denied`, `expired`,
+    /// `withdrawn`; `released` (a ticket's grant ran the statement).
     pub action: String,
     /// The number of the statement in its session.
     pub n: u64,

@@ -278,6 +278,7 @@ async fn decide(
             DecideError::SelfApproval(_) => (StatusCode::FORBIDDEN, "Self-approval refused"),
             DecideError::NotReviewer { .. } => (StatusCode::FORBIDDEN, "Not a reviewer"),
             DecideError::ReasonRequired => (StatusCode::UNPROCESSABLE_ENTITY, "Reason required"),
+            DecideError::AlreadyVoted(_) => (StatusCode::CONFLICT, "Already approved by you"),
         };
         problem(status, title, e.to_string())
     })?;

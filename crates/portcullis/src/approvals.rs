@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use portcullis_audit::now_us;
+use portcullis_audit::{ApprovalEvent, AuditLog, Draft, EventBody, now_us};
 use portcullis_core::Principal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -41,6 +41,8 @@ pub struct ApprovalSettings {
     pub reviewers_group: String,
     /// A denial must say why.
     pub deny_reason_required: bool,
+    /// Distinct reviewers who must approve (any one reviewer's denial denies).
+    pub quorum: u32,
 }
 
 /// Where a request stands.
@@ -83,8 +85,20 @@ pub struct ApprovalRequest {
     pub reason: Option<String>,
     /// `hold` or `ticket`.
     pub mode: Mode,
+    /// The number of the statement in its session (the audit chain's `n`).
+    pub n: u64,
+    /// Approvals needed, and those given so far.
+    pub quorum: u32,
+    pub votes: Vec<Vote>,
     /// A ticket's grant: executions left, and until when it may be used.
     pub grant: Option<Grant>,
+}
+
+/// One reviewer's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vote {
+    pub by: String,
+    pub at_us: i64,
 }
 
 /// What an approved ticket allows: `uses` more executions of the fingerprinted statement, until `until_us`.
@@ -141,6 +155,8 @@ pub enum DecideError {
     NotReviewer { who: String, group: String },
     #[error("a denial needs a reason")]
     ReasonRequired,
+    #[error("{0} has already approved this request; another reviewer must")]
+    AlreadyVoted(String),
 }
 
 /// Decided requests kept for listing; older ones are dropped (the audit chain keeps them all).
@@ -151,6 +167,8 @@ const KEPT_DECIDED: usize = 1000;
 pub struct Approvals {
     settings: ApprovalSettings,
     inner: Mutex<Inner>,
+    /// Where reviewers' votes and decisions are recorded, under the requesting session's id.
+    log: Option<AuditLog>,
 }
 
 #[derive(Debug, Default)]
@@ -170,6 +188,8 @@ struct Entry {
 /// What a held statement is.
 #[derive(Debug, Clone)]
 pub struct HoldRequest<'a> {
+    /// The statement's number in its session.
+    pub n: u64,
     pub principal: &'a Principal,
     pub connection: &'a str,
     pub session: &'a str,
@@ -188,10 +208,30 @@ pub struct Hold {
 }
 
 impl Approvals {
-    pub fn new(settings: ApprovalSettings) -> Self {
+    pub fn new(settings: ApprovalSettings, log: Option<AuditLog>) -> Self {
         Approvals {
             settings,
             inner: Mutex::new(Inner::default()),
+            log,
+        }
+    }
+
+    /// Records a reviewer's step in the chain, in the session that asked (not waited for: the held
+    /// statement's own event, committed before it runs, makes it durable).
+    fn record(&self, request: &ApprovalRequest, action: &str, by: &str, reason: Option<String>) {
+        if let Some(log) = &self.log {
+            log.submit(Draft::now(
+                request.session.clone(),
+                EventBody::Approval(ApprovalEvent {
+                    request: request.id.clone(),
+                    action: action.to_owned(),
+                    n: request.n,
+                    fingerprint: request.fingerprint.clone(),
+                    by: Some(by.to_owned()),
+                    reason,
+                    policies: Vec::new(),
+                }),
+            ));
         }
     }
 
@@ -227,6 +267,9 @@ impl Approvals {
             reason: None,
             mode: Mode::Hold,
             grant: None,
+            n: held.n,
+            quorum: self.settings.quorum.max(1),
+            votes: Vec::new(),
         };
         let (waiter, decision) = oneshot::channel();
         self.lock().requests.insert(
@@ -301,6 +344,9 @@ impl Approvals {
             reason: None,
             mode: Mode::Ticket,
             grant: None,
+            n: held.n,
+            quorum: self.settings.quorum.max(1),
+            votes: Vec::new(),
         };
         inner.requests.insert(
             request.id.clone(),
@@ -374,8 +420,34 @@ impl Approvals {
             return Err(DecideError::SelfApproval(reviewer.name()));
         }
         let by = reviewer.name();
+        if approve {
+            if request.votes.iter().any(|v| v.by == by) {
+                return Err(DecideError::AlreadyVoted(by));
+            }
+            request.votes.push(Vote {
+                by: by.clone(),
+                at_us: now,
+            });
+            if request.votes.len() < usize::try_from(request.quorum).unwrap_or(usize::MAX) {
+                let pending = request.clone();
+                drop(inner);
+                self.record(&pending, "vote", &by, reason);
+                return Ok(pending);
+            }
+        }
+        // The decision: a denial, or the vote that completes the quorum (every approver is named).
+        let by = if approve {
+            request
+                .votes
+                .iter()
+                .map(|v| v.by.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            by
+        };
         request.decided_by = Some(by.clone());
-        request.decided_us = Some(now_us());
+        request.decided_us = Some(now);
         request.reason.clone_from(&reason);
         let release = if approve {
             request.state = ApprovalState::Approved;
@@ -392,6 +464,13 @@ impl Approvals {
             Release::Denied { by, reason }
         };
         let decided = request.clone();
+        // Recorded before the holder is told, so the chain has the decision before the statement.
+        self.record(
+            &decided,
+            if approve { "approved" } else { "denied" },
+            decided.decided_by.as_deref().unwrap_or_default(),
+            decided.reason.clone(),
+        );
         if let Some(waiter) = entry.waiter.take() {
             // The holder may be gone already (its session ended); the request then stays decided.
             let _ = waiter.send(release);
@@ -534,17 +613,22 @@ mod tests {
     }
 
     fn approvals(timeout: Duration) -> Arc<Approvals> {
-        Arc::new(Approvals::new(ApprovalSettings {
-            mode: Mode::Hold,
-            hold_timeout: timeout,
-            grant_ttl: Duration::from_secs(3600),
-            reviewers_group: "reviewers".into(),
-            deny_reason_required: true,
-        }))
+        Arc::new(Approvals::new(
+            ApprovalSettings {
+                mode: Mode::Hold,
+                hold_timeout: timeout,
+                grant_ttl: Duration::from_secs(3600),
+                reviewers_group: "reviewers".into(),
+                deny_reason_required: true,
+                quorum: 1,
+            },
+            None,
+        ))
     }
 
     fn held<'a>(who: &'a Principal, statement: &'a str) -> HoldRequest<'a> {
         HoldRequest {
+            n: 1,
             principal: who,
             connection: "app",
             session: "s1",
@@ -721,6 +805,50 @@ mod tests {
             approvals.ticket(held(&bot, "DELETE FROM t")),
             Ticket::Requested { new: true, .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_quorum_needs_distinct_approvers_and_any_denial_denies() {
+        let approvals = Arc::new(Approvals::new(
+            ApprovalSettings {
+                quorum: 2,
+                ..approvals(Duration::from_secs(60)).settings().clone()
+            },
+            None,
+        ));
+        let bot = principal("bot", &["agents"]);
+        let alice = principal("alice", &["reviewers"]);
+        let dave = principal("dave", &["reviewers"]);
+        let hold = approvals.hold(held(&bot, "DELETE FROM t"));
+        let id = hold.request.id.clone();
+        let first = approvals
+            .decide(&id, &alice, true, None, GrantTerms::default())
+            .unwrap();
+        assert_eq!((first.state, first.votes.len()), (ApprovalState::Pending, 1));
+        assert_eq!(
+            approvals.decide(&id, &alice, true, None, GrantTerms::default()),
+            Err(DecideError::AlreadyVoted("dev/alice".into()))
+        );
+        let second = approvals
+            .decide(&id, &dave, true, None, GrantTerms::default())
+            .unwrap();
+        assert_eq!(second.state, ApprovalState::Approved);
+        assert_eq!(
+            hold.decision().await,
+            Release::Approved {
+                by: "dev/alice, dev/dave".into()
+            }
+        );
+
+        let hold = approvals.hold(held(&bot, "DELETE FROM t"));
+        let id = hold.request.id.clone();
+        approvals
+            .decide(&id, &alice, true, None, GrantTerms::default())
+            .unwrap();
+        approvals
+            .decide(&id, &dave, false, Some("no".into()), GrantTerms::default())
+            .unwrap();
+        assert!(matches!(hold.decision().await, Release::Denied { .. }));
     }
 
     #[test]

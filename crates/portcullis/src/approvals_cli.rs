@@ -107,12 +107,20 @@ async fn decide(target: &Target, id: &str, verb: &str, body: Value) -> anyhow::R
         body,
     )
     .await?;
-    println!(
-        "{} {} by {}",
-        one_line(field(&decided, "id").unwrap_or(id)),
-        one_line(field(&decided, "state").unwrap_or("?")),
-        one_line(field(&decided, "decided_by").unwrap_or("?"))
-    );
+    let id = one_line(field(&decided, "id").unwrap_or(id));
+    match field(&decided, "decided_by") {
+        Some(by) => println!(
+            "{id} {} by {}",
+            one_line(field(&decided, "state").unwrap_or("?")),
+            one_line(by)
+        ),
+        // An approval short of the quorum: still pending.
+        None => {
+            let votes = decided.get("votes").and_then(Value::as_array).map_or(0, Vec::len);
+            let quorum = decided.get("quorum").and_then(Value::as_u64).unwrap_or(1);
+            println!("{id} pending: {votes} of {quorum} approvals");
+        }
+    }
     Ok(())
 }
 

@@ -85,6 +85,8 @@ pub struct ApprovalsConfig {
     pub reviewers_group: String,
     /// A denial must give a reason.
     pub deny_reason_required: bool,
+    /// Distinct reviewers who must approve a request; one denial denies it.
+    pub quorum: u32,
 }
 
 impl Default for ApprovalsConfig {
@@ -96,6 +98,7 @@ impl Default for ApprovalsConfig {
             grant_ttl: Duration::from_secs(60 * 60),
             reviewers_group: "reviewers".to_owned(),
             deny_reason_required: false,
+            quorum: 1,
         }
     }
 }
@@ -526,6 +529,9 @@ impl Config {
                     "approvals.reviewers_group".into(),
                     "must name the group whose members decide approval requests",
                 ));
+            }
+            if self.approvals.quorum == 0 {
+                return Err(invalid("approvals.quorum".into(), "must be at least 1"));
             }
             if self.approvals.hold_timeout.is_zero() {
                 return Err(invalid("approvals.hold_timeout".into(), "must be more than 0s"));

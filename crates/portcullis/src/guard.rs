@@ -578,6 +578,7 @@ impl SessionGuard {
             .map(|r| r.session.to_string())
             .unwrap_or_default();
         let request = HoldRequest {
+            n: self.recorded + 1,
             principal: &self.principal,
             connection: &self.connection,
             session: &session,
@@ -658,21 +659,9 @@ impl SessionGuard {
                 );
             }
         };
-        match &release {
-            Release::Approved { by } => {
-                self.record_approval(&id, "approved", &fingerprint, Some(by.clone()), None, Vec::new())
-            }
-            Release::Denied { by, reason } => {
-                self.record_approval(
-                    &id,
-                    "denied",
-                    &fingerprint,
-                    Some(by.clone()),
-                    reason.clone(),
-                    Vec::new(),
-                );
-            }
-            Release::Expired => self.record_approval(&id, "expired", &fingerprint, None, None, Vec::new()),
+        // Reviewers' votes and decisions are recorded by `Approvals` as they happen; expiry here.
+        if release == Release::Expired {
+            self.record_approval(&id, "expired", &fingerprint, None, None, Vec::new());
         }
         match release {
             Release::Approved { by } => {

@@ -47,21 +47,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         policy_set,
     ));
     Arc::clone(&policies).watch(config.policy.watch_interval);
-    let approvals = config.approvals.enabled.then(|| {
-        Arc::new(Approvals::new(ApprovalSettings {
-            mode: config.approvals.mode,
-            hold_timeout: config.approvals.hold_timeout,
-            grant_ttl: config.approvals.grant_ttl,
-            reviewers_group: config.approvals.reviewers_group.clone(),
-            deny_reason_required: config.approvals.deny_reason_required,
-        }))
-    });
-    let guard = GuardSettings {
-        policies,
-        analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),
-        checks: config.policy.statement_checks,
-        approvals: approvals.clone(),
-    };
     let audit = if config.audit.enabled {
         let audit = Audit::start(&config).context("starting the audit trail")?;
         info!(store = %config.audit_path().display(), exports = config.audit.exports.len(), "audit trail on");
@@ -71,6 +56,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    let approvals = config.approvals.enabled.then(|| {
+        Arc::new(Approvals::new(
+            ApprovalSettings {
+                mode: config.approvals.mode,
+                hold_timeout: config.approvals.hold_timeout,
+                grant_ttl: config.approvals.grant_ttl,
+                reviewers_group: config.approvals.reviewers_group.clone(),
+                deny_reason_required: config.approvals.deny_reason_required,
+                quorum: config.approvals.quorum,
+            },
+            audit.as_ref().map(|a| a.log.clone()),
+        ))
+    });
+    let guard = GuardSettings {
+        policies,
+        analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),
+        checks: config.policy.statement_checks,
+        approvals: approvals.clone(),
+    };
     let pg = Arc::new(PgGateway {
         frontend: FrontendSettings {
             tls: Some(tls::server_config(
