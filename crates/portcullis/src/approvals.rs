@@ -19,6 +19,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+use crate::notify::Notifier;
+
 /// How a statement that needs approval is handled while nobody has decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -169,6 +171,8 @@ pub struct Approvals {
     inner: Mutex<Inner>,
     /// Where reviewers' votes and decisions are recorded, under the requesting session's id.
     log: Option<AuditLog>,
+    /// Told of every new request and every decision.
+    notifier: Option<Notifier>,
 }
 
 #[derive(Debug, Default)]
@@ -213,6 +217,20 @@ impl Approvals {
             settings,
             inner: Mutex::new(Inner::default()),
             log,
+            notifier: None,
+        }
+    }
+
+    /// Sends notifications of new requests and decisions through `notifier`.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    fn tell(&self, request: &ApprovalRequest, event: &str) {
+        if let Some(notifier) = &self.notifier {
+            notifier.tell(request, event);
         }
     }
 
@@ -272,6 +290,7 @@ impl Approvals {
             votes: Vec::new(),
         };
         let (waiter, decision) = oneshot::channel();
+        self.tell(&request, "requested");
         self.lock().requests.insert(
             request.id.clone(),
             Entry {
@@ -355,6 +374,7 @@ impl Approvals {
                 waiter: None,
             },
         );
+        self.tell(&request, "requested");
         Ticket::Requested {
             request: Box::new(request),
             new: true,
@@ -432,6 +452,7 @@ impl Approvals {
                 let pending = request.clone();
                 drop(inner);
                 self.record(&pending, "vote", &by, reason);
+                self.tell(&pending, "vote");
                 return Ok(pending);
             }
         }
@@ -471,6 +492,7 @@ impl Approvals {
             decided.decided_by.as_deref().unwrap_or_default(),
             decided.reason.clone(),
         );
+        self.tell(&decided, if approve { "approved" } else { "denied" });
         if let Some(waiter) = entry.waiter.take() {
             // The holder may be gone already (its session ended); the request then stays decided.
             let _ = waiter.send(release);
@@ -490,6 +512,14 @@ impl Approvals {
                 request.state = state;
                 request.decided_us = Some(now_us());
                 entry.waiter = None;
+                let event = if state == ApprovalState::Expired {
+                    "expired"
+                } else {
+                    "withdrawn"
+                };
+                if let Some(notifier) = &self.notifier {
+                    notifier.tell(request, event);
+                }
                 None
             }
             ApprovalState::Approved => Some(Release::Approved {

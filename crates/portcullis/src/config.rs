@@ -87,6 +87,14 @@ pub struct ApprovalsConfig {
     pub deny_reason_required: bool,
     /// Distinct reviewers who must approve a request; one denial denies it.
     pub quorum: u32,
+    /// A webhook told of every new request and decision (Slack-compatible JSON), e.g. a Slack incoming
+    /// webhook URL.
+    pub notify_webhook: Option<String>,
+    /// Put the statement's text in notifications (off: only commands, connection and requester).
+    pub notify_statement: bool,
+    /// Where links in notifications point: this base followed by the request id. Default: the admin
+    /// API's `http://<server.admin.listen>/api/v1/approvals/`.
+    pub link_base: Option<String>,
 }
 
 impl Default for ApprovalsConfig {
@@ -99,6 +107,9 @@ impl Default for ApprovalsConfig {
             reviewers_group: "reviewers".to_owned(),
             deny_reason_required: false,
             quorum: 1,
+            notify_webhook: None,
+            notify_statement: false,
+            link_base: None,
         }
     }
 }
@@ -528,6 +539,14 @@ impl Config {
                 return Err(invalid(
                     "approvals.reviewers_group".into(),
                     "must name the group whose members decide approval requests",
+                ));
+            }
+            if let Some(url) = &self.approvals.notify_webhook
+                && !reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            {
+                return Err(invalid(
+                    "approvals.notify_webhook".into(),
+                    "must be an http:// or https:// URL",
                 ));
             }
             if self.approvals.quorum == 0 {

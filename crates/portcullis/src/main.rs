@@ -8,6 +8,7 @@ mod audit;
 mod config;
 mod guard;
 mod masking;
+mod notify;
 mod policy_check;
 mod postgres;
 mod serve;

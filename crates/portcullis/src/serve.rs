@@ -20,6 +20,7 @@ use crate::audit::Audit;
 use crate::config::{Config, ConnectionConfig, DevIssuerConfig, Protocol, UpstreamTlsMode};
 use crate::guard::{AnalysisCache, GuardSettings, PolicyStore};
 use crate::masking::ConnectionMasking;
+use crate::notify::{Notifier, NotifySettings};
 use crate::postgres::{Connection, PgGateway};
 use crate::{telemetry, tls};
 
@@ -56,8 +57,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
-    let approvals = config.approvals.enabled.then(|| {
-        Arc::new(Approvals::new(
+    let approvals = if config.approvals.enabled {
+        let mut approvals = Approvals::new(
             ApprovalSettings {
                 mode: config.approvals.mode,
                 hold_timeout: config.approvals.hold_timeout,
@@ -67,8 +68,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 quorum: config.approvals.quorum,
             },
             audit.as_ref().map(|a| a.log.clone()),
-        ))
-    });
+        );
+        if let Some(url) = &config.approvals.notify_webhook {
+            let link_base = config
+                .approvals
+                .link_base
+                .clone()
+                .unwrap_or_else(|| format!("http://{}/api/v1/approvals/", config.server.admin.listen));
+            let notifier = Notifier::start(NotifySettings {
+                url: url.clone(),
+                link_base,
+                include_statement: config.approvals.notify_statement,
+            })
+            .context("approvals.notify_webhook")?;
+            approvals = approvals.with_notifier(notifier);
+        }
+        info!(mode = ?config.approvals.mode, quorum = config.approvals.quorum, "approvals on");
+        Some(Arc::new(approvals))
+    } else {
+        None
+    };
     let guard = GuardSettings {
         policies,
         analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),

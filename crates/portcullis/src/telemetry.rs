@@ -60,6 +60,10 @@ fn describe() {
     );
     metrics::describe_counter!("portcullis_audit_events_total", "Audit events durably stored.");
     metrics::describe_counter!(
+        "portcullis_approval_notifications_total",
+        "Approval webhook notifications, by outcome (sent, retried, failed, dropped)."
+    );
+    metrics::describe_counter!(
         "portcullis_audit_commits_total",
         "Audit store transactions (group commits); events per commit = events / commits."
     );
@@ -91,6 +95,11 @@ pub fn statement_decision(outcome: &'static str) {
 }
 
 /// The audit store refused an event (its statement is refused).
+/// An approval notification was `sent`, `retried`, `failed` (after every attempt) or `dropped` (queue full).
+pub fn approval_notification(outcome: &'static str) {
+    counter!("portcullis_approval_notifications_total", "outcome" => outcome).increment(1);
+}
+
 pub fn audit_failure() {
     counter!("portcullis_audit_failures_total").increment(1);
 }

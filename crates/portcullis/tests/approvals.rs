@@ -12,6 +12,8 @@
 mod common;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{BIN, Env, Options, UPSTREAM_PASSWORD_ENV};
@@ -27,12 +29,15 @@ fn policy() -> String {
     std::fs::read_to_string(dir.join("agents-guarded-writes.cedar")).unwrap()
 }
 
-async fn start(mode: &str) -> Env {
+async fn start(mode: &str, webhook: Option<&str>) -> Env {
+    let notify = webhook
+        .map(|url| format!("notify_webhook = \"{url}\"\n"))
+        .unwrap_or_default();
     let env = Env::start(Options {
         policy: policy(),
         extra: format!(
             "[approvals]\nenabled = true\nmode = \"{mode}\"\nhold_timeout = \"{HOLD_TIMEOUT}\"\n\
-             reviewers_group = \"reviewers\"\n"
+             reviewers_group = \"reviewers\"\n{notify}"
         ),
         ..Options::default()
     })
@@ -51,6 +56,30 @@ async fn start(mode: &str) -> Env {
         )
         .unwrap();
     env
+}
+
+/// A chat tool's incoming webhook: keeps what it is sent, and fails the first call to make the gateway
+/// retry.
+async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let seen = Arc::clone(&seen);
+            move |axum::Json(body): axum::Json<Value>| async move {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                seen.lock().unwrap().push(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), seen)
 }
 
 /// The admin API as a reviewer's tool would call it.
@@ -183,7 +212,8 @@ fn in_database(env: &Env, id: i32) -> (i64, i64) {
 
 #[tokio::test]
 async fn held_deletes_run_once_when_approved_and_never_otherwise() {
-    let env = start("hold").await;
+    let (hook, notifications) = webhook().await;
+    let env = start("hold", Some(&hook)).await;
     let api = Api::new(&env);
     let bot = env.mint("bot", &["agents"], "15m");
     let alice = env.mint("alice", &["reviewers"], "15m");
@@ -216,6 +246,31 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
     assert_eq!(in_database(&env, 1), (0, 1), "ran exactly once");
     let (status, again, _) = api.decide(&id, "approve", &alice, None).await;
     assert_eq!(status, 409, "{again}");
+
+    // The webhook heard of the request and of the decision (after a first 500, retried), with a link
+    // and without the statement's text.
+    let told = |event: &str| {
+        let notifications = notifications.lock().unwrap();
+        notifications
+            .iter()
+            .find(|n| n["event"] == event && n["request"]["id"] == id.as_str())
+            .cloned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while told("approved").is_none() {
+        assert!(Instant::now() < deadline, "no approved notification");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let requested = told("requested").expect("a requested notification");
+    let text = requested["text"].as_str().unwrap();
+    assert!(text.contains("dev/bot wants to run DELETE on app"), "{text}");
+    assert!(text.contains(&format!("/api/v1/approvals/{id}")), "{text}");
+    assert!(
+        !text.contains("id = 1"),
+        "the statement stays out of chat: {text}"
+    );
+    let approved = told("approved").unwrap();
+    assert_eq!(approved["request"]["decided_by"], "dev/alice");
     assert_eq!(in_database(&env, 1), (0, 1), "a second approval releases nothing");
 
     // The chain holds the request, the decision, then the statement it released and its outcome.
@@ -413,7 +468,7 @@ fn remaining(env: &Env) -> i64 {
 
 #[tokio::test]
 async fn tickets_run_the_approved_statement_as_granted_and_nothing_else() {
-    let env = start("ticket").await;
+    let env = start("ticket", None).await;
     let api = Api::new(&env);
     let bot = env.mint("bot", &["agents"], "15m");
     let carol = env.mint("carol", &["agents"], "15m");

@@ -90,6 +90,28 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
         assert!(!ok, "{extra}: accepted");
         assert!(text.contains(path), "{extra}: {text:?} does not name {path}");
     }
+    // Approval settings are checked when approvals are on (the example turns them on).
+    let approval_cases: &[(&str, &str, &str)] = &[
+        ("quorum = 1", "quorum = 0", "approvals.quorum"),
+        (
+            "reviewers_group = \"reviewers\"",
+            "reviewers_group = \"\"",
+            "approvals.reviewers_group",
+        ),
+        (
+            "deny_reason_required = false",
+            "notify_webhook = \"ftp://x\"",
+            "approvals.notify_webhook",
+        ),
+        ("mode = \"hold\"", "mode = \"maybe\"", "approvals.mode"),
+    ];
+    for (from, to, path) in approval_cases {
+        assert!(example.contains(from), "the example has no {from}");
+        let (ok, text) = check(&example.replacen(from, to, 1), &secrets);
+        assert!(!ok, "{to}: accepted");
+        assert!(text.contains(path), "{to}: {text:?} does not name {path}");
+    }
+
     let (ok, text) = check(&example, &[("ORDERS_DB_PASSWORD", "from-env")]);
     assert!(!ok && text.contains("masking.key"), "{text}");
     let short = [
@@ -116,9 +138,14 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
 fn help_names_every_command() {
     let out = run_cli(Path::new(BIN), &["--help"], &[]).unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for command in ["serve", "config", "token"] {
+    for command in ["serve", "config", "token", "sessions", "revoke", "approvals"] {
         assert!(help.contains(command), "{help}");
     }
     let out = run_cli(Path::new(BIN), &["token", "mint", "--help"], &[]).unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--ttl"));
+    let out = run_cli(Path::new(BIN), &["approvals", "approve", "--help"], &[]).unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--uses", "--valid-for", "--token", "--admin", "PORTCULLIS_TOKEN"] {
+        assert!(help.contains(flag), "{help}");
+    }
 }
