@@ -14,7 +14,15 @@ use portcullis_identity::{DevIssuer, Verifier};
 use serde::Deserialize;
 use tracing::info;
 
+use crate::api_sessions;
 use crate::approvals::{Approvals, DecideError, GrantTerms};
+
+/// The admin API's OpenAPI 3.1 document.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
 
 /// What the admin routes read.
 #[derive(Debug, Clone)]
@@ -25,6 +33,10 @@ pub struct AdminState {
     pub approvals: Option<Arc<Approvals>>,
     /// Verifies reviewers' bearer tokens, with the same issuers as the data path.
     pub verifier: Verifier,
+    /// The audit store the sessions endpoints read (`None` when the audit trail is off).
+    pub audit_store: Option<std::path::PathBuf>,
+    /// Tokens with this group may use the sessions and revoke endpoints.
+    pub operators_group: String,
 }
 
 /// The path under which the development issuer publishes its documents.
@@ -37,7 +49,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/approvals", get(list_approvals))
         .route("/api/v1/approvals/{id}", get(get_approval))
-        .route("/api/v1/approvals/{id}/{decision}", post(decide));
+        .route("/api/v1/approvals/{id}/{decision}", post(decide))
+        .route("/api/v1/sessions", get(api_sessions::list))
+        .route("/api/v1/sessions/{id}", get(api_sessions::show))
+        .route("/api/v1/sessions/{id}/replay", get(api_sessions::replay))
+        .route("/api/v1/sessions/{id}/kill", post(api_sessions::kill))
+        .route("/api/v1/revoke", post(api_sessions::revoke))
+        .route("/api/v1/openapi.json", get(openapi));
     if state.dev_issuer.is_some() {
         router = router
             .route(
@@ -78,7 +96,7 @@ async fn dev_jwks(State(state): State<AdminState>) -> Response {
 
 /// An RFC 9457 problem document: every error of the admin API.
 #[derive(Debug)]
-struct Problem {
+pub struct Problem {
     status: StatusCode,
     title: &'static str,
     detail: String,
@@ -86,7 +104,7 @@ struct Problem {
     challenge: bool,
 }
 
-fn problem(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+pub fn problem(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
     Problem {
         status,
         title,
@@ -119,6 +137,17 @@ impl IntoResponse for Problem {
     }
 }
 
+/// A JSON request body, read after the caller is authenticated so that every error is a problem
+/// document; an empty body is `None`.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| problem(StatusCode::UNPROCESSABLE_ENTITY, "Invalid body", e.to_string()))
+}
+
 /// The approvals, when enabled.
 fn approvals(state: &AdminState) -> Result<&Arc<Approvals>, Problem> {
     state.approvals.as_ref().ok_or_else(|| {
@@ -131,7 +160,7 @@ fn approvals(state: &AdminState) -> Result<&Arc<Approvals>, Problem> {
 }
 
 /// The caller, from `Authorization: Bearer <token>`, verified like a data-path token.
-async fn caller(state: &AdminState, headers: &HeaderMap) -> Result<Principal, Problem> {
+pub async fn caller(state: &AdminState, headers: &HeaderMap) -> Result<Principal, Problem> {
     let unauthorized = |detail: String| Problem {
         challenge: true,
         ..problem(StatusCode::UNAUTHORIZED, "Authentication required", detail)
@@ -232,7 +261,7 @@ async fn decide(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Path((id, decision)): Path<(String, String)>,
-    body: Option<Json<DecisionBody>>,
+    body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
     let approve = match decision.as_str() {
         "approve" => true,
@@ -247,8 +276,8 @@ async fn decide(
     };
     let approvals = approvals(&state)?;
     let who = reviewer(&state, approvals, &headers).await?;
-    let (reason, terms) = match body {
-        Some(Json(body)) => {
+    let (reason, terms) = match json_body::<DecisionBody>(&body)? {
+        Some(body) => {
             let valid_for = body
                 .valid_for
                 .as_deref()

@@ -293,11 +293,14 @@ pub struct PostgresListenerConfig {
     pub max_message_bytes: usize,
 }
 
-/// `[server.admin]`: health, metrics, and the development issuer's documents.
+/// `[server.admin]`: health, metrics, the development issuer's documents, and the admin API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminListenerConfig {
     pub listen: SocketAddr,
+    /// Tokens whose groups claim holds this group may use the sessions and revoke endpoints of the
+    /// admin API (read the audit trail, kill sessions, bar identities).
+    pub operators_group: String,
 }
 
 /// `[identity]`: who may present tokens.
@@ -431,6 +434,7 @@ impl Default for AdminListenerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9187)),
+            operators_group: "portcullis-operators".to_owned(),
         }
     }
 }

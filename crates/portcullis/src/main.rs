@@ -2,6 +2,7 @@
 //! read the audit trail and act on it.
 
 mod admin;
+mod api_sessions;
 mod approvals;
 mod approvals_cli;
 mod audit;

@@ -121,6 +121,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         dev_issuer,
         approvals,
         verifier: verifier.clone(),
+        audit_store: config.audit.enabled.then(|| config.audit_path()),
+        operators_group: config.server.admin.operators_group.clone(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, admin_router).await {

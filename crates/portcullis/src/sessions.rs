@@ -266,7 +266,7 @@ fn open_store(args: &StoreArgs) -> anyhow::Result<(Config, SqliteStore)> {
 
 /// Opens an existing store. Checked first because opening creates the file: `sessions list` on a machine
 /// where the gateway never ran must say so, not print an empty table from a store it just made.
-fn open_store_at(path: &Path) -> anyhow::Result<SqliteStore> {
+pub(crate) fn open_store_at(path: &Path) -> anyhow::Result<SqliteStore> {
     anyhow::ensure!(
         path.exists(),
         "no audit store at {}: has the gateway run with [audit] enabled?",
@@ -276,7 +276,7 @@ fn open_store_at(path: &Path) -> anyhow::Result<SqliteStore> {
 }
 
 /// Every event of session `id`, or the error an operator can act on.
-fn load_session(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
+pub(crate) fn load_session(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
     match store.session_events(id) {
         Ok(events) if !events.is_empty() => Ok(events),
         Ok(_) | Err(AuditError::NoSession(_)) => {
@@ -287,7 +287,7 @@ fn load_session(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<Vec<Stor
 }
 
 /// Records a kill for a session that exists and has not ended; returns the control's id.
-fn record_kill(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<i64> {
+pub(crate) fn record_kill(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<i64> {
     let events = load_session(store, id)?;
     if let Some((at_us, end)) = decode_all(&events).iter().find_map(|d| match &d.body {
         Ok(EventBody::SessionEnd(end)) => Some((d.stored.at_us, end.clone())),
@@ -332,7 +332,11 @@ fn verify_showing_progress(store: &mut dyn AuditStore) -> anyhow::Result<VerifyR
 }
 
 /// Records a revocation; refuses an empty subject or an end in the past.
-fn record_revoke(store: &mut dyn AuditStore, revocation: Revocation, now_us: i64) -> anyhow::Result<i64> {
+pub(crate) fn record_revoke(
+    store: &mut dyn AuditStore,
+    revocation: Revocation,
+    now_us: i64,
+) -> anyhow::Result<i64> {
     anyhow::ensure!(!revocation.subject.is_empty(), "--subject must not be empty");
     if let Some(until) = revocation.until_us {
         anyhow::ensure!(

@@ -1,0 +1,233 @@
+//! The admin API's audit endpoints: sessions (list, show, replay, kill) and revoke, for operators (tokens
+//! in `[server.admin] operators_group`). They read and write the same store as the `sessions` and
+//! `revoke` commands, through the same functions.
+
+use std::path::PathBuf;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use portcullis_audit::{AuditStore, Revocation, SessionFilter, now_us};
+use serde::Deserialize;
+use tracing::info;
+
+use crate::admin::{AdminState, Problem, caller, json_body, problem};
+use crate::sessions::{self, TimeArg};
+
+/// The caller, who must be an operator.
+async fn operator(state: &AdminState, headers: &HeaderMap) -> Result<String, Problem> {
+    let who = caller(state, headers).await?;
+    if who.groups.contains(&state.operators_group) {
+        Ok(who.name())
+    } else {
+        Err(problem(
+            StatusCode::FORBIDDEN,
+            "Not an operator",
+            format!(
+                "{} is not in the operators group {:?}",
+                who.name(),
+                state.operators_group
+            ),
+        ))
+    }
+}
+
+/// Runs `work` on a store handle of its own, off the runtime's workers.
+async fn with_store<T: Send + 'static>(
+    state: &AdminState,
+    work: impl FnOnce(&mut dyn AuditStore) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let path: PathBuf = state.audit_store.clone().ok_or_else(|| {
+        problem(
+            StatusCode::NOT_FOUND,
+            "The audit trail is off",
+            "this gateway records no sessions ([audit] enabled = false)",
+        )
+    })?;
+    tokio::task::spawn_blocking(move || {
+        let mut store = sessions::open_store_at(&path).map_err(store_problem)?;
+        work(&mut store)
+    })
+    .await
+    .map_err(|e| {
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Audit store task failed",
+            e.to_string(),
+        )
+    })?
+}
+
+fn store_problem(e: impl std::fmt::Display) -> Problem {
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Audit store error",
+        format!("{e:#}"),
+    )
+}
+
+fn json_response(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    subject: Option<String>,
+    connection: Option<String>,
+    /// Started at or after: RFC 3339, or a duration ago (`1h`).
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+}
+
+fn time(name: &str, value: Option<&str>, now: i64) -> Result<Option<i64>, Problem> {
+    value
+        .map(|text| {
+            sessions::parse_time_arg(text)
+                .map(|t: TimeArg| t.ago(now))
+                .map_err(|e| problem(StatusCode::BAD_REQUEST, "Bad time", format!("{name}: {e}")))
+        })
+        .transpose()
+}
+
+pub async fn list(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, Problem> {
+    operator(&state, &headers).await?;
+    let now = now_us();
+    let filter = SessionFilter {
+        subject: q.subject,
+        connection: q.connection,
+        since_us: time("since", q.since.as_deref(), now)?,
+        until_us: time("until", q.until.as_deref(), now)?,
+        limit: Some(q.limit.unwrap_or(100).min(10_000)),
+    };
+    let found = with_store(&state, move |store| {
+        store.sessions(&filter).map_err(store_problem)
+    })
+    .await?;
+    Ok(Json(found).into_response())
+}
+
+/// A session's events, or 404.
+fn events(store: &mut dyn AuditStore, id: &str) -> Result<Vec<portcullis_audit::StoredEvent>, Problem> {
+    match store.session_events(id) {
+        Ok(events) if !events.is_empty() => Ok(events),
+        Ok(_) | Err(portcullis_audit::AuditError::NoSession(_)) => Err(problem(
+            StatusCode::NOT_FOUND,
+            "No such session",
+            format!("no session {id}"),
+        )),
+        Err(e) => Err(store_problem(e)),
+    }
+}
+
+pub async fn show(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    operator(&state, &headers).await?;
+    let text = with_store(&state, move |store| {
+        sessions::show_json(&events(store, &id)?).map_err(store_problem)
+    })
+    .await?;
+    Ok(json_response(text))
+}
+
+pub async fn replay(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    operator(&state, &headers).await?;
+    let text = with_store(&state, move |store| {
+        sessions::replay_json(&sessions::timeline(&events(store, &id)?)).map_err(store_problem)
+    })
+    .await?;
+    Ok(json_response(text))
+}
+
+pub async fn kill(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let who = operator(&state, &headers).await?;
+    let session = id.clone();
+    let control = with_store(&state, move |store| {
+        events(store, &session)?;
+        sessions::record_kill(store, &session)
+            .map_err(|e| problem(StatusCode::CONFLICT, "Session not live", format!("{e:#}")))
+    })
+    .await?;
+    info!(session = %id, operator = %who, control, "session kill requested through the admin API");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "control": control, "session": id })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    subject: String,
+    /// The issuer URL or alias; absent bars the subject of every issuer.
+    issuer: Option<String>,
+    /// Until when: RFC 3339, or a duration from now (`2h`); absent bars until lifted.
+    until: Option<String>,
+}
+
+pub async fn revoke(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let who = operator(&state, &headers).await?;
+    let body: RevokeBody = json_body(&body)?.ok_or_else(|| {
+        problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid body",
+            "send {\"subject\": ..., \"issuer\": ..., \"until\": ...}",
+        )
+    })?;
+    let now = now_us();
+    let until_us = body
+        .until
+        .as_deref()
+        .map(|text| {
+            sessions::parse_time_arg(text).map(|t| t.ahead(now)).map_err(|e| {
+                problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Bad time",
+                    format!("until: {e}"),
+                )
+            })
+        })
+        .transpose()?;
+    let revocation = Revocation {
+        subject: body.subject.clone(),
+        issuer: body.issuer.clone(),
+        until_us,
+    };
+    let control = with_store(&state, move |store| {
+        sessions::record_revoke(store, revocation, now).map_err(|e| {
+            problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Revocation refused",
+                format!("{e:#}"),
+            )
+        })
+    })
+    .await?;
+    info!(subject = %body.subject, operator = %who, control, "revocation recorded through the admin API");
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "control": control })),
+    )
+        .into_response())
+}
