@@ -8,13 +8,10 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
-
-use crate::io::{ReadError, read_message};
+use crate::io::ReadError;
+use crate::lookup;
 use crate::stream::UpstreamStream;
 use crate::upstream::{self, UpstreamError, UpstreamSettings};
-use crate::wire::backend::{self, BackendMessage};
-use crate::wire::{put_cstr, put_message};
 
 /// The largest catalog reply message read (a row of names).
 const MAX_CATALOG_MESSAGE: usize = 1024 * 1024;
@@ -154,43 +151,22 @@ async fn query(
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
          WHERE c.oid IN ({list}) AND a.attnum > 0 AND NOT a.attisdropped"
     );
-    let mut message = Vec::with_capacity(sql.len() + 8);
-    put_message(&mut message, b'Q', |b| put_cstr(b, &sql));
-    stream.write_all(&message).await?;
-    stream.flush().await?;
+    let reply = lookup::exchange(stream, &lookup::simple(&sql), MAX_CATALOG_MESSAGE).await?;
+    if let Some(message) = reply.error {
+        return Err(CatalogError::Server(message));
+    }
     let mut tables: HashMap<u32, TableColumns> = HashMap::new();
-    let mut error = None;
-    loop {
-        let (tag, body) = read_message(stream, MAX_CATALOG_MESSAGE).await?;
-        match backend::decode(tag, &body).map_err(ReadError::from)? {
-            BackendMessage::DataRow(cells) => {
-                let text = |i: usize| {
-                    cells
-                        .get(i)
-                        .copied()
-                        .flatten()
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                        .unwrap_or_default()
-                };
-                let (Ok(oid), Ok(attnum)) = (text(0).parse::<u32>(), text(3).parse::<i16>()) else {
-                    continue;
-                };
-                let entry = tables.entry(oid).or_insert_with(|| TableColumns {
-                    schema: text(1),
-                    table: text(2),
-                    columns: HashMap::new(),
-                });
-                entry.columns.insert(attnum, text(4));
-            }
-            BackendMessage::ErrorResponse(fields) => {
-                error = Some(fields.get(b'M').unwrap_or("error").to_owned());
-            }
-            BackendMessage::ReadyForQuery { .. } => break,
-            _ => {}
-        }
+    for cells in reply.rows {
+        let text = |i: usize| cells.get(i).cloned().flatten().unwrap_or_default();
+        let (Ok(oid), Ok(attnum)) = (text(0).parse::<u32>(), text(3).parse::<i16>()) else {
+            continue;
+        };
+        let entry = tables.entry(oid).or_insert_with(|| TableColumns {
+            schema: text(1),
+            table: text(2),
+            columns: HashMap::new(),
+        });
+        entry.columns.insert(attnum, text(4));
     }
-    match error {
-        Some(message) => Err(CatalogError::Server(message)),
-        None => Ok(tables),
-    }
+    Ok(tables)
 }

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod handshake;
 pub mod inspect;
 pub mod io;
+pub mod lookup;
 pub mod mask;
 pub mod relay;
 pub mod results;

@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::notify::Notifier;
+use crate::preview::{self, Preview};
+use portcullis_postgres::upstream::UpstreamSettings;
 
 /// How a statement that needs approval is handled while nobody has decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -94,6 +96,8 @@ pub struct ApprovalRequest {
     pub votes: Vec<Vote>,
     /// A ticket's grant: executions left, and until when it may be used.
     pub grant: Option<Grant>,
+    /// The reach of an UPDATE or DELETE, filled in shortly after the request is made.
+    pub preview: Option<Preview>,
 }
 
 /// One reviewer's approval.
@@ -173,6 +177,9 @@ pub struct Approvals {
     log: Option<AuditLog>,
     /// Told of every new request and every decision.
     notifier: Option<Notifier>,
+    /// Upstreams to preview UPDATEs and DELETEs on, by connection name, and whether to count exactly.
+    previews: HashMap<String, UpstreamSettings>,
+    preview_exact: bool,
 }
 
 #[derive(Debug, Default)]
@@ -218,7 +225,37 @@ impl Approvals {
             inner: Mutex::new(Inner::default()),
             log,
             notifier: None,
+            previews: HashMap::new(),
+            preview_exact: false,
         }
+    }
+
+    /// Previews the reach of UPDATEs and DELETEs on these connections' upstreams (with `exact`, also
+    /// by a rolled-back trial run; see [`crate::preview`]).
+    #[must_use]
+    pub fn with_previews(mut self, upstreams: HashMap<String, UpstreamSettings>, exact: bool) -> Self {
+        self.previews = upstreams;
+        self.preview_exact = exact;
+        self
+    }
+
+    /// Starts the preview of a new request's statement, when it is one UPDATE or DELETE on a connection
+    /// with an upstream to ask; the request shows it once it is done.
+    fn start_preview(self: &Arc<Self>, request: &ApprovalRequest) {
+        let single = matches!(request.commands.as_slice(), [c] if c == "UPDATE" || c == "DELETE");
+        let Some(upstream) = self.previews.get(&request.connection).filter(|_| single).cloned() else {
+            return;
+        };
+        let approvals = Arc::clone(self);
+        let id = request.id.clone();
+        let statement = request.statement.clone();
+        let exact = self.preview_exact;
+        tokio::spawn(async move {
+            let preview = preview::preview(&upstream, &statement, exact).await;
+            if let Some(entry) = approvals.lock().requests.get_mut(&id) {
+                entry.request.preview = Some(preview);
+            }
+        });
     }
 
     /// Sends notifications of new requests and decisions through `notifier`.
@@ -288,9 +325,11 @@ impl Approvals {
             n: held.n,
             quorum: self.settings.quorum.max(1),
             votes: Vec::new(),
+            preview: None,
         };
         let (waiter, decision) = oneshot::channel();
         self.tell(&request, "requested");
+        self.start_preview(&request);
         self.lock().requests.insert(
             request.id.clone(),
             Entry {
@@ -307,7 +346,7 @@ impl Approvals {
 
     /// Ticket mode: runs `held` on a grant for its fingerprint when one is left (using it up), else
     /// files a request for it (or returns the pending one for the same fingerprint).
-    pub fn ticket(&self, held: HoldRequest<'_>) -> Ticket {
+    pub fn ticket(self: &Arc<Self>, held: HoldRequest<'_>) -> Ticket {
         let fingerprint = fingerprint(held.connection, held.principal, held.statement);
         let now = now_us();
         let mut inner = self.lock();
@@ -366,6 +405,7 @@ impl Approvals {
             n: held.n,
             quorum: self.settings.quorum.max(1),
             votes: Vec::new(),
+            preview: None,
         };
         inner.requests.insert(
             request.id.clone(),
@@ -375,6 +415,7 @@ impl Approvals {
             },
         );
         self.tell(&request, "requested");
+        self.start_preview(&request);
         Ticket::Requested {
             request: Box::new(request),
             new: true,

@@ -92,6 +92,12 @@ pub struct ApprovalsConfig {
     pub notify_webhook: Option<String>,
     /// Put the statement's text in notifications (off: only commands, connection and requester).
     pub notify_statement: bool,
+    /// Show reviewers the planner's estimate of the rows an UPDATE or DELETE changes (`EXPLAIN`, on a
+    /// connection of the gateway's own; runs nothing).
+    pub preview: bool,
+    /// Also count them exactly by running the statement in a transaction that is rolled back (it takes
+    /// locks, fires triggers and advances sequences: see docs/approvals.md).
+    pub preview_exact: bool,
     /// Where links in notifications point: this base followed by the request id. Default: the admin
     /// API's `http://<server.admin.listen>/api/v1/approvals/`.
     pub link_base: Option<String>,
@@ -109,6 +115,8 @@ impl Default for ApprovalsConfig {
             quorum: 1,
             notify_webhook: None,
             notify_statement: false,
+            preview: true,
+            preview_exact: false,
             link_base: None,
         }
     }

@@ -702,7 +702,7 @@ impl SessionGuard {
     }
 
     /// Ticket mode: runs on a grant for exactly this statement, or fails at once naming the request.
-    fn ticket(&self, approvals: &Approvals, request: HoldRequest<'_>, decided: &Decided) -> Decided {
+    fn ticket(&self, approvals: &Arc<Approvals>, request: HoldRequest<'_>, decided: &Decided) -> Decided {
         match approvals.ticket(request) {
             Ticket::Granted {
                 request,

@@ -12,6 +12,7 @@ mod masking;
 mod notify;
 mod policy_check;
 mod postgres;
+mod preview;
 mod serve;
 mod sessions;
 mod telemetry;

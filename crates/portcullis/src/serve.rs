@@ -57,6 +57,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    let connections = connections(&config)?;
     let approvals = if config.approvals.enabled {
         let mut approvals = Approvals::new(
             ApprovalSettings {
@@ -69,6 +70,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             },
             audit.as_ref().map(|a| a.log.clone()),
         );
+        if config.approvals.preview {
+            let upstreams = connections
+                .iter()
+                .map(|(name, c)| (name.clone(), c.upstream.clone()))
+                .collect();
+            approvals = approvals.with_previews(upstreams, config.approvals.preview_exact);
+        }
         if let Some(url) = &config.approvals.notify_webhook {
             let link_base = config
                 .approvals
@@ -104,7 +112,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             handshake_timeout: config.server.postgres.handshake_timeout,
         },
         verifier: verifier.clone(),
-        connections: connections(&config)?,
+        connections,
         cancels: CancelRegistry::default(),
         limits: RelayLimits {
             max_client_message: config.server.postgres.max_message_bytes,

@@ -29,15 +29,13 @@ fn policy() -> String {
     std::fs::read_to_string(dir.join("agents-guarded-writes.cedar")).unwrap()
 }
 
-async fn start(mode: &str, webhook: Option<&str>) -> Env {
-    let notify = webhook
-        .map(|url| format!("notify_webhook = \"{url}\"\n"))
-        .unwrap_or_default();
+/// A gateway whose `[approvals]` has `mode` and the `more` keys.
+async fn start(mode: &str, more: &str) -> Env {
     let env = Env::start(Options {
         policy: policy(),
         extra: format!(
             "[approvals]\nenabled = true\nmode = \"{mode}\"\nhold_timeout = \"{HOLD_TIMEOUT}\"\n\
-             reviewers_group = \"reviewers\"\n{notify}"
+             reviewers_group = \"reviewers\"\n{more}\n"
         ),
         ..Options::default()
     })
@@ -134,6 +132,20 @@ impl Api {
         (status, response.json().await.unwrap(), content_type)
     }
 
+    /// Waits until request `id` carries its impact preview.
+    async fn preview(&self, reviewer: &str, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, request) = self.get(&format!("/approvals/{id}"), Some(reviewer)).await;
+            assert_eq!(status, 200, "{request}");
+            if !request["preview"].is_null() {
+                return request["preview"].clone();
+            }
+            assert!(Instant::now() < deadline, "no preview: {request}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits for the one pending request whose statement is `sql`.
     async fn pending(&self, reviewer: &str, sql: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -213,7 +225,7 @@ fn in_database(env: &Env, id: i32) -> (i64, i64) {
 #[tokio::test]
 async fn held_deletes_run_once_when_approved_and_never_otherwise() {
     let (hook, notifications) = webhook().await;
-    let env = start("hold", Some(&hook)).await;
+    let env = start("hold", &format!("notify_webhook = \"{hook}\"")).await;
     let api = Api::new(&env);
     let bot = env.mint("bot", &["agents"], "15m");
     let alice = env.mint("alice", &["reviewers"], "15m");
@@ -238,6 +250,10 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
     );
     assert_eq!(request["fingerprint"].as_str().unwrap().len(), 64);
     assert_eq!(in_database(&env, 1), (1, 0), "nothing ran before the decision");
+    // The reviewer sees the planner's estimate; no trial run without preview_exact.
+    let preview = api.preview(&alice, &id).await;
+    assert_eq!(preview["estimated_rows"], 1, "{preview}");
+    assert!(preview["exact_rows"].is_null(), "{preview}");
     let (status, decided, _) = api.decide(&id, "approve", &alice, None).await;
     assert_eq!(status, 200, "{decided}");
     assert_eq!(decided["state"], "approved");
@@ -468,7 +484,7 @@ fn remaining(env: &Env) -> i64 {
 
 #[tokio::test]
 async fn tickets_run_the_approved_statement_as_granted_and_nothing_else() {
-    let env = start("ticket", None).await;
+    let env = start("ticket", "preview_exact = true").await;
     let api = Api::new(&env);
     let bot = env.mint("bot", &["agents"], "15m");
     let carol = env.mint("carol", &["agents"], "15m");
@@ -486,6 +502,16 @@ async fn tickets_run_the_approved_statement_as_granted_and_nothing_else() {
     assert_eq!(
         (request["mode"].as_str(), request["state"].as_str()),
         (Some("ticket"), Some("pending"))
+    );
+    // With preview_exact, the reviewer sees the exact count from a trial run that was rolled back.
+    let preview = api.preview(&alice, &id).await;
+    assert_eq!(preview["exact_rows"], 1, "{preview}");
+    assert_eq!(remaining(&env), 10, "the trial run was rolled back");
+    let trial_deletions = env.pg.psql("app", "SELECT count(*) FROM deletions").unwrap();
+    assert_eq!(
+        trial_deletions.trim(),
+        "0",
+        "the trigger's work was rolled back too"
     );
 
     // Approved for one use: the same statement runs once; the third run asks again.
