@@ -76,6 +76,9 @@ pub struct ApprovalRequest {
     pub session: String,
     /// The statement exactly as the client sent it.
     pub statement: String,
+    /// Its parameters, for an extended-protocol execution (text as sent, binary as `\x` hex; `None` is
+    /// NULL).
+    pub params: Vec<Option<String>>,
     /// The commands in it (`DELETE`, `UPDATE`, ...).
     pub commands: Vec<String>,
     /// The policies that require the approval.
@@ -205,6 +208,7 @@ pub struct HoldRequest<'a> {
     pub connection: &'a str,
     pub session: &'a str,
     pub statement: &'a str,
+    pub params: Vec<Option<String>>,
     pub commands: Vec<String>,
     pub policies: Vec<String>,
 }
@@ -242,7 +246,9 @@ impl Approvals {
     /// Starts the preview of a new request's statement, when it is one UPDATE or DELETE on a connection
     /// with an upstream to ask; the request shows it once it is done.
     fn start_preview(self: &Arc<Self>, request: &ApprovalRequest) {
-        let single = matches!(request.commands.as_slice(), [c] if c == "UPDATE" || c == "DELETE");
+        // A statement with parameters is not previewed yet: its values are in the client's formats.
+        let single = matches!(request.commands.as_slice(), [c] if c == "UPDATE" || c == "DELETE")
+            && request.params.is_empty();
         let Some(upstream) = self.previews.get(&request.connection).filter(|_| single).cloned() else {
             return;
         };
@@ -312,9 +318,10 @@ impl Approvals {
             connection: held.connection.to_owned(),
             session: held.session.to_owned(),
             statement: held.statement.to_owned(),
+            params: held.params.clone(),
             commands: held.commands,
             policies: held.policies,
-            fingerprint: fingerprint(held.connection, held.principal, held.statement),
+            fingerprint: fingerprint(held.connection, held.principal, held.statement, &held.params),
             created_us,
             expires_us: created_us.saturating_add(timeout_us),
             decided_by: None,
@@ -347,7 +354,7 @@ impl Approvals {
     /// Ticket mode: runs `held` on a grant for its fingerprint when one is left (using it up), else
     /// files a request for it (or returns the pending one for the same fingerprint).
     pub fn ticket(self: &Arc<Self>, held: HoldRequest<'_>) -> Ticket {
-        let fingerprint = fingerprint(held.connection, held.principal, held.statement);
+        let fingerprint = fingerprint(held.connection, held.principal, held.statement, &held.params);
         let now = now_us();
         let mut inner = self.lock();
         inner.expire(now);
@@ -392,6 +399,7 @@ impl Approvals {
             connection: held.connection.to_owned(),
             session: held.session.to_owned(),
             statement: held.statement.to_owned(),
+            params: held.params.clone(),
             commands: held.commands,
             policies: held.policies,
             fingerprint,
@@ -645,8 +653,14 @@ impl Drop for Hold {
     }
 }
 
-/// What an approval is bound to: the connection, the requesting identity and the statement's bytes.
-pub fn fingerprint(connection: &str, principal: &Principal, statement: &str) -> String {
+/// What an approval is bound to: the connection, the requesting identity, the statement's bytes and its
+/// parameters (extended protocol), each length-prefixed; a NULL parameter is marked apart from any text.
+pub fn fingerprint(
+    connection: &str,
+    principal: &Principal,
+    statement: &str,
+    params: &[Option<String>],
+) -> String {
     let mut hash = Sha256::new();
     for part in [
         connection,
@@ -656,6 +670,16 @@ pub fn fingerprint(connection: &str, principal: &Principal, statement: &str) -> 
     ] {
         hash.update((part.len() as u64).to_le_bytes());
         hash.update(part.as_bytes());
+    }
+    hash.update((params.len() as u64).to_le_bytes());
+    for param in params {
+        match param {
+            None => hash.update(u64::MAX.to_le_bytes()),
+            Some(value) => {
+                hash.update((value.len() as u64).to_le_bytes());
+                hash.update(value.as_bytes());
+            }
+        }
     }
     hex::encode(hash.finalize())
 }
@@ -704,6 +728,7 @@ mod tests {
             connection: "app",
             session: "s1",
             statement,
+            params: Vec::new(),
             commands: vec!["DELETE".into()],
             policies: vec!["deletes-need-approval".into()],
         }
@@ -926,16 +951,29 @@ mod tests {
     fn fingerprints_bind_connection_identity_and_exact_bytes() {
         let bot = principal("bot", &[]);
         let other = principal("bot2", &[]);
-        let base = fingerprint("app", &bot, "DELETE FROM t WHERE id = 1");
-        assert_eq!(base, fingerprint("app", &bot, "DELETE FROM t WHERE id = 1"));
-        assert_ne!(base, fingerprint("app", &bot, "DELETE FROM t WHERE id = 1 "));
-        assert_ne!(base, fingerprint("app", &bot, "delete FROM t WHERE id = 1"));
-        assert_ne!(base, fingerprint("other", &bot, "DELETE FROM t WHERE id = 1"));
-        assert_ne!(base, fingerprint("app", &other, "DELETE FROM t WHERE id = 1"));
+        let base = fingerprint("app", &bot, "DELETE FROM t WHERE id = 1", &[]);
+        assert_eq!(base, fingerprint("app", &bot, "DELETE FROM t WHERE id = 1", &[]));
+        assert_ne!(base, fingerprint("app", &bot, "DELETE FROM t WHERE id = 1 ", &[]));
+        assert_ne!(base, fingerprint("app", &bot, "delete FROM t WHERE id = 1", &[]));
+        assert_ne!(
+            base,
+            fingerprint("other", &bot, "DELETE FROM t WHERE id = 1", &[])
+        );
+        assert_ne!(
+            base,
+            fingerprint("app", &other, "DELETE FROM t WHERE id = 1", &[])
+        );
+        // Parameters count, and NULL is not the text "NULL" nor an empty string.
+        let with = |p: &[Option<String>]| fingerprint("app", &bot, "DELETE FROM t WHERE id = $1", p);
+        assert_ne!(with(&[Some("1".into())]), with(&[Some("2".into())]));
+        assert_ne!(with(&[None]), with(&[Some("NULL".into())]));
+        assert_ne!(with(&[None]), with(&[Some(String::new())]));
+        assert_ne!(with(&[]), with(&[Some(String::new())]));
+        assert_eq!(with(&[Some("1".into())]), with(&[Some("1".into())]));
         // Length prefixes keep field boundaries: moving bytes between fields changes the hash.
         assert_ne!(
-            fingerprint("ap", &bot, "pDELETE"),
-            fingerprint("app", &bot, "DELETE")
+            fingerprint("ap", &bot, "pDELETE", &[]),
+            fingerprint("app", &bot, "DELETE", &[])
         );
     }
 }

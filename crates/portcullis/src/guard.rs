@@ -209,6 +209,8 @@ pub struct SessionGuard {
     scrub: Option<Arc<ConnectionMask>>,
     /// Told when the client sends a cancel request: withdraws a statement held for approval.
     cancelled: Option<Arc<Notify>>,
+    /// Prepared statements that need approval, by name: their text and decision, for their Binds.
+    awaiting: HashMap<String, (Arc<str>, Arc<Decided>)>,
     /// Statements recorded, and how many were refused.
     pub recorded: u64,
     pub refused: u64,
@@ -243,6 +245,7 @@ impl SessionGuard {
             parsed: HashMap::new(),
             scrub,
             cancelled: None,
+            awaiting: HashMap::new(),
             recorded: 0,
             refused: 0,
         }
@@ -485,7 +488,8 @@ impl Inspector for SessionGuard {
     }
 
     fn binds(&self) -> bool {
-        self.recorder.is_some()
+        // Binds are held to record their parameters, and to ask for approval of an execution.
+        self.recorder.is_some() || self.settings.approvals.is_some()
     }
 
     async fn inspect(&mut self, statement: &Statement<'_>, state: SessionState) -> Verdict {
@@ -493,10 +497,8 @@ impl Inspector for SessionGuard {
         if !matches!(statement, Statement::Bind { .. }) {
             telemetry::statement_decision(decided.label);
         }
-        if decided.label == "approval_required"
-            && let Some(approvals) = self.settings.approvals.clone()
-        {
-            decided = Arc::new(self.ask_approval(&approvals, statement, &decided).await);
+        if let Some(approvals) = self.settings.approvals.clone() {
+            decided = self.approval_step(&approvals, statement, decided).await;
         }
         let Some(recorder) = self.recorder.clone() else {
             return decided.verdict.clone();
@@ -543,14 +545,69 @@ impl Inspector for SessionGuard {
 }
 
 impl SessionGuard {
-    /// A statement that needs approval, with approvals on: files a request and holds the statement for
-    /// the decision, or (ticket mode) runs it on an earlier approval's grant or refuses it with the new
-    /// request's id. Only a simple-protocol query can be asked for in this version: a Parse runs
-    /// nothing, and binding an approval to an execution's parameters is not built yet.
+    /// With approvals on: a simple query that needs approval is asked for (held, or run on a ticket's
+    /// grant, or refused with the request); a Parse that needs approval is let through (it runs nothing)
+    /// and remembered, and each Bind of it is asked for with its parameters; any other Parse of that
+    /// name forgets it.
+    async fn approval_step(
+        &mut self,
+        approvals: &Arc<Approvals>,
+        statement: &Statement<'_>,
+        decided: Arc<Decided>,
+    ) -> Arc<Decided> {
+        let needs = decided.label == "approval_required";
+        match statement {
+            Statement::Query { sql } if needs => {
+                Arc::new(self.ask_approval(approvals, sql, Vec::new(), &decided).await)
+            }
+            Statement::Parse { name, sql } if needs => {
+                if self.awaiting.len() >= MAX_PARSED {
+                    self.awaiting.clear();
+                }
+                self.awaiting
+                    .insert((*name).to_owned(), (Arc::from(*sql), Arc::clone(&decided)));
+                Arc::new(Decided {
+                    label: "approval_required",
+                    policies: decided.policies.clone(),
+                    reason: "prepared; each execution is run only after approval".to_owned(),
+                    ..Decided::allow(decided.analysis.clone())
+                })
+            }
+            Statement::Parse { name, .. } => {
+                self.awaiting.remove(*name);
+                decided
+            }
+            Statement::Bind {
+                statement: name,
+                param_formats,
+                params,
+                ..
+            } => match self.awaiting.get(*name).cloned() {
+                Some((sql, pending)) => {
+                    let params = bind_params(param_formats, params);
+                    Arc::new(self.ask_approval(approvals, &sql, params, &pending).await)
+                }
+                None => decided,
+            },
+            Statement::FunctionCall { .. } if needs => Arc::new(Decided::refuse(
+                "approval_required",
+                GatewayError::error(
+                    "42501",
+                    "approval required by Portcullis: a fast-path function call cannot be asked for; the call \
+                     was not run",
+                ),
+            )),
+            _ => decided,
+        }
+    }
+
+    /// Asks for approval of `sql` (with `params`, for an extended-protocol execution): held for the
+    /// decision, or (ticket mode) run on an earlier approval's grant or refused with the new request's id.
     async fn ask_approval(
         &self,
         approvals: &Arc<Approvals>,
-        statement: &Statement<'_>,
+        sql: &str,
+        params: Vec<Option<String>>,
         decided: &Decided,
     ) -> Decided {
         let commands: Vec<String> = decided
@@ -558,20 +615,6 @@ impl SessionGuard {
             .as_ref()
             .map(|a| a.statements.iter().map(|f| f.command.clone()).collect())
             .unwrap_or_default();
-        let Statement::Query { sql } = statement else {
-            return Decided::refuse(
-                "approval_required",
-                GatewayError::error(
-                    "42501",
-                    format!(
-                        "approval required by Portcullis: {} needs a human's approval, which can be asked for \
-                         a simple-protocol query only; the statement was not run",
-                        commands.join("; ")
-                    ),
-                )
-                .with_hint("send the statement as a simple query (psql, or simple_query in a driver)"),
-            );
-        };
         let session = self
             .recorder
             .as_ref()
@@ -583,6 +626,7 @@ impl SessionGuard {
             connection: &self.connection,
             session: &session,
             statement: sql,
+            params,
             commands,
             policies: decided.policies.clone(),
         };

@@ -434,22 +434,29 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
     assert_eq!(status, 409, "an expired request cannot be approved");
     assert_eq!(in_database(&env, 3), (1, 0));
 
-    // The extended protocol cannot be held in this version: refused at once, saying how to ask.
-    let err = client
-        .execute("DELETE FROM accounts WHERE id = $1", &[&4i32])
-        .await
-        .unwrap_err();
-    let (code, message) = common::db_error(&err);
-    assert_eq!(code, "42501");
-    assert!(message.contains("simple-protocol query only"), "{message}");
+    // The extended protocol: the Parse goes through (it runs nothing), the execution is held with its
+    // parameters, which the request shows and its fingerprint covers.
+    let sql = "DELETE FROM accounts WHERE id = $1";
+    let prepared = tokio::spawn({
+        let client = env.connect_plain("app", &bot).await.unwrap();
+        async move { client.execute(sql, &[&4i32]).await }
+    });
+    let request = api.pending(&alice, sql).await;
+    assert_eq!(request["params"], serde_json::json!(["\\x00000004"]), "{request}");
     assert_eq!(in_database(&env, 4), (1, 0));
+    let (status, _, _) = api
+        .decide(request["id"].as_str().unwrap(), "approve", &alice, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(prepared.await.unwrap().unwrap(), 1);
+    assert_eq!(in_database(&env, 4), (0, 1));
 
     // Statements that need no approval were never held, and the first session is still usable.
     let count = client
         .query_one("SELECT count(*) FROM accounts", &[])
         .await
         .unwrap();
-    assert_eq!(count.get::<_, i64>(0), 9, "only the approved DELETE ran");
+    assert_eq!(count.get::<_, i64>(0), 8, "only the approved DELETEs ran");
     let (status, all) = api.get("/approvals?state=all", Some(&alice)).await;
     assert_eq!(status, 200);
     let states: Vec<&str> = all
@@ -458,7 +465,7 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
         .iter()
         .map(|r| r["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states.len(), 5, "{all}");
+    assert_eq!(states.len(), 6, "{all}");
     assert!(states.iter().all(|s| *s != "pending"), "{states:?}");
 }
 
@@ -550,6 +557,16 @@ async fn tickets_run_the_approved_statement_as_granted_and_nothing_else() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(client.simple_query(sql).await.is_err());
     assert_eq!(remaining(&env), 6);
+    // Through the extended protocol, the grant covers the statement with those parameters only.
+    let param_sql = "DELETE FROM accounts WHERE id = $1";
+    let id9 = ticket_of(&client.execute(param_sql, &[&9i32]).await.unwrap_err());
+    let (status, _, _) = api.decide_with(&id9, "approve", &alice, None).await;
+    assert_eq!(status, 200);
+    let other_param = ticket_of(&client.execute(param_sql, &[&10i32]).await.unwrap_err());
+    assert_ne!(other_param, id9, "other parameters are another statement");
+    assert_eq!(client.execute(param_sql, &[&9i32]).await.unwrap(), 1);
+    assert_eq!(remaining(&env), 5);
+
     let (status, body, _) = api
         .decide_with(
             &last,
