@@ -125,6 +125,21 @@ impl PolicySet {
         self.compiled.time_dependent
     }
 
+    /// The `@approval_mode` (`hold` or `ticket`) the named approval policies set: `ticket` if any of them
+    /// says so (it never keeps a session waiting, and nothing runs unapproved either way), else `hold`
+    /// if one says so, else `None` (the gateway's settings decide).
+    pub fn approval_mode(&self, policies: &[String]) -> Option<&str> {
+        let modes: Vec<&str> = policies
+            .iter()
+            .filter_map(|p| self.compiled.approval_modes.get(p).map(String::as_str))
+            .collect();
+        if modes.contains(&"ticket") {
+            Some("ticket")
+        } else {
+            modes.first().copied()
+        }
+    }
+
     /// How many policies the set holds.
     pub fn len(&self) -> usize {
         self.compiled.names.len()

@@ -16,6 +16,9 @@ const ID_ANNOTATION: &str = "id";
 /// The annotation that makes a permit require a human's approval; its only accepted value.
 const APPROVAL_ANNOTATION: &str = "approval";
 const APPROVAL_REQUIRED: &str = "required";
+/// How an approval permit's statements wait: `hold` or `ticket` (default: the gateway's settings).
+const APPROVAL_MODE_ANNOTATION: &str = "approval_mode";
+const APPROVAL_MODES: [&str; 2] = ["hold", "ticket"];
 /// The context attribute whose reading makes decisions vary during a session.
 const TOKEN_AGE: &str = "token_age_secs";
 
@@ -33,6 +36,8 @@ pub(crate) struct Compiled {
     pub policies: CedarPolicySet,
     /// The permits annotated `@approval("required")`.
     pub approvals: HashSet<PolicyId>,
+    /// Their `@approval_mode`, where given, by policy name.
+    pub approval_modes: HashMap<String, String>,
     /// Policy names in load order (file order, then order within the file).
     pub names: Vec<String>,
     pub time_dependent: bool,
@@ -46,6 +51,7 @@ pub(crate) fn compile(schema: &Schema, sources: &[Source<'_>]) -> Result<Compile
     let mut problems = Vec::new();
     let mut policies = CedarPolicySet::new();
     let mut approvals = HashSet::new();
+    let mut approval_modes = HashMap::new();
     let mut names = Vec::new();
     // Where each named policy came from, to locate validation errors.
     let mut origins: HashMap<String, &Source<'_>> = HashMap::new();
@@ -94,6 +100,21 @@ pub(crate) fn compile(schema: &Schema, sources: &[Source<'_>]) -> Result<Compile
                      is \"{APPROVAL_REQUIRED}\""
                 ))),
             }
+            match policy.annotation(APPROVAL_MODE_ANNOTATION) {
+                None => {}
+                Some(mode)
+                    if APPROVAL_MODES.contains(&mode)
+                        && policy.annotation(APPROVAL_ANNOTATION) == Some(APPROVAL_REQUIRED) =>
+                {
+                    approval_modes.insert(name.clone(), mode.to_owned());
+                }
+                Some(mode) if APPROVAL_MODES.contains(&mode) => problems.push(at(format!(
+                    "policy {name}: @{APPROVAL_MODE_ANNOTATION} goes with @{APPROVAL_ANNOTATION}(\"{APPROVAL_REQUIRED}\")"
+                ))),
+                Some(other) => problems.push(at(format!(
+                    "policy {name}: @{APPROVAL_MODE_ANNOTATION}(\"{other}\") is not understood; use \"hold\" or \"ticket\""
+                ))),
+            }
             if let Some(first) = origins.get(&name) {
                 problems.push(at(format!(
                     "duplicate policy name {name} (also used in {})",
@@ -139,6 +160,7 @@ pub(crate) fn compile(schema: &Schema, sources: &[Source<'_>]) -> Result<Compile
     Ok(Compiled {
         policies,
         approvals,
+        approval_modes,
         names,
         time_dependent,
         warnings,

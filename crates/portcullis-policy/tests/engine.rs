@@ -94,6 +94,25 @@ fn forbid_wins_over_permit() {
 }
 
 #[test]
+fn approval_policies_may_name_how_their_statements_wait() {
+    let set = policies(
+        r#"
+        @id("held") @approval("required") @approval_mode("hold")
+        permit(principal, action in Action::"write", resource);
+        @id("ticketed") @approval("required") @approval_mode("ticket")
+        permit(principal in Group::"batch", action in Action::"write", resource);
+        @id("plain") @approval("required") permit(principal, action == Action::"ddl", resource);
+        "#,
+    )
+    .unwrap();
+    let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(set.approval_mode(&names(&["held"])), Some("hold"));
+    assert_eq!(set.approval_mode(&names(&["held", "ticketed"])), Some("ticket"));
+    assert_eq!(set.approval_mode(&names(&["plain"])), None);
+    assert_eq!(set.approval_mode(&[]), None);
+}
+
+#[test]
 fn approval_only_permits_require_approval() {
     let set = policies(
         r#"
@@ -381,7 +400,7 @@ fn policies_without_id_are_named_after_their_file_and_position() {
 #[test]
 fn load_errors_name_the_file_the_place_and_the_problem() {
     // (sources as (name, text), fragments the error must hold)
-    let cases: [(Sources<'_>, &[&str]); 9] = [
+    let cases: [(Sources<'_>, &[&str]); 11] = [
         // an unknown context attribute
         (
             &[
@@ -447,6 +466,21 @@ fn load_errors_name_the_file_the_place_and_the_problem() {
                 "@approval(\"required\") forbid(principal, action, resource);",
             )],
             &["bad.cedar:1:1:", "applies to permit policies only"],
+        ),
+        // an approval mode must be known, and only goes with an approval
+        (
+            &[(
+                "bad.cedar",
+                "@approval(\"required\") @approval_mode(\"later\") permit(principal, action, resource);",
+            )],
+            &["bad.cedar:1:1:", "@approval_mode(\"later\") is not understood"],
+        ),
+        (
+            &[(
+                "bad.cedar",
+                "@approval_mode(\"ticket\") permit(principal, action, resource);",
+            )],
+            &["bad.cedar:1:1:", "goes with @approval(\"required\")"],
         ),
         (
             &[("bad.cedar", "permit(principal == ?principal, action, resource);")],

@@ -369,6 +369,10 @@ pub struct ConnectionConfig {
     /// `allow` it and record that it went through unanalysed.
     #[serde(default)]
     pub on_parse_error: OnParseError,
+    /// How statements needing approval wait on this connection (`hold` or `ticket`), over
+    /// `[approvals] mode`; a policy's `@approval_mode` overrides both.
+    #[serde(default)]
+    pub approval_mode: Option<crate::approvals::Mode>,
 }
 
 /// A connection's choice for statements the parser cannot read.

@@ -209,6 +209,8 @@ pub struct SessionGuard {
     scrub: Option<Arc<ConnectionMask>>,
     /// Told when the client sends a cancel request: withdraws a statement held for approval.
     cancelled: Option<Arc<Notify>>,
+    /// This connection's approval mode, over the gateway's (`[[connections]] approval_mode`).
+    approval_mode: Option<Mode>,
     /// Prepared statements that need approval, by name: their text and decision, for their Binds.
     awaiting: HashMap<String, (Arc<str>, Arc<Decided>)>,
     /// Statements recorded, and how many were refused.
@@ -245,10 +247,18 @@ impl SessionGuard {
             parsed: HashMap::new(),
             scrub,
             cancelled: None,
+            approval_mode: None,
             awaiting: HashMap::new(),
             recorded: 0,
             refused: 0,
         }
+    }
+
+    /// How this connection's statements wait for approval, unless a policy says otherwise.
+    #[must_use]
+    pub fn with_approval_mode(mut self, mode: Option<Mode>) -> Self {
+        self.approval_mode = mode;
+        self
     }
 
     /// Lets the client's cancel requests withdraw a statement held for approval.
@@ -630,7 +640,22 @@ impl SessionGuard {
             commands,
             policies: decided.policies.clone(),
         };
-        match approvals.settings().mode {
+        // The requiring policies' @approval_mode, else the connection's, else the gateway's.
+        let by_policy = match self
+            .settings
+            .policies
+            .current()
+            .set
+            .approval_mode(&decided.policies)
+        {
+            Some("ticket") => Some(Mode::Ticket),
+            Some("hold") => Some(Mode::Hold),
+            _ => None,
+        };
+        let mode = by_policy
+            .or(self.approval_mode)
+            .unwrap_or(approvals.settings().mode);
+        match mode {
             Mode::Hold => self.hold(approvals, request, decided).await,
             Mode::Ticket => self.ticket(approvals, request, decided),
         }

@@ -218,7 +218,8 @@ async fn run_session(gateway: &PgGateway, handshake: Handshake, peer: SocketAddr
         recorder.clone(),
         masking.as_ref().map(|m| m.rules.clone()),
     )
-    .with_cancel(Arc::clone(&registration.cancelled));
+    .with_cancel(Arc::clone(&registration.cancelled))
+    .with_approval_mode(connection.config.approval_mode);
     let mut outcomes = OutcomeRecorder(recorder.clone());
     let end = relay::run(
         client,

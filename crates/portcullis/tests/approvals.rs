@@ -24,9 +24,16 @@ use serde_json::Value;
 const HOLD_TIMEOUT: &str = "3s";
 
 /// The shipped example: agents read and write; a bounded DELETE needs approval.
+/// Plus: a TRUNCATE (refused by the example) may run with approval, by ticket whatever the gateway's
+/// mode (a policy's @approval_mode).
 fn policy() -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies");
-    std::fs::read_to_string(dir.join("agents-guarded-writes.cedar")).unwrap()
+    let example = std::fs::read_to_string(dir.join("agents-guarded-writes.cedar")).unwrap();
+    format!(
+        "{example}\n@id(\"truncate-by-ticket\")\n@approval(\"required\")\n@approval_mode(\"ticket\")\n\
+         permit (principal in Group::\"agents\", action in Action::\"write\", resource)\n\
+         when {{ context.operations.contains(\"truncate\") }};\n"
+    )
 }
 
 /// A gateway whose `[approvals]` has `mode` and the `more` keys.
@@ -386,6 +393,18 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
     );
     assert_eq!(in_database(&env, 2), (1, 0));
 
+    // A policy's @approval_mode("ticket") wins over the gateway's hold mode: refused at once, with the
+    // request's id, instead of held.
+    let started = Instant::now();
+    let ticket = client.simple_query("TRUNCATE deletions").await.unwrap_err();
+    let (code, message) = common::db_error(&ticket);
+    assert_eq!(code, "42501");
+    assert!(
+        message.contains("request apr_") && message.contains("waits for a reviewer"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "not held");
+
     // The client's cancel request withdraws a held statement: 57014, and it can no longer be approved.
     let sql = "DELETE FROM accounts WHERE id = 5";
     let cancelling = env.connect_plain("app", &bot).await.unwrap();
@@ -465,8 +484,13 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
         .iter()
         .map(|r| r["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states.len(), 6, "{all}");
+    assert_eq!(states.len(), 7, "{all}");
     assert!(states.iter().all(|s| *s != "pending"), "{states:?}");
+    assert_eq!(
+        states.iter().filter(|s| **s == "expired").count(),
+        2,
+        "the held statement nobody decided, and the TRUNCATE ticket past hold_timeout: {states:?}"
+    );
 }
 
 /// The request id a ticket-mode refusal names.

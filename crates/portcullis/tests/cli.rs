@@ -103,7 +103,12 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
             "notify_webhook = \"ftp://x\"",
             "approvals.notify_webhook",
         ),
-        ("mode = \"hold\"", "mode = \"maybe\"", "approvals.mode"),
+        ("\nmode = \"hold\"", "\nmode = \"maybe\"", "approvals.mode"),
+        (
+            "approval_mode = \"hold\"",
+            "approval_mode = \"later\"",
+            "connections[0].approval_mode",
+        ),
     ];
     for (from, to, path) in approval_cases {
         assert!(example.contains(from), "the example has no {from}");
