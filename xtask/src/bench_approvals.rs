@@ -78,14 +78,7 @@ struct Sample {
 
 async fn measure(gateway: &Gateway, reviewer: &str, rounds: u32) -> anyhow::Result<Vec<Sample>> {
     let endpoint = &gateway.endpoint;
-    let conninfo = format!(
-        "host={} port={} dbname={} user={} password={} sslmode=disable",
-        endpoint.addr.ip(),
-        endpoint.addr.port(),
-        endpoint.dbname,
-        endpoint.user,
-        endpoint.password
-    );
+    let conninfo = endpoint.conninfo();
     let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
         .await
         .context("connect through the gateway")?;

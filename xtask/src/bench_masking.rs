@@ -247,14 +247,7 @@ fn seed_sql(rows: u64) -> String {
 
 /// Reads the whole SELECT; returns (rows, bytes of cell data).
 async fn read_all(endpoint: &Endpoint, protocol: Protocol) -> anyhow::Result<(u64, u64)> {
-    let conninfo = format!(
-        "host={} port={} dbname={} user={} password={} sslmode=disable",
-        endpoint.addr.ip(),
-        endpoint.addr.port(),
-        endpoint.dbname,
-        endpoint.user,
-        endpoint.password
-    );
+    let conninfo = endpoint.conninfo();
     let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
         .await
         .with_context(|| format!("connect to {}", endpoint.addr))?;

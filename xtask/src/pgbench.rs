@@ -74,6 +74,20 @@ pub struct Endpoint {
     pub password: String,
 }
 
+impl Endpoint {
+    /// A libpq key/value connection string, TLS off (the bench's hops are all plaintext).
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host={} port={} dbname={} user={} password={} sslmode=disable",
+            self.addr.ip(),
+            self.addr.port(),
+            self.dbname,
+            self.user,
+            self.password
+        )
+    }
+}
+
 impl fmt::Debug for Endpoint {
     /// Leaves out the password (a database password or a token).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

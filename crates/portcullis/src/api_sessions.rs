@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use portcullis_audit::{AuditStore, Revocation, SessionFilter, now_us};
+use portcullis_audit::{AuditStore, Revocation, SessionFilter, StoredEvent, now_us};
 use serde::Deserialize;
 use tracing::info;
 
@@ -113,7 +113,7 @@ pub async fn list(
 }
 
 /// A session's events, or 404.
-fn events(store: &mut dyn AuditStore, id: &str) -> Result<Vec<portcullis_audit::StoredEvent>, Problem> {
+fn events(store: &mut dyn AuditStore, id: &str) -> Result<Vec<StoredEvent>, Problem> {
     match store.session_events(id) {
         Ok(events) if !events.is_empty() => Ok(events),
         Ok(_) | Err(portcullis_audit::AuditError::NoSession(_)) => Err(problem(
@@ -126,26 +126,34 @@ fn events(store: &mut dyn AuditStore, id: &str) -> Result<Vec<portcullis_audit::
 }
 
 pub async fn show(
-    State(state): State<AdminState>,
+    state: State<AdminState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Path<String>,
 ) -> Result<Response, Problem> {
-    operator(&state, &headers).await?;
-    let text = with_store(&state, move |store| {
-        sessions::show_json(&events(store, &id)?).map_err(store_problem)
-    })
-    .await?;
-    Ok(json_response(text))
+    session_json(state, headers, id, sessions::show_json).await
 }
 
 pub async fn replay(
+    state: State<AdminState>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Response, Problem> {
+    session_json(state, headers, id, |events| {
+        sessions::replay_json(&sessions::timeline(events))
+    })
+    .await
+}
+
+/// A session's events rendered by `render` (as the `sessions` command's `--json` output does).
+async fn session_json(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    render: fn(&[StoredEvent]) -> serde_json::Result<String>,
 ) -> Result<Response, Problem> {
     operator(&state, &headers).await?;
     let text = with_store(&state, move |store| {
-        sessions::replay_json(&sessions::timeline(&events(store, &id)?)).map_err(store_problem)
+        render(&events(store, &id)?).map_err(store_problem)
     })
     .await?;
     Ok(json_response(text))

@@ -305,11 +305,10 @@ impl Approvals {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Creates a pending request for `held`; await [`Hold::decision`] for its outcome.
-    pub fn hold(self: &Arc<Self>, held: HoldRequest<'_>) -> Hold {
-        let created_us = now_us();
+    /// A new pending request for `held`, made at `now`, expiring after `hold_timeout`.
+    fn new_request(&self, held: HoldRequest<'_>, mode: Mode, now: i64) -> ApprovalRequest {
         let timeout_us = i64::try_from(self.settings.hold_timeout.as_micros()).unwrap_or(i64::MAX);
-        let request = ApprovalRequest {
+        ApprovalRequest {
             id: new_id(),
             state: ApprovalState::Pending,
             requester: held.principal.name(),
@@ -318,22 +317,27 @@ impl Approvals {
             connection: held.connection.to_owned(),
             session: held.session.to_owned(),
             statement: held.statement.to_owned(),
-            params: held.params.clone(),
+            fingerprint: fingerprint(held.connection, held.principal, held.statement, &held.params),
+            params: held.params,
             commands: held.commands,
             policies: held.policies,
-            fingerprint: fingerprint(held.connection, held.principal, held.statement, &held.params),
-            created_us,
-            expires_us: created_us.saturating_add(timeout_us),
+            created_us: now,
+            expires_us: now.saturating_add(timeout_us),
             decided_by: None,
             decided_us: None,
             reason: None,
-            mode: Mode::Hold,
+            mode,
             grant: None,
             n: held.n,
             quorum: self.settings.quorum.max(1),
             votes: Vec::new(),
             preview: None,
-        };
+        }
+    }
+
+    /// Creates a pending request for `held`; await [`Hold::decision`] for its outcome.
+    pub fn hold(self: &Arc<Self>, held: HoldRequest<'_>) -> Hold {
+        let request = self.new_request(held, Mode::Hold, now_us());
         let (waiter, decision) = oneshot::channel();
         self.tell(&request, "requested");
         self.start_preview(&request);
@@ -389,32 +393,7 @@ impl Approvals {
                 new: false,
             };
         }
-        let timeout_us = i64::try_from(self.settings.hold_timeout.as_micros()).unwrap_or(i64::MAX);
-        let request = ApprovalRequest {
-            id: new_id(),
-            state: ApprovalState::Pending,
-            requester: held.principal.name(),
-            requester_issuer: held.principal.issuer.clone(),
-            requester_subject: held.principal.subject.clone(),
-            connection: held.connection.to_owned(),
-            session: held.session.to_owned(),
-            statement: held.statement.to_owned(),
-            params: held.params.clone(),
-            commands: held.commands,
-            policies: held.policies,
-            fingerprint,
-            created_us: now,
-            expires_us: now.saturating_add(timeout_us),
-            decided_by: None,
-            decided_us: None,
-            reason: None,
-            mode: Mode::Ticket,
-            grant: None,
-            n: held.n,
-            quorum: self.settings.quorum.max(1),
-            votes: Vec::new(),
-            preview: None,
-        };
+        let request = self.new_request(held, Mode::Ticket, now);
         inner.requests.insert(
             request.id.clone(),
             Entry {

@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 use common::{Env, Options, db_error};
 use serde_json::{Value, json};
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
+/// The admin API, called as an operator's tool would.
+struct Api<'a> {
+    env: &'a Env,
 }
 
-impl Api {
-    /// (status, content type, body as JSON or Null).
+impl Api<'_> {
     async fn call(
         &self,
         method: &str,
@@ -30,40 +29,14 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, String, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut request = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url),
-        };
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            content_type,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
+        common::admin_call(self.env, method, path, token, body).await
     }
 }
 
 #[tokio::test]
 async fn operators_read_kill_and_revoke_through_the_api() {
     let env = Env::start(Options::default()).await;
-    let api = Api {
-        base: format!("http://{}", env.admin),
-        http: reqwest::Client::new(),
-    };
+    let api = Api { env: &env };
     let ops = env.mint("oncall", &["portcullis-operators"], "15m");
     let bot = env.mint("api-bot", &["agents"], "15m");
     let client = env.connect_plain("app", &bot).await.unwrap();
@@ -183,10 +156,7 @@ async fn operators_read_kill_and_revoke_through_the_api() {
 #[tokio::test]
 async fn the_openapi_document_describes_what_the_listener_serves() {
     let env = Env::start(Options::default()).await;
-    let api = Api {
-        base: format!("http://{}", env.admin),
-        http: reqwest::Client::new(),
-    };
+    let api = Api { env: &env };
     let (status, content_type, doc) = api.call("GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!((status, content_type.as_str()), (200, "application/json"));
     assert_eq!(doc["openapi"], "3.1.0");

@@ -87,27 +87,20 @@ async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
     (format!("http://{addr}/hook"), seen)
 }
 
-/// The admin API as a reviewer's tool would call it.
-struct Api {
-    base: String,
-    http: reqwest::Client,
+/// The approvals API as a reviewer's tool would call it.
+struct Api<'a> {
+    env: &'a Env,
 }
 
-impl Api {
-    fn new(env: &Env) -> Self {
-        Api {
-            base: format!("http://{}/api/v1", env.admin),
-            http: reqwest::Client::new(),
-        }
+impl<'a> Api<'a> {
+    fn new(env: &'a Env) -> Self {
+        Api { env }
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        let (status, _, body) =
+            common::admin_call(self.env, "GET", &format!("/api/v1{path}"), token, None).await;
+        (status, body)
     }
 
     async fn decide(&self, id: &str, verb: &str, token: &str, reason: Option<&str>) -> (u16, Value, String) {
@@ -122,21 +115,10 @@ impl Api {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value, String) {
-        let mut request = self
-            .http
-            .post(format!("{}/approvals/{id}/{verb}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (status, response.json().await.unwrap(), content_type)
+        let path = format!("/api/v1/approvals/{id}/{verb}");
+        let (status, content_type, body) =
+            common::admin_call(self.env, "POST", &path, Some(token), body).await;
+        (status, body, content_type)
     }
 
     /// Waits until request `id` carries its impact preview.

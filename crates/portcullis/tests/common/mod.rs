@@ -263,3 +263,40 @@ fn insecure_client_config() -> rustls::ClientConfig {
         .as_ref()
         .clone()
 }
+
+/// The admin API as a tool calls it: `http://<admin listener><path>`, with a bearer token and a JSON body
+/// when given. Returns (status, content type, body as JSON or `Null`).
+pub async fn admin_call(
+    env: &Env,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, String, serde_json::Value) {
+    let url = format!("http://{}{path}", env.admin);
+    let http = reqwest::Client::new();
+    let mut request = match method {
+        "GET" => http.get(url),
+        "POST" => http.post(url),
+        other => panic!("no {other} calls in the admin API"),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        content_type,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
