@@ -18,6 +18,7 @@ use portcullis_core::Principal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+use tracing::info;
 
 use crate::notify::Notifier;
 use crate::preview::{self, Preview};
@@ -271,6 +272,35 @@ impl Approvals {
         self
     }
 
+    /// Expires the pending tickets whose time is up (also done whenever requests are read; run it
+    /// periodically so that expiry is recorded and notified when it happens).
+    pub fn sweep(&self) {
+        let expired = self.lock().expire(now_us());
+        self.expired(expired);
+    }
+
+    /// Records and notifies tickets that just expired.
+    fn expired(&self, requests: Vec<ApprovalRequest>) {
+        for request in requests {
+            info!(approval = %request.id, "approval request expired without a decision (ticket)");
+            if let Some(log) = &self.log {
+                log.submit(Draft::now(
+                    request.session.clone(),
+                    EventBody::Approval(ApprovalEvent {
+                        request: request.id.clone(),
+                        action: "expired".to_owned(),
+                        n: request.n,
+                        fingerprint: request.fingerprint.clone(),
+                        by: None,
+                        reason: None,
+                        policies: Vec::new(),
+                    }),
+                ));
+            }
+            self.tell(&request, "expired");
+        }
+    }
+
     fn tell(&self, request: &ApprovalRequest, event: &str) {
         if let Some(notifier) = &self.notifier {
             notifier.tell(request, event);
@@ -361,7 +391,7 @@ impl Approvals {
         let fingerprint = fingerprint(held.connection, held.principal, held.statement, &held.params);
         let now = now_us();
         let mut inner = self.lock();
-        inner.expire(now);
+        self.expired(inner.expire(now));
         // The oldest usable grant first.
         let mut granted: Vec<&mut Entry> = inner
             .requests
@@ -411,7 +441,7 @@ impl Approvals {
 
     /// Every request still known, newest first; `pending_only` leaves out decided ones.
     pub fn list(&self, pending_only: bool) -> Vec<ApprovalRequest> {
-        self.lock().expire(now_us());
+        self.sweep();
         let mut all: Vec<ApprovalRequest> = self
             .lock()
             .requests
@@ -425,7 +455,7 @@ impl Approvals {
 
     pub fn get(&self, id: &str) -> Option<ApprovalRequest> {
         let mut inner = self.lock();
-        inner.expire(now_us());
+        self.expired(inner.expire(now_us()));
         inner.requests.get(id).map(|e| e.request.clone())
     }
 
@@ -451,7 +481,7 @@ impl Approvals {
         }
         let mut inner = self.lock();
         let now = now_us();
-        inner.expire(now);
+        self.expired(inner.expire(now));
         let entry = inner
             .requests
             .get_mut(id)
@@ -565,8 +595,9 @@ impl Approvals {
 }
 
 impl Inner {
-    /// Pending tickets past their expiry become `Expired` (held statements expire by their own timer).
-    fn expire(&mut self, now: i64) {
+    /// Pending tickets past their expiry become `Expired` (held statements expire by their own timer);
+    /// the ones that did are returned.
+    fn expire(&mut self, now: i64) -> Vec<ApprovalRequest> {
         let mut expired = Vec::new();
         for entry in self.requests.values_mut() {
             let request = &mut entry.request;
@@ -576,12 +607,13 @@ impl Inner {
             {
                 request.state = ApprovalState::Expired;
                 request.decided_us = Some(now);
-                expired.push(request.id.clone());
+                expired.push(request.clone());
             }
         }
-        for id in expired {
-            self.retire(&id);
+        for request in &expired {
+            self.retire(&request.id);
         }
+        expired
     }
 
     /// Marks `id` decided; past [`KEPT_DECIDED`], the oldest decided request is forgotten.

@@ -92,7 +92,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             approvals = approvals.with_notifier(notifier);
         }
         info!(mode = ?config.approvals.mode, quorum = config.approvals.quorum, "approvals on");
-        Some(Arc::new(approvals))
+        let approvals = Arc::new(approvals);
+        // Tickets nobody decided expire (recorded and notified) within a second of their time.
+        let sweeping = Arc::downgrade(&approvals);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match sweeping.upgrade() {
+                    Some(approvals) => approvals.sweep(),
+                    None => return,
+                }
+            }
+        });
+        Some(approvals)
     } else {
         None
     };

@@ -379,6 +379,7 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
     // request's id, instead of held.
     let started = Instant::now();
     let ticket = client.simple_query("TRUNCATE deletions").await.unwrap_err();
+    let truncate_request = ticket_of(&ticket);
     let (code, message) = common::db_error(&ticket);
     assert_eq!(code, "42501");
     assert!(
@@ -473,6 +474,21 @@ async fn held_deletes_run_once_when_approved_and_never_otherwise() {
         2,
         "the held statement nobody decided, and the TRUNCATE ticket past hold_timeout: {states:?}"
     );
+    // The ticket's expiry is in the chain of the session that asked.
+    let (_, request) = api
+        .get(&format!("/approvals/{truncate_request}"), Some(&alice))
+        .await;
+    let path = env.gateway.dir().join("state").join("audit.db");
+    let session = request["session"].as_str().unwrap();
+    let events = SqliteStore::open(&path).unwrap().session_events(session).unwrap();
+    let actions: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e.decode().unwrap() {
+            EventBody::Approval(a) if a.request == truncate_request => Some(a.action),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(actions, ["requested", "expired"]);
 }
 
 /// The request id a ticket-mode refusal names.
