@@ -79,6 +79,31 @@ pub struct ListQuery {
     since: Option<String>,
     until: Option<String>,
     limit: Option<usize>,
+    /// `json` (the default) or `text` (the `sessions list` table).
+    format: Option<String>,
+}
+
+/// `?format=text` asks for what the `sessions` command prints instead of JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    format: Option<String>,
+}
+
+fn wants_text(format: Option<&str>) -> Result<bool, Problem> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("text") => Ok(true),
+        Some(other) => Err(problem(
+            StatusCode::BAD_REQUEST,
+            "Bad format",
+            format!("format={other:?}: use json or text"),
+        )),
+    }
+}
+
+fn text_response(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
 fn time(name: &str, value: Option<&str>, now: i64) -> Result<Option<i64>, Problem> {
@@ -105,11 +130,16 @@ pub async fn list(
         until_us: time("until", q.until.as_deref(), now)?,
         limit: Some(q.limit.unwrap_or(100).min(10_000)),
     };
+    let text = wants_text(q.format.as_deref())?;
     let found = with_store(&state, move |store| {
         store.sessions(&filter).map_err(store_problem)
     })
     .await?;
-    Ok(Json(found).into_response())
+    Ok(if text {
+        text_response(sessions::render_list(&found))
+    } else {
+        Json(found).into_response()
+    })
 }
 
 /// A session's events, or 404.
@@ -129,34 +159,50 @@ pub async fn show(
     state: State<AdminState>,
     headers: HeaderMap,
     id: Path<String>,
+    Query(q): Query<FormatQuery>,
 ) -> Result<Response, Problem> {
-    session_json(state, headers, id, sessions::show_json).await
+    let render: Render = if wants_text(q.format.as_deref())? {
+        |id, events| Ok(text_response(sessions::render_show(id, events)))
+    } else {
+        |_, events| sessions::show_json(events).map(json_response)
+    };
+    session_rendered(state, headers, id, render).await
 }
 
 pub async fn replay(
     state: State<AdminState>,
     headers: HeaderMap,
     id: Path<String>,
+    Query(q): Query<FormatQuery>,
 ) -> Result<Response, Problem> {
-    session_json(state, headers, id, |events| {
-        sessions::replay_json(&sessions::timeline(events))
-    })
-    .await
+    let render: Render = if wants_text(q.format.as_deref())? {
+        |id, events| {
+            Ok(text_response(sessions::render_replay(
+                id,
+                &sessions::timeline(events),
+            )))
+        }
+    } else {
+        |_, events| sessions::replay_json(&sessions::timeline(events)).map(json_response)
+    };
+    session_rendered(state, headers, id, render).await
 }
 
-/// A session's events rendered by `render` (as the `sessions` command's `--json` output does).
-async fn session_json(
+/// How a session's events are shown: as the `sessions` command's text or its `--json`.
+type Render = fn(&str, &[StoredEvent]) -> serde_json::Result<Response>;
+
+/// A session's events, rendered by `render`.
+async fn session_rendered(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    render: fn(&[StoredEvent]) -> serde_json::Result<String>,
+    render: Render,
 ) -> Result<Response, Problem> {
     operator(&state, &headers).await?;
-    let text = with_store(&state, move |store| {
-        render(&events(store, &id)?).map_err(store_problem)
+    with_store(&state, move |store| {
+        render(&id, &events(store, &id)?).map_err(store_problem)
     })
-    .await?;
-    Ok(json_response(text))
+    .await
 }
 
 pub async fn kill(

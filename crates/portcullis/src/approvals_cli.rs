@@ -1,7 +1,7 @@
 //! `portcullis approvals list|approve|deny`: the reviewer's side of just-in-time approval, through the
 //! admin API of a running gateway (`/api/v1/approvals`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
@@ -131,36 +131,53 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let base = match (&target.admin, &target.config) {
-        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+    let base = admin_base(target.config.as_deref(), target.admin.as_deref())?;
+    let text = call_text(&base, &target.token, method, path, body).await?;
+    serde_json::from_str(&text).with_context(|| format!("reading the answer to {path}"))
+}
+
+/// The admin API's base URL: `--admin`, else `http://<server.admin.listen>` of the configuration.
+pub(crate) fn admin_base(config: Option<&Path>, admin: Option<&str>) -> anyhow::Result<String> {
+    match (admin, config) {
+        (Some(url), _) => Ok(url.trim_end_matches('/').to_owned()),
         (None, Some(config)) => {
             let config = Config::load_without_secrets(config)?;
-            format!("http://{}", config.server.admin.listen)
+            Ok(format!("http://{}", config.server.admin.listen))
         }
         (None, None) => bail!("give --config or --admin"),
-    };
+    }
+}
+
+/// `method` `<base>/api/v1<path>` with the bearer `token`: the body of a successful answer, or an error
+/// made of the problem document's title and detail.
+pub(crate) async fn call_text(
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<String> {
     let url = format!("{base}/api/v1{path}");
-    let mut request = reqwest::Client::new()
-        .request(method, &url)
-        .bearer_auth(&target.token);
+    let mut request = reqwest::Client::new().request(method, &url).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }
     let response = request.send().await.with_context(|| format!("calling {url}"))?;
     let status = response.status();
-    let value: Value = response
-        .json()
+    let text = response
+        .text()
         .await
         .with_context(|| format!("reading the answer of {url} ({status})"))?;
     if !status.is_success() {
+        let problem: Value = serde_json::from_str(&text).unwrap_or_default();
         bail!(
             "{} ({}): {}",
-            field(&value, "title").unwrap_or("request failed"),
+            field(&problem, "title").unwrap_or("request failed"),
             status.as_u16(),
-            field(&value, "detail").unwrap_or("")
+            field(&problem, "detail").unwrap_or(text.trim())
         );
     }
-    Ok(value)
+    Ok(text)
 }
 
 fn render_list(list: &Value) -> String {

@@ -26,6 +26,16 @@ pub struct StoreArgs {
     /// The gateway's TOML configuration: its [audit] section names the store (secrets are not read).
     #[arg(long, short, env = "PORTCULLIS_CONFIG")]
     pub config: PathBuf,
+    /// Go through the running gateway's admin API (an operator's token; see --token) instead of
+    /// reading the store's file: for a machine without access to it.
+    #[arg(long)]
+    pub api: bool,
+    /// With --api: the admin API's base URL (default: http://<server.admin.listen> of the configuration).
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// With --api: a token whose groups claim holds [server.admin] operators_group.
+    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -166,6 +176,15 @@ impl TimeArg {
 
 /// Runs a `sessions` command. Returns `false` when the answer is "no" (a broken chain): the caller exits 1.
 pub fn run(command: &Command) -> anyhow::Result<bool> {
+    let store = match command {
+        Command::List(a) => &a.store,
+        Command::Show(a) | Command::Replay(a) => &a.store,
+        Command::Verify(a) => &a.store,
+        Command::Kill(a) => &a.store,
+    };
+    if store.api {
+        return via_api(command, store).map(|()| true);
+    }
     match command {
         Command::List(args) => {
             let (_, mut store) = open_store(&args.store)?;
@@ -228,8 +247,101 @@ pub fn run(command: &Command) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// The `sessions` commands through the admin API: the gateway renders what the command would print.
+fn via_api(command: &Command, store: &StoreArgs) -> anyhow::Result<()> {
+    let quote = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect::<String>()
+    };
+    let format = |json: bool| if json { "json" } else { "text" };
+    let (method, path) = match command {
+        Command::List(args) => {
+            let now = portcullis_audit::now_us();
+            let mut path = format!("/sessions?limit={}&format={}", args.limit, format(args.json));
+            for (key, value) in [
+                ("subject", args.subject.clone()),
+                ("connection", args.connection.clone()),
+                ("since", args.since.map(|t| rfc3339(t.ago(now)))),
+                ("until", args.until.map(|t| rfc3339(t.ago(now)))),
+            ] {
+                if let Some(value) = value {
+                    path.push_str(&format!("&{key}={}", quote(&value)));
+                }
+            }
+            (reqwest::Method::GET, path)
+        }
+        Command::Show(args) => (
+            reqwest::Method::GET,
+            format!("/sessions/{}?format={}", quote(&args.id), format(args.json)),
+        ),
+        Command::Replay(args) => (
+            reqwest::Method::GET,
+            format!(
+                "/sessions/{}/replay?format={}",
+                quote(&args.id),
+                format(args.json)
+            ),
+        ),
+        Command::Kill(args) => (
+            reqwest::Method::POST,
+            format!("/sessions/{}/kill", quote(&args.id)),
+        ),
+        Command::Verify(_) => anyhow::bail!(
+            "sessions verify recomputes every hash of the store itself: run it where the store's file is, \
+             without --api"
+        ),
+    };
+    let body = api_call(store, method, &path, None)?;
+    match command {
+        Command::Kill(args) => println!("kill recorded for session {} through the admin API", args.id),
+        _ if body.ends_with('\n') => print!("{body}"),
+        _ => println!("{body}"),
+    }
+    Ok(())
+}
+
+/// Microseconds since the epoch as RFC 3339 (UTC), as the API's time parameters take them.
+fn rfc3339(us: i64) -> String {
+    humantime::format_rfc3339_micros(
+        std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(us).unwrap_or(0)),
+    )
+    .to_string()
+}
+
+/// One admin API call for the `sessions` and `revoke` commands' --api.
+fn api_call(
+    store: &StoreArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<String> {
+    let token = store
+        .token
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--api needs an operator's token: --token or PORTCULLIS_TOKEN"))?;
+    let base = crate::approvals_cli::admin_base(Some(&store.config), store.admin.as_deref())?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(crate::approvals_cli::call_text(&base, token, method, path, body))
+}
+
 /// `portcullis revoke`: bars an identity until a time or indefinitely.
 pub fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
+    if args.store.api {
+        let until = args.until.map(|t| rfc3339(t.ahead(portcullis_audit::now_us())));
+        let body = serde_json::json!({ "subject": args.subject, "issuer": args.issuer, "until": until });
+        api_call(&args.store, reqwest::Method::POST, "/revoke", Some(body))?;
+        println!("revoked subject {:?} through the admin API", args.subject);
+        return Ok(());
+    }
     let (config, mut store) = open_store(&args.store)?;
     let revocation = Revocation {
         subject: args.subject.clone(),

@@ -13,7 +13,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, Options, db_error};
+use std::path::Path;
+
+use common::{BIN, Env, Options, UPSTREAM_PASSWORD_ENV, db_error};
+use portcullis_testkit::gateway::run_cli;
 use serde_json::{Value, json};
 
 /// The admin API, called as an operator's tool would.
@@ -92,6 +95,25 @@ async fn operators_read_kill_and_revoke_through_the_api() {
         .call("GET", "/api/v1/sessions?since=yesterday-ish", Some(&ops), None)
         .await;
     assert_eq!(status, 400, "{body}");
+
+    // The `sessions` commands go through the same API with --api: the gateway renders their text.
+    let config = env.gateway.config_path();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--api", "--token", &ops, "--config", config.to_str().unwrap()]);
+        let out = run_cli(Path::new(BIN), &all, &[(UPSTREAM_PASSWORD_ENV, "x")]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, listed) = cli(&["sessions", "list", "--subject", "api-bot", "--since", "1h"]);
+    assert!(
+        ok && listed.contains(&id) && listed.contains("api-bot"),
+        "{listed}"
+    );
+    let (ok, replayed) = cli(&["sessions", "replay", &id]);
+    assert!(ok && replayed.contains("SELECT 41 + 1"), "{replayed}");
+    let (ok, said) = cli(&["sessions", "verify"]);
+    assert!(!ok && said.contains("without --api"), "{said}");
 
     // Kill: the live session ends; killing it again is a conflict.
     let (status, _, body) = api
