@@ -131,12 +131,7 @@ pub struct GrantTerms {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ticket {
     /// A grant covered it: run it. `left` executions remain.
-    Granted {
-        request: String,
-        by: String,
-        left: u32,
-        fingerprint: String,
-    },
+    Granted { request: String, by: String, left: u32 },
     /// No grant: this request (new, or the pending one for the same fingerprint) waits for a reviewer.
     Requested {
         request: Box<ApprovalRequest>,
@@ -283,20 +278,7 @@ impl Approvals {
     fn expired(&self, requests: Vec<ApprovalRequest>) {
         for request in requests {
             info!(approval = %request.id, "approval request expired without a decision (ticket)");
-            if let Some(log) = &self.log {
-                log.submit(Draft::now(
-                    request.session.clone(),
-                    EventBody::Approval(ApprovalEvent {
-                        request: request.id.clone(),
-                        action: "expired".to_owned(),
-                        n: request.n,
-                        fingerprint: request.fingerprint.clone(),
-                        by: None,
-                        reason: None,
-                        policies: Vec::new(),
-                    }),
-                ));
-            }
+            self.record(&request.session, request.n, &request, "expired", None, None);
             self.tell(&request, "expired");
         }
     }
@@ -307,20 +289,35 @@ impl Approvals {
         }
     }
 
-    /// Records a reviewer's step in the chain, in the session that asked (not waited for: the held
-    /// statement's own event, committed before it runs, makes it durable).
-    fn record(&self, request: &ApprovalRequest, action: &str, by: &str, reason: Option<String>) {
+    /// Records a step of `request` in the chain, as an event of `session` about its statement `n` (the
+    /// session that asked, except for `released`: the one whose statement a grant runs). Every step is
+    /// recorded here, in the order it happens; none is waited for: the statement event that follows,
+    /// committed before anything is forwarded, makes them durable.
+    fn record(
+        &self,
+        session: &str,
+        n: u64,
+        request: &ApprovalRequest,
+        action: &str,
+        by: Option<&str>,
+        reason: Option<String>,
+    ) {
         if let Some(log) = &self.log {
             log.submit(Draft::now(
-                request.session.clone(),
+                session,
                 EventBody::Approval(ApprovalEvent {
                     request: request.id.clone(),
                     action: action.to_owned(),
-                    n: request.n,
+                    n,
                     fingerprint: request.fingerprint.clone(),
-                    by: Some(by.to_owned()),
+                    by: by.map(str::to_owned),
                     reason,
-                    policies: Vec::new(),
+                    // The policies that asked for approval, once, with the request.
+                    policies: if action == "requested" {
+                        request.policies.clone()
+                    } else {
+                        Vec::new()
+                    },
                 }),
             ));
         }
@@ -369,6 +366,7 @@ impl Approvals {
     pub fn hold(self: &Arc<Self>, held: HoldRequest<'_>) -> Hold {
         let request = self.new_request(held, Mode::Hold, now_us());
         let (waiter, decision) = oneshot::channel();
+        self.record(&request.session, request.n, &request, "requested", None, None);
         self.tell(&request, "requested");
         self.start_preview(&request);
         self.lock().requests.insert(
@@ -393,24 +391,25 @@ impl Approvals {
         let mut inner = self.lock();
         self.expired(inner.expire(now));
         // The oldest usable grant first.
-        let mut granted: Vec<&mut Entry> = inner
+        let granted = inner
             .requests
             .values_mut()
             .filter(|e| {
                 e.request.fingerprint == fingerprint
                     && e.request.grant.is_some_and(|g| g.uses > 0 && now < g.until_us)
             })
-            .collect();
-        granted.sort_by_key(|e| e.request.decided_us);
-        if let Some(entry) = granted.into_iter().next()
+            .min_by_key(|e| e.request.decided_us);
+        if let Some(entry) = granted
             && let Some(grant) = entry.request.grant.as_mut()
         {
             grant.uses -= 1;
+            let left = grant.uses;
+            let by = entry.request.decided_by.clone().unwrap_or_default();
+            self.record(held.session, held.n, &entry.request, "released", Some(&by), None);
             return Ticket::Granted {
                 request: entry.request.id.clone(),
-                by: entry.request.decided_by.clone().unwrap_or_default(),
-                left: grant.uses,
-                fingerprint,
+                by,
+                left,
             };
         }
         if let Some(pending) = inner
@@ -431,6 +430,7 @@ impl Approvals {
                 waiter: None,
             },
         );
+        self.record(&request.session, request.n, &request, "requested", None, None);
         self.tell(&request, "requested");
         self.start_preview(&request);
         Ticket::Requested {
@@ -509,7 +509,7 @@ impl Approvals {
             if request.votes.len() < usize::try_from(request.quorum).unwrap_or(usize::MAX) {
                 let pending = request.clone();
                 drop(inner);
-                self.record(&pending, "vote", &by, reason);
+                self.record(&pending.session, pending.n, &pending, "vote", Some(&by), reason);
                 self.tell(&pending, "vote");
                 return Ok(pending);
             }
@@ -545,9 +545,11 @@ impl Approvals {
         let decided = request.clone();
         // Recorded before the holder is told, so the chain has the decision before the statement.
         self.record(
+            &decided.session,
+            decided.n,
             &decided,
             if approve { "approved" } else { "denied" },
-            decided.decided_by.as_deref().unwrap_or_default(),
+            decided.decided_by.as_deref(),
             decided.reason.clone(),
         );
         self.tell(&decided, if approve { "approved" } else { "denied" });
@@ -575,9 +577,8 @@ impl Approvals {
                 } else {
                     "withdrawn"
                 };
-                if let Some(notifier) = &self.notifier {
-                    notifier.tell(request, event);
-                }
+                self.record(&request.session, request.n, request, event, None, None);
+                self.tell(request, event);
                 None
             }
             ApprovalState::Approved => Some(Release::Approved {
@@ -863,8 +864,7 @@ mod tests {
                 Ticket::Granted {
                     request: request.id.clone(),
                     by: "dev/alice".into(),
-                    left,
-                    fingerprint: request.fingerprint.clone(),
+                    left
                 }
             );
         }

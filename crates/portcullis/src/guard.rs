@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use portcullis_audit::{ApprovalEvent, EventBody, StatementEvent, StatementSummary};
+use portcullis_audit::{EventBody, StatementEvent, StatementSummary};
 use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKind};
 use portcullis_mask::{ConnectionMask, Counts};
 use portcullis_policy::{PolicySet, RequestContext};
@@ -661,50 +661,15 @@ impl SessionGuard {
         }
     }
 
-    /// Records a step of an approval in the session's chain. The statement event (numbered as the next
-    /// one) follows with the text and the final decision, and is committed before anything is forwarded.
-    fn record_approval(
-        &self,
-        request: &str,
-        action: &str,
-        fingerprint: &str,
-        by: Option<String>,
-        reason: Option<String>,
-        policies: Vec<String>,
-    ) {
-        if let Some(recorder) = &self.recorder {
-            recorder
-                .log
-                .submit(recorder.draft(EventBody::Approval(ApprovalEvent {
-                    request: request.to_owned(),
-                    action: action.to_owned(),
-                    n: self.recorded + 1,
-                    fingerprint: fingerprint.to_owned(),
-                    by,
-                    reason,
-                    policies,
-                })));
-        }
-    }
-
     /// Hold mode: the statement waits for a reviewer, at most `hold_timeout`.
     async fn hold(&self, approvals: &Arc<Approvals>, request: HoldRequest<'_>, decided: &Decided) -> Decided {
         let hold = approvals.hold(request);
         let id = hold.request.id.clone();
-        let fingerprint = hold.request.fingerprint.clone();
         info!(
             approval = %id, connection = %self.connection, principal = %self.principal.name(),
-            fingerprint = %fingerprint, "statement held for approval"
+            fingerprint = %hold.request.fingerprint, "statement held for approval"
         );
-        self.record_approval(
-            &id,
-            "requested",
-            &fingerprint,
-            None,
-            None,
-            decided.policies.clone(),
-        );
-        // A cancel request from the client withdraws the request (dropping the hold does).
+        // A cancel request from the client withdraws the request (dropping the hold does, and records it).
         let cancelled = async {
             match &self.cancelled {
                 Some(cancelled) => cancelled.notified().await,
@@ -715,7 +680,6 @@ impl SessionGuard {
             release = hold.decision() => release,
             () = cancelled => {
                 info!(approval = %id, "held statement withdrawn by the client's cancel request");
-                self.record_approval(&id, "withdrawn", &fingerprint, None, None, Vec::new());
                 return Decided::refuse(
                     "approval_withdrawn",
                     GatewayError::error(
@@ -728,10 +692,7 @@ impl SessionGuard {
                 );
             }
         };
-        // Reviewers' votes and decisions are recorded by `Approvals` as they happen; expiry here.
-        if release == Release::Expired {
-            self.record_approval(&id, "expired", &fingerprint, None, None, Vec::new());
-        }
+        // Every step (request, votes, decision, expiry, withdrawal) is recorded by `Approvals`.
         match release {
             Release::Approved { by } => {
                 info!(approval = %id, reviewer = %by, "held statement approved; forwarding it");
@@ -773,21 +734,8 @@ impl SessionGuard {
     /// Ticket mode: runs on a grant for exactly this statement, or fails at once naming the request.
     fn ticket(&self, approvals: &Arc<Approvals>, request: HoldRequest<'_>, decided: &Decided) -> Decided {
         match approvals.ticket(request) {
-            Ticket::Granted {
-                request,
-                by,
-                left,
-                fingerprint,
-            } => {
+            Ticket::Granted { request, by, left } => {
                 info!(approval = %request, reviewer = %by, left, "statement runs on an approved ticket");
-                self.record_approval(
-                    &request,
-                    "released",
-                    &fingerprint,
-                    Some(by.clone()),
-                    None,
-                    Vec::new(),
-                );
                 Decided {
                     label: "approved",
                     policies: decided.policies.clone(),
@@ -800,14 +748,6 @@ impl SessionGuard {
                     info!(
                         approval = %request.id, connection = %self.connection, principal = %self.principal.name(),
                         fingerprint = %request.fingerprint, "approval requested (ticket)"
-                    );
-                    self.record_approval(
-                        &request.id,
-                        "requested",
-                        &request.fingerprint,
-                        None,
-                        None,
-                        decided.policies.clone(),
                     );
                 }
                 Decided::refuse(
