@@ -181,23 +181,41 @@ pub async fn caller(state: &AdminState, headers: &HeaderMap) -> Result<Principal
         .map_err(|rejected| unauthorized(format!("token refused: {}", rejected.detail)))
 }
 
+/// The caller, who must be in `group` (the `reviewers` or `operators` group, as `whose` says); else a
+/// 403 problem titled `refusal`.
+pub async fn member(
+    state: &AdminState,
+    headers: &HeaderMap,
+    group: &str,
+    whose: &str,
+    refusal: &'static str,
+) -> Result<Principal, Problem> {
+    let who = caller(state, headers).await?;
+    if who.groups.iter().any(|g| g == group) {
+        Ok(who)
+    } else {
+        Err(problem(
+            StatusCode::FORBIDDEN,
+            refusal,
+            format!("{} is not in the {whose} group {group:?}", who.name()),
+        ))
+    }
+}
+
 /// The caller, who must be a reviewer.
 async fn reviewer(
     state: &AdminState,
     approvals: &Approvals,
     headers: &HeaderMap,
 ) -> Result<Principal, Problem> {
-    let who = caller(state, headers).await?;
-    let group = &approvals.settings().reviewers_group;
-    if who.groups.contains(group) {
-        Ok(who)
-    } else {
-        Err(problem(
-            StatusCode::FORBIDDEN,
-            "Not a reviewer",
-            format!("{} is not in the reviewers group {group:?}", who.name()),
-        ))
-    }
+    member(
+        state,
+        headers,
+        &approvals.settings().reviewers_group,
+        "reviewers",
+        "Not a reviewer",
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]

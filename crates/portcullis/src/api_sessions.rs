@@ -11,25 +11,20 @@ use portcullis_audit::{AuditStore, Revocation, SessionFilter, StoredEvent, now_u
 use serde::Deserialize;
 use tracing::info;
 
-use crate::admin::{AdminState, Problem, caller, json_body, problem};
+use crate::admin::{AdminState, Problem, json_body, member, problem};
 use crate::sessions::{self, TimeArg};
 
 /// The caller, who must be an operator.
 async fn operator(state: &AdminState, headers: &HeaderMap) -> Result<String, Problem> {
-    let who = caller(state, headers).await?;
-    if who.groups.contains(&state.operators_group) {
-        Ok(who.name())
-    } else {
-        Err(problem(
-            StatusCode::FORBIDDEN,
-            "Not an operator",
-            format!(
-                "{} is not in the operators group {:?}",
-                who.name(),
-                state.operators_group
-            ),
-        ))
-    }
+    let who = member(
+        state,
+        headers,
+        &state.operators_group,
+        "operators",
+        "Not an operator",
+    )
+    .await?;
+    Ok(who.name())
 }
 
 /// Runs `work` on a store handle of its own, off the runtime's workers.
@@ -144,15 +139,15 @@ pub async fn list(
 
 /// A session's events, or 404.
 fn events(store: &mut dyn AuditStore, id: &str) -> Result<Vec<StoredEvent>, Problem> {
-    match store.session_events(id) {
-        Ok(events) if !events.is_empty() => Ok(events),
-        Ok(_) | Err(portcullis_audit::AuditError::NoSession(_)) => Err(problem(
-            StatusCode::NOT_FOUND,
-            "No such session",
-            format!("no session {id}"),
-        )),
-        Err(e) => Err(store_problem(e)),
-    }
+    sessions::find_session(store, id)
+        .map_err(store_problem)?
+        .ok_or_else(|| {
+            problem(
+                StatusCode::NOT_FOUND,
+                "No such session",
+                format!("no session {id}"),
+            )
+        })
 }
 
 pub async fn show(
@@ -213,8 +208,8 @@ pub async fn kill(
     let who = operator(&state, &headers).await?;
     let session = id.clone();
     let control = with_store(&state, move |store| {
-        events(store, &session)?;
-        sessions::record_kill(store, &session)
+        let events = events(store, &session)?;
+        sessions::record_kill_of(store, &session, &events)
             .map_err(|e| problem(StatusCode::CONFLICT, "Session not live", format!("{e:#}")))
     })
     .await?;

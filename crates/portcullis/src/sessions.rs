@@ -388,20 +388,37 @@ pub(crate) fn open_store_at(path: &Path) -> anyhow::Result<SqliteStore> {
 }
 
 /// Every event of session `id`, or the error an operator can act on.
-pub(crate) fn load_session(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
+fn load_session(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
+    find_session(store, id)?
+        .ok_or_else(|| anyhow::anyhow!("no session {id}; `portcullis sessions list` shows recent ones"))
+}
+
+/// Every event of session `id`; `None` when the store has none (the command and the API each say so in
+/// their own way).
+pub(crate) fn find_session(
+    store: &mut dyn AuditStore,
+    id: &str,
+) -> Result<Option<Vec<StoredEvent>>, AuditError> {
     match store.session_events(id) {
-        Ok(events) if !events.is_empty() => Ok(events),
-        Ok(_) | Err(AuditError::NoSession(_)) => {
-            anyhow::bail!("no session {id}; `portcullis sessions list` shows recent ones")
-        }
-        Err(e) => Err(e.into()),
+        Ok(events) if !events.is_empty() => Ok(Some(events)),
+        Ok(_) | Err(AuditError::NoSession(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
 /// Records a kill for a session that exists and has not ended; returns the control's id.
-pub(crate) fn record_kill(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<i64> {
+fn record_kill(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<i64> {
     let events = load_session(store, id)?;
-    if let Some((at_us, end)) = decode_all(&events).iter().find_map(|d| match &d.body {
+    record_kill_of(store, id, &events)
+}
+
+/// As [`record_kill`], for a session whose `events` were just read.
+pub(crate) fn record_kill_of(
+    store: &mut dyn AuditStore,
+    id: &str,
+    events: &[StoredEvent],
+) -> anyhow::Result<i64> {
+    if let Some((at_us, end)) = decode_all(events).iter().find_map(|d| match &d.body {
         Ok(EventBody::SessionEnd(end)) => Some((d.stored.at_us, end.clone())),
         _ => None,
     }) {
