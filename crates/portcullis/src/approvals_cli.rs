@@ -68,12 +68,12 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
     runtime.block_on(async {
         match command {
             Command::List { target, all, json } => {
-                let path = if *all {
-                    "/approvals?state=all"
+                let query = if *all {
+                    vec![("state", "all".to_owned())]
                 } else {
-                    "/approvals"
+                    Vec::new()
                 };
-                let list = call(target, reqwest::Method::GET, path, None).await?;
+                let list = call(target, reqwest::Method::GET, &["approvals"], &query, None).await?;
                 if *json {
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 } else {
@@ -100,13 +100,7 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
 
 async fn decide(target: &Target, id: &str, verb: &str, body: Value) -> anyhow::Result<()> {
     let body = Some(body);
-    let decided = call(
-        target,
-        reqwest::Method::POST,
-        &format!("/approvals/{id}/{verb}"),
-        body,
-    )
-    .await?;
+    let decided = call(target, reqwest::Method::POST, &["approvals", id, verb], &[], body).await?;
     let id = one_line(field(&decided, "id").unwrap_or(id));
     match field(&decided, "decided_by") {
         Some(by) => println!(
@@ -128,12 +122,13 @@ async fn decide(target: &Target, id: &str, verb: &str, body: Value) -> anyhow::R
 async fn call(
     target: &Target,
     method: reqwest::Method,
-    path: &str,
+    path: &[&str],
+    query: &[(&str, String)],
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
     let base = admin_base(target.config.as_deref(), target.admin.as_deref())?;
-    let text = call_text(&base, &target.token, method, path, body).await?;
-    serde_json::from_str(&text).with_context(|| format!("reading the answer to {path}"))
+    let text = call_text(&base, &target.token, method, path, query, body).await?;
+    serde_json::from_str(&text).with_context(|| format!("reading the answer to /{}", path.join("/")))
 }
 
 /// The admin API's base URL: `--admin`, else `http://<server.admin.listen>` of the configuration.
@@ -148,17 +143,29 @@ pub(crate) fn admin_base(config: Option<&Path>, admin: Option<&str>) -> anyhow::
     }
 }
 
-/// `method` `<base>/api/v1<path>` with the bearer `token`: the body of a successful answer, or an error
+/// `method` `<base>/api/v1/<path segments>?<query>` with the bearer `token` (segments and query values
+/// are percent-encoded: ids come from the command line): the body of a successful answer, or an error
 /// made of the problem document's title and detail.
 pub(crate) async fn call_text(
     base: &str,
     token: &str,
     method: reqwest::Method,
-    path: &str,
+    path: &[&str],
+    query: &[(&str, String)],
     body: Option<Value>,
 ) -> anyhow::Result<String> {
-    let url = format!("{base}/api/v1{path}");
-    let mut request = reqwest::Client::new().request(method, &url).bearer_auth(token);
+    let mut url = reqwest::Url::parse(base).with_context(|| format!("the admin API address {base}"))?;
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("the admin API address {base} cannot take a path"))?
+        .pop_if_empty()
+        .extend(["api", "v1"])
+        .extend(path);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    let mut request = reqwest::Client::new()
+        .request(method, url.clone())
+        .bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -249,21 +249,14 @@ pub fn run(command: &Command) -> anyhow::Result<bool> {
 
 /// The `sessions` commands through the admin API: the gateway renders what the command would print.
 fn via_api(command: &Command, store: &StoreArgs) -> anyhow::Result<()> {
-    let quote = |text: &str| {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    char::from(b).to_string()
-                }
-                other => format!("%{other:02X}"),
-            })
-            .collect::<String>()
-    };
     let format = |json: bool| if json { "json" } else { "text" };
-    let (method, path) = match command {
+    let (method, path, query): (_, Vec<&str>, Vec<(&str, String)>) = match command {
         Command::List(args) => {
             let now = portcullis_audit::now_us();
-            let mut path = format!("/sessions?limit={}&format={}", args.limit, format(args.json));
+            let mut query = vec![
+                ("limit", args.limit.to_string()),
+                ("format", format(args.json).to_owned()),
+            ];
             for (key, value) in [
                 ("subject", args.subject.clone()),
                 ("connection", args.connection.clone()),
@@ -271,33 +264,32 @@ fn via_api(command: &Command, store: &StoreArgs) -> anyhow::Result<()> {
                 ("until", args.until.map(|t| rfc3339(t.ago(now)))),
             ] {
                 if let Some(value) = value {
-                    path.push_str(&format!("&{key}={}", quote(&value)));
+                    query.push((key, value));
                 }
             }
-            (reqwest::Method::GET, path)
+            (reqwest::Method::GET, vec!["sessions"], query)
         }
         Command::Show(args) => (
             reqwest::Method::GET,
-            format!("/sessions/{}?format={}", quote(&args.id), format(args.json)),
+            vec!["sessions", &args.id],
+            vec![("format", format(args.json).to_owned())],
         ),
         Command::Replay(args) => (
             reqwest::Method::GET,
-            format!(
-                "/sessions/{}/replay?format={}",
-                quote(&args.id),
-                format(args.json)
-            ),
+            vec!["sessions", &args.id, "replay"],
+            vec![("format", format(args.json).to_owned())],
         ),
         Command::Kill(args) => (
             reqwest::Method::POST,
-            format!("/sessions/{}/kill", quote(&args.id)),
+            vec!["sessions", &args.id, "kill"],
+            Vec::new(),
         ),
         Command::Verify(_) => anyhow::bail!(
             "sessions verify recomputes every hash of the store itself: run it where the store's file is, \
              without --api"
         ),
     };
-    let body = api_call(store, method, &path, None)?;
+    let body = api_call(store, method, &path, &query, None)?;
     match command {
         Command::Kill(args) => println!("kill recorded for session {} through the admin API", args.id),
         _ if body.ends_with('\n') => print!("{body}"),
@@ -318,7 +310,8 @@ fn rfc3339(us: i64) -> String {
 fn api_call(
     store: &StoreArgs,
     method: reqwest::Method,
-    path: &str,
+    path: &[&str],
+    query: &[(&str, String)],
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<String> {
     let token = store
@@ -330,7 +323,9 @@ fn api_call(
         .enable_all()
         .build()
         .context("starting the runtime")?
-        .block_on(crate::approvals_cli::call_text(&base, token, method, path, body))
+        .block_on(crate::approvals_cli::call_text(
+            &base, token, method, path, query, body,
+        ))
 }
 
 /// `portcullis revoke`: bars an identity until a time or indefinitely.
@@ -338,7 +333,7 @@ pub fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
     if args.store.api {
         let until = args.until.map(|t| rfc3339(t.ahead(portcullis_audit::now_us())));
         let body = serde_json::json!({ "subject": args.subject, "issuer": args.issuer, "until": until });
-        api_call(&args.store, reqwest::Method::POST, "/revoke", Some(body))?;
+        api_call(&args.store, reqwest::Method::POST, &["revoke"], &[], Some(body))?;
         println!("revoked subject {:?} through the admin API", args.subject);
         return Ok(());
     }
