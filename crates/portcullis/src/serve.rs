@@ -58,57 +58,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let connections = connections(&config)?;
-    let approvals = if config.approvals.enabled {
-        let mut approvals = Approvals::new(
-            ApprovalSettings {
-                mode: config.approvals.mode,
-                hold_timeout: config.approvals.hold_timeout,
-                grant_ttl: config.approvals.grant_ttl,
-                reviewers_group: config.approvals.reviewers_group.clone(),
-                deny_reason_required: config.approvals.deny_reason_required,
-                quorum: config.approvals.quorum,
-            },
-            audit.as_ref().map(|a| a.log.clone()),
-        );
-        if config.approvals.preview {
-            let upstreams = connections
-                .iter()
-                .map(|(name, c)| (name.clone(), c.upstream.clone()))
-                .collect();
-            approvals = approvals.with_previews(upstreams, config.approvals.preview_exact);
-        }
-        if let Some(url) = &config.approvals.notify_webhook {
-            let link_base = config
-                .approvals
-                .link_base
-                .clone()
-                .unwrap_or_else(|| format!("http://{}/api/v1/approvals/", config.server.admin.listen));
-            let notifier = Notifier::start(NotifySettings {
-                url: url.clone(),
-                link_base,
-                include_statement: config.approvals.notify_statement,
-            })
-            .context("approvals.notify_webhook")?;
-            approvals = approvals.with_notifier(notifier);
-        }
-        info!(mode = ?config.approvals.mode, quorum = config.approvals.quorum, "approvals on");
-        let approvals = Arc::new(approvals);
-        // Tickets nobody decided expire (recorded and notified) within a second of their time.
-        let sweeping = Arc::downgrade(&approvals);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                match sweeping.upgrade() {
-                    Some(approvals) => approvals.sweep(),
-                    None => return,
-                }
-            }
-        });
-        Some(approvals)
-    } else {
-        None
-    };
+    let approvals = start_approvals(&config, audit.as_deref(), &connections)?;
     let guard = GuardSettings {
         policies,
         analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),
@@ -161,6 +111,65 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = shutdown_signal() => info!("shutting down"),
     }
     Ok(())
+}
+
+/// The approvals, when `[approvals] enabled`: their settings, their audit log, previews on the
+/// connections' upstreams, the webhook notifier, and a sweep that expires tickets on time.
+fn start_approvals(
+    config: &Config,
+    audit: Option<&Audit>,
+    connections: &HashMap<String, Connection>,
+) -> anyhow::Result<Option<Arc<Approvals>>> {
+    if !config.approvals.enabled {
+        return Ok(None);
+    }
+    let mut approvals = Approvals::new(
+        ApprovalSettings {
+            mode: config.approvals.mode,
+            hold_timeout: config.approvals.hold_timeout,
+            grant_ttl: config.approvals.grant_ttl,
+            reviewers_group: config.approvals.reviewers_group.clone(),
+            deny_reason_required: config.approvals.deny_reason_required,
+            quorum: config.approvals.quorum,
+        },
+        audit.map(|a| a.log.clone()),
+    );
+    if config.approvals.preview {
+        let upstreams = connections
+            .iter()
+            .map(|(name, c)| (name.clone(), c.upstream.clone()))
+            .collect();
+        approvals = approvals.with_previews(upstreams, config.approvals.preview_exact);
+    }
+    if let Some(url) = &config.approvals.notify_webhook {
+        let link_base = config
+            .approvals
+            .link_base
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/api/v1/approvals/", config.server.admin.listen));
+        let notifier = Notifier::start(NotifySettings {
+            url: url.clone(),
+            link_base,
+            include_statement: config.approvals.notify_statement,
+        })
+        .context("approvals.notify_webhook")?;
+        approvals = approvals.with_notifier(notifier);
+    }
+    info!(mode = ?config.approvals.mode, quorum = config.approvals.quorum, "approvals on");
+    let approvals = Arc::new(approvals);
+    // Tickets nobody decided expire (recorded and notified) within a second of their time.
+    let sweeping = Arc::downgrade(&approvals);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match sweeping.upgrade() {
+                Some(approvals) => approvals.sweep(),
+                None => return,
+            }
+        }
+    });
+    Ok(Some(approvals))
 }
 
 async fn accept_postgres(listener: TcpListener, gateway: Arc<PgGateway>) {
