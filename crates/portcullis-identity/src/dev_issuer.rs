@@ -181,9 +181,16 @@ impl DevIssuer {
         json!({
             "issuer": self.issuer_url,
             "jwks_uri": format!("{}/jwks", self.issuer_url),
+            // The gateway serves these two for its web console's sign-in only (authorization code with
+            // PKCE; see the portcullis crate's console).
+            "authorization_endpoint": format!("{}/authorize", self.issuer_url),
+            "token_endpoint": format!("{}/token", self.issuer_url),
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "subject_types_supported": ["public"],
-            "response_types_supported": ["id_token"],
+            "response_types_supported": ["code"],
             "claims_supported": ["iss", "sub", "aud", "groups", "iat", "nbf", "exp", "jti"],
         })
     }

@@ -1,5 +1,6 @@
 //! The admin listener: health, Prometheus metrics, the development issuer's discovery and JWKS, and the
-//! admin API under `/api/v1` (approvals), whose errors are RFC 9457 problem documents.
+//! admin API under `/api/v1` (approvals, sessions, revoke), whose errors are RFC 9457 problem documents,
+//! and the web console under `/console`.
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ use tracing::info;
 
 use crate::api_sessions;
 use crate::approvals::{Approvals, DecideError, GrantTerms};
+use crate::console::{self, Console, dev_signin};
+use crate::guard::PolicyStore;
 
 /// The admin API's OpenAPI 3.1 document.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -37,6 +40,12 @@ pub struct AdminState {
     pub audit_store: Option<std::path::PathBuf>,
     /// Tokens with this group may use the sessions and revoke endpoints.
     pub operators_group: String,
+    /// The web console (`None` when `[server.admin.console] enabled = false`).
+    pub console: Option<Arc<Console>>,
+    /// The policy in force (the console's policy page).
+    pub policies: Arc<PolicyStore>,
+    /// The configured connections' names.
+    pub connection_names: Vec<String>,
 }
 
 /// The path under which the development issuer publishes its documents.
@@ -63,6 +72,19 @@ pub fn router(state: AdminState) -> Router {
                 get(dev_discovery),
             )
             .route(&format!("{DEV_ISSUER_PATH}/jwks"), get(dev_jwks));
+        if state.console.as_ref().is_some_and(|c| c.dev_signin.is_some()) {
+            router = router
+                .route(
+                    &format!("{DEV_ISSUER_PATH}/authorize"),
+                    get(dev_signin::authorize_form)
+                        .post(dev_signin::authorize)
+                        .layer(axum::middleware::from_fn(console::security_headers)),
+                )
+                .route(&format!("{DEV_ISSUER_PATH}/token"), post(dev_signin::token));
+        }
+    }
+    if state.console.is_some() {
+        router = router.merge(console::router());
     }
     router.with_state(state)
 }
@@ -110,6 +132,13 @@ pub fn problem(status: StatusCode, title: &'static str, detail: impl Into<String
         title,
         detail: detail.into(),
         challenge: false,
+    }
+}
+
+impl Problem {
+    /// Its status, title and detail (the console shows them as a page).
+    pub fn parts(&self) -> (StatusCode, &'static str, &str) {
+        (self.status, self.title, &self.detail)
     }
 }
 

@@ -28,7 +28,7 @@ async fn operator(state: &AdminState, headers: &HeaderMap) -> Result<String, Pro
 }
 
 /// Runs `work` on a store handle of its own, off the runtime's workers.
-async fn with_store<T: Send + 'static>(
+pub async fn with_store<T: Send + 'static>(
     state: &AdminState,
     work: impl FnOnce(&mut dyn AuditStore) -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
@@ -138,7 +138,7 @@ pub async fn list(
 }
 
 /// A session's events, or 404.
-fn events(store: &mut dyn AuditStore, id: &str) -> Result<Vec<StoredEvent>, Problem> {
+pub fn events(store: &mut dyn AuditStore, id: &str) -> Result<Vec<StoredEvent>, Problem> {
     sessions::find_session(store, id)
         .map_err(store_problem)?
         .ok_or_else(|| {

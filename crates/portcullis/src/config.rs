@@ -309,6 +309,58 @@ pub struct AdminListenerConfig {
     /// Tokens whose groups claim holds this group may use the sessions and revoke endpoints of the
     /// admin API (read the audit trail, kill sessions, bar identities).
     pub operators_group: String,
+    pub console: ConsoleConfig,
+}
+
+/// `[server.admin.console]`: the web console for reviewers and operators, served by the admin listener
+/// under `/console`. People sign in with an OIDC provider (authorization code with PKCE); the token the
+/// provider returns is verified like any data-path token, and its groups decide what the person may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    /// The issuer people sign in with: its URL as in `[[identity.issuers]]`. Unset: the development
+    /// issuer, when enabled (its sign-in page asks for a name and groups, for development only).
+    pub issuer: Option<String>,
+    /// The console's client id at that issuer.
+    pub client_id: String,
+    /// The client secret as a `${ENV_VAR}` reference, for a confidential client; unset for a public
+    /// client (PKCE alone).
+    pub client_secret: Option<String>,
+    /// Scopes asked for.
+    pub scopes: Vec<String>,
+    /// RFC 8707 resource indicator, for providers that issue JWT access tokens per resource.
+    pub resource: Option<String>,
+    /// The console's address as browsers reach it (for the redirect URI); default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// The longest a console sign-in lasts (the token's expiry ends it sooner).
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            issuer: None,
+            client_id: "portcullis-console".to_owned(),
+            client_secret: None,
+            scopes: vec!["openid".to_owned()],
+            resource: None,
+            public_url: None,
+            session_ttl: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The client secret, resolved from its `${ENV_VAR}` reference.
+    pub fn client_secret(&self) -> Result<Option<Secret<String>>, String> {
+        self.client_secret
+            .as_deref()
+            .map(resolve_env_reference)
+            .transpose()
+    }
 }
 
 /// `[identity]`: who may present tokens.
@@ -447,6 +499,7 @@ impl Default for AdminListenerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9187)),
             operators_group: "portcullis-operators".to_owned(),
+            console: ConsoleConfig::default(),
         }
     }
 }

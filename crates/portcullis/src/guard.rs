@@ -50,6 +50,11 @@ impl PolicyStore {
         }
     }
 
+    /// The policy files, in load order.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
     pub fn current(&self) -> Arc<Loaded> {
         self.current.load_full()
     }

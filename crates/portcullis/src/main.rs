@@ -7,6 +7,7 @@ mod approvals;
 mod approvals_cli;
 mod audit;
 mod config;
+mod console;
 mod guard;
 mod masking;
 mod notify;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use portcullis_core::{Outcome, Principal};
-use portcullis_policy::RequestContext;
+use portcullis_policy::{PolicySet, RequestContext};
 use portcullis_postgres::classify;
 use serde::Serialize;
 
@@ -46,19 +46,51 @@ pub struct Args {
     pub json: bool,
 }
 
+/// What the policy decides for one identity's statements on one connection.
 #[derive(Debug, Serialize)]
-struct Report<'a> {
-    principal: String,
-    connection: &'a str,
-    connect: portcullis_core::Decision,
-    statements: Vec<StatementReport>,
-    allowed: bool,
+pub struct Report<'a> {
+    pub principal: String,
+    pub connection: &'a str,
+    pub connect: portcullis_core::Decision,
+    pub statements: Vec<StatementReport>,
+    pub allowed: bool,
 }
 
 #[derive(Debug, Serialize)]
-struct StatementReport {
-    facts: portcullis_core::StatementFacts,
-    decision: portcullis_core::Decision,
+pub struct StatementReport {
+    pub facts: portcullis_core::StatementFacts,
+    pub decision: portcullis_core::Decision,
+}
+
+/// Decides the connection and each statement of `sql` as the gateway would (the command and the
+/// console's policy page).
+pub fn evaluate<'a>(
+    policies: &PolicySet,
+    principal: &Principal,
+    connection: &'a str,
+    sql: &str,
+    context: &RequestContext,
+) -> Report<'a> {
+    let connect = policies.decide_connect(principal, connection, context);
+    let analysis = classify::analyse(sql);
+    let count = analysis.statements.len();
+    let statements: Vec<StatementReport> = analysis
+        .statements
+        .into_iter()
+        .map(|facts| {
+            let decision = policies.decide_statement(principal, connection, &facts, count, context);
+            StatementReport { facts, decision }
+        })
+        .collect();
+    let allowed =
+        connect.outcome == Outcome::Allow && statements.iter().all(|s| s.decision.outcome == Outcome::Allow);
+    Report {
+        principal: principal.name(),
+        connection,
+        connect,
+        statements,
+        allowed,
+    }
 }
 
 /// Prints the report; returns whether everything was allowed.
@@ -93,26 +125,8 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         client_ip: args.client_ip,
         token_age_secs: args.token_age,
     };
-    let connect = policies.decide_connect(&principal, &args.connection, &context);
-    let analysis = classify::analyse(&sql);
-    let count = analysis.statements.len();
-    let statements: Vec<StatementReport> = analysis
-        .statements
-        .into_iter()
-        .map(|facts| {
-            let decision = policies.decide_statement(&principal, &args.connection, &facts, count, &context);
-            StatementReport { facts, decision }
-        })
-        .collect();
-    let allowed =
-        connect.outcome == Outcome::Allow && statements.iter().all(|s| s.decision.outcome == Outcome::Allow);
-    let report = Report {
-        principal: principal.name(),
-        connection: &args.connection,
-        connect,
-        statements,
-        allowed,
-    };
+    let report = evaluate(&policies, &principal, &args.connection, &sql, &context);
+    let allowed = report.allowed;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -168,7 +182,7 @@ fn print_text(report: &Report<'_>) {
     println!("{}", if report.allowed { "ALLOWED" } else { "REFUSED" });
 }
 
-fn describe(d: &portcullis_core::Decision) -> String {
+pub fn describe(d: &portcullis_core::Decision) -> String {
     let outcome = match d.outcome {
         Outcome::Allow => "allow",
         Outcome::ApprovalRequired => "approval required",

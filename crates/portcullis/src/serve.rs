@@ -18,6 +18,7 @@ use crate::admin::{self, AdminState, DEV_ISSUER_PATH};
 use crate::approvals::{ApprovalSettings, Approvals};
 use crate::audit::Audit;
 use crate::config::{Config, ConnectionConfig, DevIssuerConfig, Protocol, UpstreamTlsMode};
+use crate::console::{self, Console};
 use crate::guard::{AnalysisCache, GuardSettings, PolicyStore};
 use crate::masking::ConnectionMasking;
 use crate::notify::{Notifier, NotifySettings};
@@ -59,6 +60,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let connections = connections(&config)?;
     let approvals = start_approvals(&config, audit.as_deref(), &connections)?;
+    let guard_policies = Arc::clone(&policies);
     let guard = GuardSettings {
         policies,
         analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),
@@ -87,6 +89,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let pg_listener = bind(config.server.postgres.listen, "server.postgres.listen").await?;
     let admin_listener = bind(config.server.admin.listen, "server.admin.listen").await?;
+    let console = start_console(&config, dev_issuer.as_deref())?;
     let admin_router = admin::router(AdminState {
         metrics,
         dev_issuer,
@@ -94,6 +97,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         verifier: verifier.clone(),
         audit_store: config.audit.enabled.then(|| config.audit_path()),
         operators_group: config.server.admin.operators_group.clone(),
+        console,
+        policies: Arc::clone(&guard_policies),
+        connection_names: config.connections.iter().map(|c| c.name.clone()).collect(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, admin_router).await {
@@ -111,6 +117,57 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = shutdown_signal() => info!("shutting down"),
     }
     Ok(())
+}
+
+/// The web console, unless `[server.admin.console] enabled = false`: its OIDC client (the configured
+/// issuer, else the development issuer) and, with the development issuer, that issuer's sign-in page.
+fn start_console(config: &Config, dev_issuer: Option<&DevIssuer>) -> anyhow::Result<Option<Arc<Console>>> {
+    let settings = &config.server.admin.console;
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.server.admin.listen));
+    let redirect_uri = format!("{}/console/callback", public_url.trim_end_matches('/'));
+    let issuer = settings
+        .issuer
+        .clone()
+        .or_else(|| dev_issuer.map(|d| d.issuer_url().to_owned()));
+    let client_secret = settings
+        .client_secret()
+        .map_err(|e| anyhow::anyhow!("server.admin.console.client_secret: {e}"))?;
+    let oidc = issuer
+        .map(|issuer| {
+            console::oidc::Client::new(console::oidc::ClientSettings {
+                issuer,
+                client_id: settings.client_id.clone(),
+                client_secret,
+                scopes: settings.scopes.clone(),
+                resource: settings.resource.clone(),
+                redirect_uri: redirect_uri.clone(),
+            })
+        })
+        .transpose()?;
+    if oidc.is_none() {
+        warn!("the console has no sign-in: set [server.admin.console] issuer");
+    }
+    let dev_signin = dev_issuer.map(|_| {
+        let dev = &config.identity.dev_issuer;
+        console::dev_signin::DevSignin::new(
+            settings.client_id.clone(),
+            redirect_uri.clone(),
+            dev.audience.clone(),
+            settings.session_ttl.min(dev.max_ttl),
+        )
+    });
+    info!(url = %format!("{}/console/", public_url.trim_end_matches('/')), "web console");
+    Ok(Some(Arc::new(Console::new(
+        oidc,
+        dev_signin,
+        settings.session_ttl,
+    ))))
 }
 
 /// The approvals, when `[approvals] enabled`: their settings, their audit log, previews on the

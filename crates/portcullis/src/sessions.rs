@@ -806,42 +806,69 @@ pub fn timeline(events: &[StoredEvent]) -> Vec<TimelineEntry> {
 /// Where detail lines (statement text, parameters, result tables) start.
 const DETAIL: &str = "             ";
 
-/// The `sessions replay` text.
-pub fn render_replay(id: &str, timeline: &[TimelineEntry]) -> String {
-    let mut out = String::new();
+/// A replay laid out for display: its title line, one row per event, and a closing remark. The
+/// `sessions replay` text and the console's session page both show this.
+#[derive(Debug)]
+pub struct ReplayView {
+    pub title: String,
+    pub rows: Vec<ReplayRow>,
+    /// Statements allowed but never answered, when any.
+    pub footer: Option<String>,
+}
+
+/// One event of a replay.
+#[derive(Debug)]
+pub struct ReplayRow {
+    /// Time since the session started (`+1.234s`).
+    pub offset: String,
+    /// What kind of row: `start`, `statement`, `outcome`, `approval`, `end` or `unreadable`.
+    pub kind: &'static str,
+    pub label: String,
+    pub text: String,
+    /// Lines under the row: statement text, parameters, the result table.
+    pub details: Vec<String>,
+    /// A statement the policy refused, or an outcome that failed.
+    pub refused: bool,
+}
+
+/// The replay of a session as rows.
+pub fn replay_view(id: &str, timeline: &[TimelineEntry]) -> ReplayView {
     let start = timeline.iter().find_map(|t| match &t.entry {
         Entry::SessionStart(s) => Some((t.at_us, s)),
         _ => None,
     });
-    match start {
-        Some((at, s)) => {
-            let _ = writeln!(
-                out,
-                "session {}: {} of {} on connection {}, started {} UTC",
-                one_line(id),
-                one_line(&s.subject),
-                one_line(&s.issuer_alias),
-                one_line(&s.connection),
-                utc_millis(at)
-            );
-        }
+    let title = match start {
+        Some((at, s)) => format!(
+            "session {}: {} of {} on connection {}, started {} UTC",
+            one_line(id),
+            one_line(&s.subject),
+            one_line(&s.issuer_alias),
+            one_line(&s.connection),
+            utc_millis(at)
+        ),
         None => {
             let first = timeline.first().map_or(0, |t| t.at_us);
-            let _ = writeln!(
-                out,
+            format!(
                 "session {} (no session_start recorded), first event {} UTC",
                 one_line(id),
                 utc_millis(first)
-            );
+            )
         }
-    }
-    out.push('\n');
+    };
 
+    let mut rows = Vec::with_capacity(timeline.len());
     let mut allowed = Vec::new();
     let mut answered = HashSet::new();
     let mut previous_statement = None;
     for t in timeline {
-        let offset = format_offset(t.offset_us);
+        let row = |kind, label: String, text: String| ReplayRow {
+            offset: format_offset(t.offset_us),
+            kind,
+            label,
+            text,
+            details: Vec::new(),
+            refused: false,
+        };
         match &t.entry {
             Entry::SessionStart(s) => {
                 let groups = if s.groups.is_empty() {
@@ -860,20 +887,24 @@ pub fn render_replay(id: &str, timeline: &[TimelineEntry]) -> String {
                     one_line(&s.upstream_role),
                     if s.upstream_tls { " (TLS)" } else { "" },
                 );
-                head(&mut out, &offset, "session start", &text);
+                rows.push(row("start", "session start".into(), text));
             }
             Entry::Statement(s) => {
                 let text = format!("{}, {}", message_phrase(s), decision_phrase(s));
-                head(&mut out, &offset, &format!("statement #{}", s.n), &text);
-                for line in escape_controls(&s.text, true).lines() {
-                    detail(&mut out, line);
-                }
+                let mut r = row("statement", format!("statement #{}", s.n), text);
+                r.details = escape_controls(&s.text, true)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
                 if !s.params.is_empty() {
-                    detail(&mut out, &format!("parameters: {}", params_phrase(&s.params)));
+                    r.details
+                        .push(format!("parameters: {}", params_phrase(&s.params)));
                 }
+                r.refused = s.decision != "allow";
                 if s.decision == "allow" {
                     allowed.push(s.n);
                 }
+                rows.push(r);
                 previous_statement = Some(s.n);
                 continue;
             }
@@ -882,33 +913,31 @@ pub fn render_replay(id: &str, timeline: &[TimelineEntry]) -> String {
                 statement_text,
             } => {
                 answered.insert(outcome.n);
-                head(
-                    &mut out,
-                    &offset,
-                    &format!("outcome #{}", outcome.n),
-                    &outcome_phrase(outcome),
+                let mut r = row(
+                    "outcome",
+                    format!("outcome #{}", outcome.n),
+                    outcome_phrase(outcome),
                 );
-                // Pipelined statements answer later: say which one this is unless it is the line above.
+                r.refused = outcome.error.is_some();
+                // Pipelined statements answer later: say which one this is unless it is the row above.
                 if previous_statement != Some(outcome.n) {
-                    match statement_text {
-                        Some(text) => detail(&mut out, &format!("of: {}", snippet(text, 80))),
-                        None => detail(&mut out, "of: (statement not recorded)"),
-                    }
+                    r.details.push(match statement_text {
+                        Some(text) => format!("of: {}", snippet(text, 80)),
+                        None => "of: (statement not recorded)".to_owned(),
+                    });
                 }
                 if let Some(result) = &outcome.result {
-                    for line in result_table(result) {
-                        detail(&mut out, &line);
-                    }
+                    r.details.extend(result_table(result));
                 }
+                rows.push(r);
             }
-            Entry::SessionEnd(e) => head(&mut out, &offset, "session end", &end_phrase(e)),
-            Entry::Approval(a) => head(&mut out, &offset, &format!("#{}", a.n), &approval_phrase(a)),
-            Entry::Unreadable { stored_kind, error } => head(
-                &mut out,
-                &offset,
-                &one_line(stored_kind),
-                &format!("(unreadable body: {})", one_line(error)),
-            ),
+            Entry::SessionEnd(e) => rows.push(row("end", "session end".into(), end_phrase(e))),
+            Entry::Approval(a) => rows.push(row("approval", format!("#{}", a.n), approval_phrase(a))),
+            Entry::Unreadable { stored_kind, error } => rows.push(row(
+                "unreadable",
+                one_line(stored_kind),
+                format!("(unreadable body: {})", one_line(error)),
+            )),
         }
         previous_statement = None;
     }
@@ -917,12 +946,28 @@ pub fn render_replay(id: &str, timeline: &[TimelineEntry]) -> String {
         .filter(|n| !answered.contains(*n))
         .map(|n| format!("#{n}"))
         .collect();
-    if !unanswered.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nno outcome recorded for statement {} (still running, or the session ended first)",
+    let footer = (!unanswered.is_empty()).then(|| {
+        format!(
+            "no outcome recorded for statement {} (still running, or the session ended first)",
             unanswered.join(", ")
-        );
+        )
+    });
+    ReplayView { title, rows, footer }
+}
+
+/// The `sessions replay` text.
+pub fn render_replay(id: &str, timeline: &[TimelineEntry]) -> String {
+    let view = replay_view(id, timeline);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}\n", view.title);
+    for row in &view.rows {
+        let _ = writeln!(out, "{:>9}  {:<14} {}", row.offset, row.label, row.text);
+        for line in &row.details {
+            let _ = writeln!(out, "{DETAIL}{line}");
+        }
+    }
+    if let Some(footer) = &view.footer {
+        let _ = writeln!(out, "\n{footer}");
     }
     out
 }
@@ -930,14 +975,6 @@ pub fn render_replay(id: &str, timeline: &[TimelineEntry]) -> String {
 /// The `sessions replay --json` array.
 pub fn replay_json(timeline: &[TimelineEntry]) -> serde_json::Result<String> {
     serde_json::to_string_pretty(timeline)
-}
-
-fn head(out: &mut String, offset: &str, label: &str, text: &str) {
-    let _ = writeln!(out, "{offset:>9}  {label:<14} {text}");
-}
-
-fn detail(out: &mut String, line: &str) {
-    let _ = writeln!(out, "{DETAIL}{line}");
 }
 
 /// The recorded result as an aligned table (psql's layout), with the truncation marker.

@@ -1,0 +1,681 @@
+//! The web console end to end: the sign-in (authorization code with PKCE against the development
+//! issuer), its cookie and CSRF rules over plain HTTP, and a reviewer in headless Chromium (Debian's
+//! chromium driven through chromedriver) who sees an agent's DELETE arrive, approves it, and replays
+//! the agent's session. Screenshots are kept under the build directory (`<target>/debug/console-screenshots/`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Env, Options};
+use fantoccini::{Client, ClientBuilder, Locator};
+use portcullis_testkit::ports::free_port;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+
+/// Agents may read; a DELETE needs a reviewer's approval (the shipped example).
+fn policy() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies");
+    std::fs::read_to_string(dir.join("agents-guarded-writes.cedar")).unwrap()
+}
+
+async fn start() -> Env {
+    let env = Env::start(Options {
+        policy: policy(),
+        extra: "[approvals]\nenabled = true\nhold_timeout = \"60s\"\nreviewers_group = \"reviewers\"\n"
+            .to_owned(),
+        ..Options::default()
+    })
+    .await;
+    env.pg
+        .psql(
+            "app",
+            "SET ROLE gateway_login;
+             CREATE TABLE items (id int PRIMARY KEY, name text);
+             INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5) g;
+             RESET ROLE;",
+        )
+        .unwrap();
+    env
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Over plain HTTP: every step of the sign-in, and what a forged request meets.
+
+/// A client that shows redirects instead of following them, and keeps cookies by hand.
+struct Browserless {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browserless {
+    fn new(env: &Env) -> Self {
+        Browserless {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: format!("http://{}", env.admin),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn keep_cookies(&mut self, headers: &HeaderMap) {
+        for value in headers.get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (pair, _) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, url: &str) -> (StatusCode, HeaderMap, String) {
+        let url = if url.starts_with("http") {
+            url.to_owned()
+        } else {
+            format!("{}{url}", self.base)
+        };
+        let response = self
+            .http
+            .get(&url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        self.keep_cookies(&headers);
+        (status, headers, response.text().await.unwrap())
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        self.keep_cookies(&headers);
+        (status, headers, response.text().await.unwrap())
+    }
+
+    /// Signs in through the development issuer; returns the console's CSRF token.
+    async fn sign_in(&mut self, subject: &str, groups: &str) -> String {
+        let (status, headers, _) = self.get("/console/login?next=/console/approvals").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let authorize = location(&headers);
+        let url = reqwest::Url::parse(&authorize).unwrap();
+        let params: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let (status, _, page) = self.get(&authorize).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let form_token = hidden(&page, "form_token");
+        let (status, headers, body) = self
+            .post(
+                "/dev/authorize",
+                &[
+                    ("form_token", &form_token),
+                    ("subject", subject),
+                    ("groups", groups),
+                    ("response_type", "code"),
+                    ("client_id", &params["client_id"]),
+                    ("redirect_uri", &params["redirect_uri"]),
+                    ("state", &params["state"]),
+                    ("code_challenge", &params["code_challenge"]),
+                    ("code_challenge_method", "S256"),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        let (status, headers, body) = self.get(&location(&headers)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        assert_eq!(location(&headers), "/console/approvals");
+        let (status, _, page) = self.get("/console/approvals").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        hidden(&page, "csrf")
+    }
+}
+
+fn location(headers: &HeaderMap) -> String {
+    headers.get(LOCATION).unwrap().to_str().unwrap().to_owned()
+}
+
+/// The value of the first hidden input named `name` in `page`.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sign_in_is_bound_to_the_browser_and_pkce_and_forms_need_the_csrf_token() {
+    let env = start().await;
+    let mut anon = Browserless::new(&env);
+
+    // Not signed in: every page sends the browser to the sign-in page, which names the issuer.
+    let (status, headers, _) = anon.get("/console/sessions").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/console/signin?next=%2Fconsole%2Fsessions");
+    let (status, headers, page) = anon.get("/console/signin?next=/console/sessions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Sign in with http://"), "{page}");
+    let csp = headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(
+        !page.contains("<script>") && !page.contains("style="),
+        "no inline script or style"
+    );
+
+    // The login cookie ties the provider's answer to this browser; it is Secure, HttpOnly, SameSite.
+    let (status, headers, _) = anon.get("/console/login").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let set = headers.get(SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(set.starts_with("portcullis_login="), "{set}");
+    for flag in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/console"] {
+        assert!(set.contains(flag), "{flag} missing from {set}");
+    }
+    let authorize = reqwest::Url::parse(&location(&headers)).unwrap();
+    let params: std::collections::HashMap<String, String> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert_eq!(params["code_challenge"].len(), 43);
+
+    // Only the console may use the development sign-in.
+    let mut foreign = authorize.clone();
+    foreign
+        .query_pairs_mut()
+        .clear()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &params["client_id"])
+        .append_pair("redirect_uri", "https://evil.example/cb")
+        .append_pair("state", "x")
+        .append_pair("code_challenge", &params["code_challenge"])
+        .append_pair("code_challenge_method", "S256");
+    let (status, _, page) = anon.get(foreign.as_str()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("redirect_uri must be"), "{page}");
+
+    // A code is useless without the verifier, and used once.
+    let (_, _, form) = anon.get(authorize.as_str()).await;
+    let form_token = hidden(&form, "form_token");
+    let mut fields = vec![
+        ("form_token", form_token.as_str()),
+        ("subject", "mallory"),
+        ("groups", "reviewers"),
+    ];
+    let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    fields.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (status, headers, _) = anon.post("/dev/authorize", &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let callback = reqwest::Url::parse(&location(&headers)).unwrap();
+    let code = callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let stolen = anon
+        .http
+        .post(format!("{}/dev/token", anon.base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", &params["redirect_uri"]),
+            ("client_id", &params["client_id"]),
+            (
+                "code_verifier",
+                "a-verifier-the-thief-does-not-have-aaaaaaaaaaaaaaa",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = stolen.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+
+    // The provider's answer, replayed in a browser that did not start the sign-in, signs nobody in.
+    let mut other = Browserless::new(&env);
+    let (status, _, page) = other.get(callback.as_str()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("not started in this browser"), "{page}");
+
+    // A reviewer signs in; forms without the sign-in's CSRF token are refused.
+    let mut reviewer = Browserless::new(&env);
+    let csrf = reviewer.sign_in("rita", "reviewers").await;
+    let session_cookie = reviewer.cookies.iter().find(|(n, _)| n == "portcullis_console");
+    assert!(session_cookie.is_some(), "{:?}", reviewer.cookies);
+    let (status, _, _) = reviewer
+        .post(
+            "/console/approvals/apr_none",
+            &[("decision", "approve"), ("csrf", "forged")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = reviewer
+        .post("/console/approvals/apr_none", &[("decision", "approve")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // With the token, the decision is taken (here: no such request, said on the page it returns to).
+    let (status, headers, _) = reviewer
+        .post(
+            "/console/approvals/apr_none",
+            &[("decision", "approve"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        location(&headers).starts_with("/console/approvals?error="),
+        "{headers:?}"
+    );
+
+    // A reviewer who is not an operator may not read sessions; the page says which group it needs.
+    let (status, _, page) = reviewer.get("/console/sessions").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("portcullis-operators"), "{page}");
+
+    // Signing out ends the sign-in: the old cookie no longer opens a page.
+    let old = reviewer.cookie_header();
+    let (status, _, _) = reviewer.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let response = reviewer
+        .http
+        .get(format!("{}/console/approvals", reviewer.base))
+        .header("cookie", old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// In a real browser.
+
+/// chromedriver on a free port; killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_driver() -> Driver {
+    let port = free_port().unwrap();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian's chromium-driver; scripts/ensure-deps installs it)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver { child, port }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = [
+        "--headless=new".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        "--no-first-run".to_owned(),
+        "--disable-background-networking".to_owned(),
+        "--disable-component-update".to_owned(),
+        "--disable-sync".to_owned(),
+        "--disable-quic".to_owned(),
+        "--window-size=1366,900".to_owned(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".to_owned(),
+        serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+/// Where screenshots are kept: beside the test binaries, under the build directory.
+fn screenshots() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "deps"))
+        .and_then(|deps| deps.parent())
+        .unwrap_or_else(|| exe.parent().unwrap())
+        .join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn snap(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test]
+async fn a_reviewer_in_chromium_approves_a_held_delete_and_replays_the_session() {
+    let env = start().await;
+    let driver = start_driver();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = browser(&driver, profile.path()).await;
+    let base = format!("http://{}", env.admin);
+    let wait = |d: u64| browser.wait().at_most(Duration::from_secs(d));
+
+    // Sign in: the console sends the browser to the development issuer's page and back.
+    browser.goto(&format!("{base}/console/")).await.unwrap();
+    wait(10)
+        .for_element(Locator::Css("a.button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let subject = wait(10).for_element(Locator::Id("subject")).await.unwrap();
+    subject.send_keys("rita").await.unwrap();
+    let groups = browser.find(Locator::Id("groups")).await.unwrap();
+    groups.clear().await.unwrap();
+    groups.send_keys("reviewers, portcullis-operators").await.unwrap();
+    snap(&browser, "1-development-sign-in").await;
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait(10).for_element(Locator::Css("#inbox")).await.unwrap();
+    let who = browser
+        .find(Locator::Css("header .who"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(who, "dev/rita");
+    assert!(
+        browser
+            .find(Locator::Css("p.empty"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("Nothing is waiting")
+    );
+    snap(&browser, "2-empty-inbox").await;
+
+    // An agent's DELETE is held; the inbox shows it without a reload.
+    let agent = env.mint("bot", &["agents"], "10m");
+    let client = env.connect_plain("app", &agent).await.unwrap();
+    // The task hands the client back: the session stays open after the DELETE.
+    let held = tokio::spawn(async move {
+        let deleted = client.execute("DELETE FROM items WHERE id = 2", &[]).await;
+        (client, deleted)
+    });
+    let card = wait(15)
+        .for_element(Locator::Css("article.request"))
+        .await
+        .unwrap();
+    let statement = card
+        .find(Locator::Css("pre.statement"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(statement, "DELETE FROM items WHERE id = 2");
+    let facts = card
+        .find(Locator::Css("dl.facts"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(facts.contains("dev/bot") && facts.contains("app"), "{facts}");
+    // The impact preview arrives shortly after the request; the inbox refreshes with it.
+    let preview_deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = browser
+            .find(Locator::Css("dd.preview"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("row(s)") {
+            break;
+        }
+        assert!(Instant::now() < preview_deadline, "no preview: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    snap(&browser, "3-held-delete").await;
+    assert!(!held.is_finished(), "the DELETE waits for the decision");
+
+    // Approve with a reason; the agent's statement completes.
+    let reason = browser
+        .find(Locator::Css("article.request textarea"))
+        .await
+        .unwrap();
+    reason
+        .send_keys("ticket OPS-7: remove the duplicate")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("article.request button.approve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let flash = wait(10)
+        .for_element(Locator::Css("p.flash.ok"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(flash.contains("approved"), "{flash}");
+    let (client, deleted) = tokio::time::timeout(Duration::from_secs(10), held)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.unwrap(), 1);
+    assert_eq!(
+        env.pg.psql("app", "SELECT count(*) FROM items").unwrap().trim(),
+        "4"
+    );
+    let decided = browser
+        .find(Locator::Css("table.decided"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        decided.contains("ticket OPS-7") && decided.contains("dev/rita"),
+        "{decided}"
+    );
+    snap(&browser, "4-approved").await;
+
+    // The agent's session in the replay: the statement, the approval, the outcome; the chain verifies.
+    browser
+        .goto(&format!("{base}/console/sessions?subject=bot"))
+        .await
+        .unwrap();
+    wait(10)
+        .for_element(Locator::Css("table.sessions tbody a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let timeline = wait(10)
+        .for_element(Locator::Css("ol.timeline"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(timeline.contains("DELETE FROM items WHERE id = 2"), "{timeline}");
+    assert!(timeline.contains("by dev/rita: ticket OPS-7"), "{timeline}");
+    assert!(timeline.contains("DELETE 1"), "{timeline}");
+    let chain = browser
+        .find(Locator::Css("div.chain"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(chain.starts_with("Chain verified"), "{chain}");
+    snap(&browser, "5-session-replay").await;
+
+    // The session is still open (the agent's client is alive): an operator ends it from here.
+    browser
+        .find(Locator::Css("form.kill button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let flash = wait(10)
+        .for_element(Locator::Css("p.flash.ok"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(flash.contains("ends this session"), "{flash}");
+    let ended_deadline = Instant::now() + Duration::from_secs(10);
+    while client.simple_query("SELECT 1").await.is_ok() {
+        assert!(
+            Instant::now() < ended_deadline,
+            "the killed session still answers"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Identities: the agent is listed (no longer connected); an operator bars it for an hour.
+    browser.goto(&format!("{base}/console/identities")).await.unwrap();
+    let table = wait(10)
+        .for_element(Locator::Css("table.identities"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(table.contains("bot") && table.contains("/dev"), "{table}");
+    browser
+        .find(Locator::Css("form.revoke button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let flash = wait(10)
+        .for_element(Locator::Css("p.flash.ok"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(flash.contains("bot is barred"), "{flash}");
+    let barred = browser
+        .find(Locator::Css("ul.barred"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        barred.contains("bot of http://") && barred.contains("until"),
+        "{barred}"
+    );
+    snap(&browser, "6-identities").await;
+    let Err(refused) = env.connect_plain("app", &agent).await else {
+        panic!("a barred identity is refused");
+    };
+    let (_, message) = common::db_error(&refused);
+    assert!(message.contains("revoked"), "{message}");
+
+    // Policy: the DELETE tried against the loaded policies needs approval; a DROP is refused.
+    browser.goto(&format!("{base}/console/policy")).await.unwrap();
+    let subject = wait(10)
+        .for_element(Locator::Css("input[name=subject]"))
+        .await
+        .unwrap();
+    subject.send_keys("bot").await.unwrap();
+    browser
+        .find(Locator::Css("input[name=groups]"))
+        .await
+        .unwrap()
+        .send_keys("agents")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("textarea[name=sql]"))
+        .await
+        .unwrap()
+        .send_keys("DELETE FROM items WHERE id = 3; DROP TABLE items")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form.check button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let result = wait(10)
+        .for_element(Locator::Css("section.result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(result.contains("approval required"), "{result}");
+    assert!(result.contains("deny"), "{result}");
+    snap(&browser, "7-policy-check").await;
+
+    browser.close().await.unwrap();
+}
