@@ -603,6 +603,14 @@ impl Config {
                 "no token issuer is configured: add [[identity.issuers]] or enable [identity.dev_issuer]",
             ));
         }
+        if let Some(issuer) = &self.server.admin.console.issuer
+            && !self.identity.issuers.iter().any(|i| i.issuer == *issuer)
+        {
+            return Err(invalid(
+                "server.admin.console.issuer".into(),
+                "must be the issuer of one of [[identity.issuers]]: the console verifies its tokens the same way",
+            ));
+        }
         if self.approvals.enabled {
             if self.approvals.reviewers_group.is_empty() {
                 return Err(invalid(
