@@ -15,6 +15,9 @@
 //!
 //! If the test process is killed with SIGKILL, Drop does not run and the server keeps running until
 //! someone stops it; with any ordinary failure (error, panic) Drop stops it.
+//!
+//! `portcullis demo` runs its throwaway database on this too: when the binaries are missing, the error
+//! is a [`NotInstalled`], which the demo turns into its own one-line advice.
 
 use std::fmt;
 use std::fs;
@@ -71,6 +74,30 @@ pub struct PgCluster {
     password: String,
     /// Last field: dropped (deleted) after `Drop::drop` has stopped the server.
     dir: TempDir,
+}
+
+/// PostgreSQL's programs are not where we look: the server binaries, psql beside them, or (as root) the
+/// `postgres` system user that Debian's packages create. What is missing is in `missing`.
+#[derive(Debug)]
+pub struct NotInstalled {
+    pub missing: String,
+}
+
+impl fmt::Display for NotInstalled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PostgreSQL is not installed where we look ({}). Install Debian's packages (apt-get install -y \
+             postgresql postgresql-client; the project's test command does this) or set {BIN_DIR_ENV}.",
+            self.missing
+        )
+    }
+}
+
+impl std::error::Error for NotInstalled {}
+
+fn not_installed(missing: String) -> anyhow::Error {
+    anyhow::Error::new(NotInstalled { missing })
 }
 
 /// The unprivileged user that server commands run as when we are root.
@@ -487,7 +514,10 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
             return Ok(dir);
         }
-        bail!("{BIN_DIR_ENV}={} holds no initdb and pg_ctl", dir.display());
+        return Err(not_installed(format!(
+            "{BIN_DIR_ENV}={} holds no initdb and pg_ctl",
+            dir.display()
+        )));
     }
     if let Some(initdb) = on_path("initdb") {
         let real = fs::canonicalize(&initdb).with_context(|| format!("resolve {}", initdb.display()))?;
@@ -498,11 +528,9 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         }
     }
     newest_debian_bin_dir().ok_or_else(|| {
-        anyhow!(
-            "PostgreSQL server binaries not found: no initdb and pg_ctl on PATH nor under \
-             {DEBIAN_PG_LIB}/*/bin. Install Debian's packages (apt-get install -y postgresql \
-             postgresql-client; the project's test command does this) or set {BIN_DIR_ENV}."
-        )
+        not_installed(format!(
+            "no initdb and pg_ctl on PATH nor under {DEBIAN_PG_LIB}/*/bin"
+        ))
     })
 }
 
@@ -530,12 +558,7 @@ fn find_psql(bin_dir: &Path) -> anyhow::Result<PathBuf> {
     if beside.is_file() {
         return Ok(beside);
     }
-    on_path("psql").ok_or_else(|| {
-        anyhow!(
-            "psql not found in {} nor on PATH; install Debian's postgresql-client",
-            bin_dir.display()
-        )
-    })
+    on_path("psql").ok_or_else(|| not_installed(format!("no psql in {} nor on PATH", bin_dir.display())))
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -553,9 +576,10 @@ fn run_as() -> anyhow::Result<Option<RunAs>> {
     let user = nix::unistd::User::from_name(SUPERUSER)
         .context("look up the postgres user")?
         .ok_or_else(|| {
-            anyhow!(
-                "running as root, and initdb refuses root: a `postgres` system user is needed \
+            not_installed(
+                "running as root, and initdb refuses root: no `postgres` system user to run it as \
                  (Debian's postgresql-common package creates it)"
+                    .to_owned(),
             )
         })?;
     Ok(Some(RunAs {

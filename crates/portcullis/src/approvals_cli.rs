@@ -187,7 +187,8 @@ pub(crate) async fn call_text(
     Ok(text)
 }
 
-fn render_list(list: &Value) -> String {
+/// The `approvals list` table.
+pub(crate) fn render_list(list: &Value) -> String {
     let requests = list.as_array().map(Vec::as_slice).unwrap_or_default();
     if requests.is_empty() {
         return "no approval requests\n".to_owned();

@@ -1,4 +1,4 @@
-//! The `portcullis` command: serve the gateway, check a configuration or a policy, mint development tokens,
+//! The `portcullis` command: try it (demo), serve the gateway, check a configuration or a policy, mint development tokens,
 //! read the audit trail and act on it.
 
 mod admin;
@@ -8,6 +8,7 @@ mod approvals_cli;
 mod audit;
 mod config;
 mod console;
+mod demo;
 mod guard;
 mod masking;
 mod notify;
@@ -41,6 +42,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Try Portcullis in one command: a throwaway PostgreSQL with synthetic customers, the gateway in
+    /// front of it, and a scripted agent going through it.
+    ///
+    /// The agent reads customers (emails and card numbers come back masked), tries a DROP TABLE (refused,
+    /// naming the policy), updates without and with a WHERE clause, and sends a DELETE that waits for a
+    /// reviewer: approve it in the web console or with `portcullis approvals approve` (the demo prints
+    /// both), or pass --auto-approve. It ends with the replay of the agent's session from the audit
+    /// trail and the hash chain verified.
+    ///
+    /// Needs PostgreSQL's server binaries (Debian's postgresql package; or set PORTCULLIS_PG_BIN_DIR).
+    /// Everything lives in a temporary directory, removed on exit.
+    ///
+    /// Example: portcullis demo --auto-approve
+    Demo(demo::Args),
     /// Run the gateway.
     Serve {
         /// The TOML configuration file.
@@ -139,6 +154,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             telemetry::init_logging(config.server.log_format);
@@ -198,25 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let config = Config::load(&config)?;
-            let dev = &config.identity.dev_issuer;
-            anyhow::ensure!(
-                dev.enabled,
-                "[identity.dev_issuer] is not enabled in this configuration"
-            );
-            anyhow::ensure!(
-                ttl <= dev.max_ttl,
-                "--ttl {} exceeds identity.dev_issuer.max_ttl ({})",
-                humantime::format_duration(ttl),
-                humantime::format_duration(dev.max_ttl)
-            );
-            let issuer = serve::load_dev_issuer(&config)?;
-            let request = portcullis_identity::MintRequest {
-                subject: sub,
-                groups,
-                audience: dev.audience.clone(),
-                ttl,
-            };
-            println!("{}", issuer.mint(&request).context("minting")?);
+            println!("{}", serve::mint_dev_token(&config, sub, groups, ttl)?.expose());
             Ok(())
         }
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use portcullis_core::Secret;
 use portcullis_identity::{DevIssuer, IssuerSettings, Verifier};
 use portcullis_postgres::cancel::CancelRegistry;
 use portcullis_postgres::handshake::FrontendSettings;
@@ -267,6 +268,35 @@ pub fn load_dev_issuer(config: &Config) -> anyhow::Result<DevIssuer> {
     let key_path = config.server.state_dir.join("dev-issuer-key.pem");
     DevIssuer::load_or_create(&key_path, dev_issuer_url(config))
         .with_context(|| format!("development issuer key {}", key_path.display()))
+}
+
+/// A token signed by the development issuer (`token mint`, and the demo's agent and reviewer); the
+/// issuer must be enabled and `ttl` within its `max_ttl`.
+pub fn mint_dev_token(
+    config: &Config,
+    subject: String,
+    groups: Vec<String>,
+    ttl: Duration,
+) -> anyhow::Result<Secret<String>> {
+    let dev = &config.identity.dev_issuer;
+    anyhow::ensure!(
+        dev.enabled,
+        "[identity.dev_issuer] is not enabled in this configuration"
+    );
+    anyhow::ensure!(
+        ttl <= dev.max_ttl,
+        "--ttl {} exceeds identity.dev_issuer.max_ttl ({})",
+        humantime::format_duration(ttl),
+        humantime::format_duration(dev.max_ttl)
+    );
+    let issuer = load_dev_issuer(config)?;
+    let request = portcullis_identity::MintRequest {
+        subject,
+        groups,
+        audience: dev.audience.clone(),
+        ttl,
+    };
+    Ok(Secret::new(issuer.mint(&request).context("minting")?))
 }
 
 fn dev_issuer(config: &Config) -> anyhow::Result<Option<Arc<DevIssuer>>> {

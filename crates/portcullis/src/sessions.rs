@@ -383,7 +383,7 @@ pub(crate) fn open_store_at(path: &Path) -> anyhow::Result<SqliteStore> {
 }
 
 /// Every event of session `id`, or the error an operator can act on.
-fn load_session(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
+pub(crate) fn load_session(store: &mut dyn AuditStore, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
     find_session(store, id)?
         .ok_or_else(|| anyhow::anyhow!("no session {id}; `portcullis sessions list` shows recent ones"))
 }

@@ -21,6 +21,17 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// Starts text logging into `file` instead of standard error: the demo keeps the gateway's log beside its
+/// configuration, so the terminal shows only the demo's own story.
+pub fn init_logging_to(file: std::fs::File) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
 /// Installs the process-wide Prometheus recorder; the admin listener renders it at `/metrics`.
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new().install_recorder()?;

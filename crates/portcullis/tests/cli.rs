@@ -143,8 +143,26 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
 fn help_names_every_command() {
     let out = run_cli(Path::new(BIN), &["--help"], &[]).unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for command in ["serve", "config", "token", "sessions", "revoke", "approvals"] {
+    for command in [
+        "demo",
+        "serve",
+        "config",
+        "token",
+        "sessions",
+        "revoke",
+        "approvals",
+    ] {
         assert!(help.contains(command), "{help}");
+    }
+    let out = run_cli(Path::new(BIN), &["demo", "--help"], &[]).unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--auto-approve",
+        "--keep-running",
+        "--approval-timeout",
+        "PORTCULLIS_PG_BIN_DIR",
+    ] {
+        assert!(help.contains(flag), "{help}");
     }
     let out = run_cli(Path::new(BIN), &["token", "mint", "--help"], &[]).unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--ttl"));
