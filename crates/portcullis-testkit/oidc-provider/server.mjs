@@ -4,6 +4,10 @@
 //   PORT      port to listen on (127.0.0.1 only); required
 //   ALG       RS256 | ES256 | EdDSA: the access token signing algorithm (default RS256)
 //   AUDIENCE  the `aud` claim of issued access tokens (default "portcullis")
+//   CONSOLE_REDIRECT_URI  when set, a second client `portcullis-console` (public, authorization code with
+//             PKCE, this redirect URI) and the provider's development login pages (any name, any
+//             password, then a consent page): people signing in get groups reviewers and
+//             portcullis-operators; client-credentials tokens keep groups agents
 //
 // RFC 8707 requires the resource indicator to be an absolute URI. When AUDIENCE is one, it is also the
 // resource indicator; otherwise (e.g. "portcullis") the indicator is "urn:" + AUDIENCE and tokens still
@@ -24,6 +28,7 @@ const alg = process.env.ALG ?? 'RS256';
 const audience = process.env.AUDIENCE ?? 'portcullis';
 const resource = URL.parse(audience) ? audience : `urn:${audience}`;
 const issuer = `http://127.0.0.1:${port}`;
+const consoleRedirect = process.env.CONSOLE_REDIRECT_URI;
 
 function signingJwk(algorithm) {
   let pair;
@@ -57,10 +62,22 @@ const provider = new Provider(issuer, {
       // The default (RS256) must be a key in the keystore; with an ES256 or EdDSA key it would not be.
       id_token_signed_response_alg: alg,
     },
+    ...(consoleRedirect
+      ? [
+          {
+            client_id: 'portcullis-console',
+            token_endpoint_auth_method: 'none',
+            grant_types: ['authorization_code'],
+            response_types: ['code'],
+            redirect_uris: [consoleRedirect],
+            id_token_signed_response_alg: alg,
+          },
+        ]
+      : []),
   ],
-  clientAuthMethods: ['client_secret_post', 'client_secret_basic'],
+  clientAuthMethods: ['client_secret_post', 'client_secret_basic', 'none'],
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(consoleRedirect) },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
@@ -80,7 +97,9 @@ const provider = new Provider(issuer, {
       },
     },
   },
-  extraTokenClaims: () => ({ groups: ['agents'] }),
+  // A person (authorization code: the token has an account) reviews and operates; a client is an agent.
+  extraTokenClaims: (ctx, token) =>
+    token.accountId ? { groups: ['reviewers', 'portcullis-operators'] } : { groups: ['agents'] },
 });
 
 provider.on('server_error', (ctx, err) => console.error('server_error', err));

@@ -65,6 +65,18 @@ impl OidcProvider {
     /// Installs the Node project if needed, starts the provider on a free loopback port, waits until
     /// it serves its discovery document. `alg` is one of [`ALGS`]. About 1–2 s once installed.
     pub async fn start(alg: &str, audience: &str) -> anyhow::Result<OidcProvider> {
+        Self::start_with_console(alg, audience, None).await
+    }
+
+    /// [`OidcProvider::start`], and with `console_redirect` a public client `portcullis-console`
+    /// (authorization code with PKCE, that redirect URI) and the provider's development login pages:
+    /// any name and password signs in, then a consent page; people get groups `reviewers` and
+    /// `portcullis-operators`.
+    pub async fn start_with_console(
+        alg: &str,
+        audience: &str,
+        console_redirect: Option<&str>,
+    ) -> anyhow::Result<OidcProvider> {
         if !ALGS.contains(&alg) {
             bail!("unsupported alg {alg:?}: server.mjs signs with one of {ALGS:?}");
         }
@@ -78,7 +90,7 @@ impl OidcProvider {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::spawn(&project, alg, audience).await {
+            match Self::spawn(&project, alg, audience, console_redirect).await {
                 Ok(provider) => return Ok(provider),
                 Err(Spawn::PortTaken(_)) if attempt < START_ATTEMPTS => continue,
                 Err(Spawn::PortTaken(error) | Spawn::Failed(error)) => return Err(error),
@@ -144,7 +156,12 @@ impl OidcProvider {
             .ok_or_else(|| anyhow!("token response has no access_token: {body}"))
     }
 
-    async fn spawn(project: &Path, alg: &str, audience: &str) -> Result<OidcProvider, Spawn> {
+    async fn spawn(
+        project: &Path,
+        alg: &str,
+        audience: &str,
+        console_redirect: Option<&str>,
+    ) -> Result<OidcProvider, Spawn> {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-oidc-")
             .tempdir()
@@ -152,7 +169,11 @@ impl OidcProvider {
         let port = free_port()?;
         let stderr_path = dir.path().join("stderr.log");
         let stderr = fs::File::create(&stderr_path).context("create the stderr log")?;
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        if let Some(redirect) = console_redirect {
+            command.env("CONSOLE_REDIRECT_URI", redirect);
+        }
+        let mut child = command
             .arg("server.mjs")
             .current_dir(project)
             .env("PORT", port.to_string())

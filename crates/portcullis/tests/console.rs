@@ -679,3 +679,104 @@ async fn a_reviewer_in_chromium_approves_a_held_delete_and_replays_the_session()
 
     browser.close().await.unwrap();
 }
+
+/// Sign-in with a third-party provider (the npm `oidc-provider`, its own login and consent pages): the
+/// console's authorization code flow with PKCE and a resource indicator, its JWT access token verified
+/// as the `[[identity.issuers]]` entry says.
+#[tokio::test]
+async fn a_person_signs_in_with_a_third_party_oidc_provider() {
+    let admin = portcullis_testkit::ports::free_addr().unwrap();
+    let redirect = format!("http://{admin}/console/callback");
+    let provider = portcullis_testkit::oidc_provider::OidcProvider::start_with_console(
+        "ES256",
+        "portcullis",
+        Some(&redirect),
+    )
+    .await
+    .unwrap();
+    let issuer = provider.issuer_url().to_owned();
+    let _gateway = Env::start(Options {
+        policy: policy(),
+        admin: Some(admin.clone()),
+        extra: format!(
+            "[approvals]\nenabled = true\nreviewers_group = \"reviewers\"\n\
+             [[identity.issuers]]\nissuer = \"{issuer}\"\naudience = \"portcullis\"\nalias = \"corp\"\n\
+             algorithms = [\"ES256\"]\n\
+             [server.admin.console]\nissuer = \"{issuer}\"\nresource = \"{resource}\"\n\
+             scopes = [\"openid\", \"db\"]\n",
+            resource = provider.resource()
+        ),
+        ..Options::default()
+    })
+    .await;
+    let driver = start_driver();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = browser(&driver, profile.path()).await;
+    let wait = |d: u64| browser.wait().at_most(Duration::from_secs(d));
+
+    browser.goto(&format!("http://{admin}/console/")).await.unwrap();
+    let link = wait(10).for_element(Locator::Css("a.button")).await.unwrap();
+    assert_eq!(link.text().await.unwrap(), format!("Sign in with {issuer}"));
+    link.click().await.unwrap();
+    // The provider's own pages: a login form, then consent.
+    let login = match wait(10).for_element(Locator::Css("input[name=login]")).await {
+        Ok(field) => field,
+        Err(e) => panic!(
+            "no login form ({e}) at {}: {}",
+            browser.current_url().await.unwrap(),
+            browser.source().await.unwrap()
+        ),
+    };
+    login.send_keys("rita").await.unwrap();
+    browser
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("any")
+        .await
+        .unwrap();
+    snap(&browser, "8-third-party-login").await;
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = browser.current_url().await.unwrap();
+        if url.path() == "/console/approvals" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stuck at {url}: {}",
+            browser.source().await.unwrap()
+        );
+        // The consent page, when the provider shows one.
+        if let Ok(button) = browser
+            .find(Locator::Css(
+                "button[type=submit][autofocus], button[type=submit]",
+            ))
+            .await
+        {
+            let _ = button.click().await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let who = wait(10)
+        .for_element(Locator::Css("header .who"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(who, "corp/rita");
+    assert!(
+        browser.find(Locator::Css("#inbox")).await.is_ok(),
+        "a reviewer sees the inbox"
+    );
+    snap(&browser, "9-signed-in-through-third-party").await;
+    browser.close().await.unwrap();
+}

@@ -37,6 +37,8 @@ pub struct Options {
     pub policy: String,
     /// `[policy] statement_checks`.
     pub statement_checks: bool,
+    /// The admin listener's address (default: a free port).
+    pub admin: Option<String>,
 }
 
 /// The default test policy: group `agents` may do anything.
@@ -53,6 +55,7 @@ impl Default for Options {
             log_format: "text",
             policy: PERMIT_AGENTS.to_owned(),
             statement_checks: true,
+            admin: None,
         }
     }
 }
@@ -66,7 +69,7 @@ impl Env {
         pg.psql("postgres", "CREATE DATABASE app OWNER gateway_login")
             .unwrap();
         let pg_port = free_port().unwrap();
-        let admin = free_addr().unwrap();
+        let admin = options.admin.clone().unwrap_or_else(|| free_addr().unwrap());
         let dir = tempfile::Builder::new()
             .prefix("portcullis-e2e-")
             .tempdir()
