@@ -154,6 +154,11 @@ fn start_console(config: &Config, dev_issuer: Option<&DevIssuer>) -> anyhow::Res
     if oidc.is_none() {
         warn!("the console has no sign-in: set [server.admin.console] issuer");
     }
+    let mut default_groups = Vec::new();
+    if config.approvals.enabled {
+        default_groups.push(config.approvals.reviewers_group.as_str());
+    }
+    default_groups.push(config.server.admin.operators_group.as_str());
     let dev_signin = dev_issuer.map(|_| {
         let dev = &config.identity.dev_issuer;
         console::dev_signin::DevSignin::new(
@@ -161,6 +166,7 @@ fn start_console(config: &Config, dev_issuer: Option<&DevIssuer>) -> anyhow::Res
             redirect_uri.clone(),
             dev.audience.clone(),
             settings.session_ttl.min(dev.max_ttl),
+            default_groups.join(", "),
         )
     });
     info!(url = %format!("{}/console/", public_url.trim_end_matches('/')), "web console");

@@ -36,6 +36,8 @@ pub struct DevSignin {
     pub audience: String,
     /// Their lifetime.
     pub ttl: Duration,
+    /// The groups the form offers: the reviewers' and operators' groups of this gateway.
+    pub default_groups: String,
     codes: Mutex<HashMap<String, Code>>,
 }
 
@@ -48,12 +50,19 @@ struct Code {
 }
 
 impl DevSignin {
-    pub fn new(client_id: String, redirect_uri: String, audience: String, ttl: Duration) -> Self {
+    pub fn new(
+        client_id: String,
+        redirect_uri: String,
+        audience: String,
+        ttl: Duration,
+        default_groups: String,
+    ) -> Self {
         Self {
             client_id,
             redirect_uri,
             audience,
             ttl,
+            default_groups,
             codes: Mutex::new(HashMap::new()),
         }
     }
@@ -134,7 +143,7 @@ pub async fn authorize_form(State(state): State<AdminState>, Query(p): Query<Aut
             label for="subject" { "Name (the token's subject)" }
             input #subject type="text" name="subject" required autofocus autocomplete="username";
             label for="groups" { "Groups, separated by commas" }
-            input #groups type="text" name="groups" value="reviewers, portcullis-operators";
+            input #groups type="text" name="groups" value=(signin.default_groups);
             button type="submit" { "Sign in" }
         }
     };
