@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Env, Options};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use portcullis_testkit::ports::free_port;
 use reqwest::StatusCode;
@@ -493,22 +494,23 @@ async fn a_reviewer_in_chromium_approves_a_held_delete_and_replays_the_session()
     snap(&browser, "3-held-delete").await;
     assert!(!held.is_finished(), "the DELETE waits for the decision");
 
-    // Approve with a reason; the agent's statement completes.
+    // Approve with a reason, from the keyboard: type the reason, Tab to Approve, Enter. The agent's
+    // statement completes.
     let reason = browser
         .find(Locator::Css("article.request textarea"))
         .await
         .unwrap();
     reason
-        .send_keys("ticket OPS-7: remove the duplicate")
+        .send_keys(&format!("ticket OPS-7: remove the duplicate{}", Key::Tab))
         .await
         .unwrap();
-    browser
-        .find(Locator::Css("article.request button.approve"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let focused = browser.active_element().await.unwrap();
+    assert_eq!(
+        focused.text().await.unwrap(),
+        "Approve",
+        "Tab leads from the reason to Approve"
+    );
+    focused.send_keys(&Key::Enter.to_string()).await.unwrap();
     let flash = wait(10)
         .for_element(Locator::Css("p.flash.ok"))
         .await
@@ -633,8 +635,14 @@ async fn a_reviewer_in_chromium_approves_a_held_delete_and_replays_the_session()
         "{barred}"
     );
     snap(&browser, "6-identities").await;
-    let Err(refused) = env.connect_plain("app", &agent).await else {
-        panic!("a barred identity is refused");
+    // Gateways read operators' controls from the store about once a second.
+    let barred_deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        match env.connect_plain("app", &agent).await {
+            Err(refused) => break refused,
+            Ok(_) => assert!(Instant::now() < barred_deadline, "a barred identity is refused"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let (_, message) = common::db_error(&refused);
     assert!(message.contains("revoked"), "{message}");
