@@ -789,3 +789,99 @@ async fn a_person_signs_in_with_a_third_party_oidc_provider() {
     snap(&browser, "9-signed-in-through-third-party").await;
     browser.close().await.unwrap();
 }
+
+/// `portcullis demo` as a new user runs it: the agent's DELETE waits until the user opens the printed
+/// console link, signs in with the development sign-in and approves it; then the demo finishes.
+#[tokio::test]
+async fn the_demo_waits_for_an_approval_given_in_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout_path = dir.path().join("stdout");
+    let mut demo = Command::new(common::BIN)
+        .args(["demo", "--approval-timeout", "2m"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let link = loop {
+        let out = read();
+        if let Some(line) = out.lines().find(|l| l.contains("Approve it in the console: ")) {
+            let url = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap();
+            break url.to_owned();
+        }
+        if Instant::now() > deadline || demo.try_wait().unwrap().is_some() {
+            let _ = demo.kill();
+            panic!("the demo printed no console link:\n{out}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(link.ends_with("/console/approvals"), "{link}");
+
+    let driver = start_driver();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = browser(&driver, profile.path()).await;
+    let wait = |d: u64| browser.wait().at_most(Duration::from_secs(d));
+    browser.goto(&link).await.unwrap();
+    wait(10)
+        .for_element(Locator::Css("a.button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let subject = wait(10).for_element(Locator::Id("subject")).await.unwrap();
+    subject.send_keys("new-user").await.unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let card = wait(15)
+        .for_element(Locator::Css("article.request"))
+        .await
+        .unwrap();
+    let statement = card
+        .find(Locator::Css("pre.statement"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(statement.starts_with("DELETE FROM customers"), "{statement}");
+    snap(&browser, "10-demo-held-delete").await;
+    card.find(Locator::Css("button.approve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait(10).for_element(Locator::Css("p.flash.ok")).await.unwrap();
+    browser.close().await.unwrap();
+
+    let finish = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = demo.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > finish {
+            let _ = demo.kill();
+            panic!("the demo did not finish after the approval:\n{}", read());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = read();
+    assert!(status.success(), "{status}\n{out}");
+    let released = out.split("released").nth(1).unwrap_or_else(|| panic!("{out}"));
+    assert!(released.contains("DELETE 1"), "{out}");
+    assert!(
+        out.contains("by dev/new-user"),
+        "the replay names the console's reviewer:\n{out}"
+    );
+}
