@@ -18,6 +18,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const LOG_TAIL_LINES: usize = 60;
 const CONFIG_FILE: &str = "portcullis.toml";
 const LOG_FILE: &str = "gateway.log";
+/// What the gateway logs once both listeners are bound.
+const SERVING: &str = "portcullis is serving";
 
 /// A running `portcullis serve`; Drop kills it (SIGKILL) and reaps it.
 #[derive(Debug)]
@@ -62,7 +64,7 @@ impl GatewayProcess {
         let child = spawn_serve(bin, dir.path(), env)?;
         // From here on, returning an error drops `gateway`, which kills the process.
         let mut gateway = GatewayProcess { child, dir };
-        gateway.wait_healthy(admin_addr).await?;
+        gateway.wait_healthy(admin_addr, 0).await?;
         Ok(gateway)
     }
 
@@ -148,8 +150,9 @@ impl GatewayProcess {
         if self.is_running() {
             bail!("the gateway is still running");
         }
+        let served_before = self.times_serving();
         self.child = spawn_serve(bin, self.dir.path(), env)?;
-        self.wait_healthy(admin_addr).await
+        self.wait_healthy(admin_addr, served_before).await
     }
 
     fn signal(&self, signal: Signal) -> anyhow::Result<()> {
@@ -157,7 +160,14 @@ impl GatewayProcess {
         kill(Pid::from_raw(pid), signal).with_context(|| format!("send {signal} to the gateway"))
     }
 
-    async fn wait_healthy(&mut self, admin_addr: &str) -> anyhow::Result<()> {
+    /// How often the log says a gateway started serving (after binding both listeners).
+    fn times_serving(&self) -> usize {
+        self.log().map_or(0, |log| log.matches(SERVING).count())
+    }
+
+    /// Waits until `/healthz` answers and this process has said it is serving: a `200` alone could come
+    /// from another test's gateway on the same port while this one is failing to bind it.
+    async fn wait_healthy(&mut self, admin_addr: &str, served_before: usize) -> anyhow::Result<()> {
         let url = format!("http://{admin_addr}/healthz");
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -173,7 +183,12 @@ impl GatewayProcess {
                 );
             }
             let last = match http.get(&url).send().await {
-                Ok(response) if response.status() == reqwest::StatusCode::OK => return Ok(()),
+                Ok(response) if response.status() == reqwest::StatusCode::OK => {
+                    if self.times_serving() > served_before {
+                        return Ok(());
+                    }
+                    "healthy, but this process has not said it is serving yet".to_owned()
+                }
                 Ok(response) => format!("status {}", response.status()),
                 Err(error) => error.to_string(),
             };
@@ -234,6 +249,8 @@ fn spawn_serve(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<C
         .arg("serve")
         .arg("--config")
         .arg(dir.join(CONFIG_FILE))
+        // Info level at least for the gateway's own events: `wait_healthy` reads its "serving" line.
+        .env("RUST_LOG", "info")
         .envs(env.iter().copied())
         .current_dir(dir)
         .stdin(Stdio::null())
