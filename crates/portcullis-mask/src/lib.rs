@@ -24,6 +24,6 @@ mod strategy;
 
 pub use detect::{detect, detect_into};
 pub use detector::{Counts, Detector, DetectorSet, Finding, Reason};
-pub use plan::{ColumnPlan, Masked, PlanInner};
+pub use plan::{Applied, ColumnPlan, Masked, PlanInner};
 pub use rules::{ColumnRef, ConnectionMask, MIN_KEY_LEN, MaskPolicy, RuleError, RuleSpec};
 pub use strategy::{DEFAULT_KEEP, DEFAULT_REDACTION, StrategyName};

@@ -69,17 +69,41 @@ impl ColumnPlan {
     /// Masks one cell given as text (UTF-8 expected; other bytes are treated as opaque and only column
     /// rules apply). Counts what it masked.
     pub fn apply(&self, cell: &[u8], counts: &mut Counts) -> Masked {
+        let mut out = Vec::new();
+        match self.apply_into(cell, counts, &mut out) {
+            Applied::Unchanged => Masked::Unchanged,
+            Applied::Null => Masked::Null,
+            Applied::Written => Masked::Value(out),
+        }
+    }
+
+    /// [`Self::apply`] without a value of its own: a masked value is appended to `out` (the gateway
+    /// writes it straight into the row it rebuilds). On `Unchanged` and `Null`, `out` is as it was.
+    pub fn apply_into(&self, cell: &[u8], counts: &mut Counts, out: &mut Vec<u8>) -> Applied {
         let ColumnPlan::Apply(inner) = self else {
-            return Masked::Unchanged;
+            return Applied::Unchanged;
         };
         match &inner.kind {
             PlanKind::Column { strategy, key } => {
                 counts.add(Reason::Column, 1);
-                strategy.mask_cell(key, cell)
+                if strategy.mask_cell_into(key, cell, out) {
+                    Applied::Written
+                } else {
+                    Applied::Null
+                }
             }
-            PlanKind::Detect(rules) => rules.mask_cell(cell, counts),
+            PlanKind::Detect(rules) => rules.mask_cell(cell, counts, out),
         }
     }
+}
+
+/// What [`ColumnPlan::apply_into`] did with a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Unchanged,
+    Null,
+    /// The masked value was appended to the output.
+    Written,
 }
 
 thread_local! {
@@ -123,49 +147,59 @@ impl DetectorRules {
     }
 
     /// A cell: unchanged without findings or when it is not UTF-8, NULL when a finding's strategy is
-    /// `null`, else the text with each finding masked. UTF-8 is checked only once something was found:
-    /// the scan reads bytes, and most cells have nothing.
-    fn mask_cell(&self, cell: &[u8], counts: &mut Counts) -> Masked {
+    /// `null`, else the text with each finding masked, appended to `out`. UTF-8 is checked only once
+    /// something was found: the scan reads bytes, and most cells have nothing.
+    fn mask_cell(&self, cell: &[u8], counts: &mut Counts, out: &mut Vec<u8>) -> Applied {
         FINDINGS.with_borrow_mut(|findings| {
             detect_bytes(cell, self.set, findings);
             // The common case, kept inline: nothing found, nothing to do.
             if findings.is_empty() {
-                return Masked::Unchanged;
+                return Applied::Unchanged;
             }
-            let masked = self.mask_findings(cell, findings, counts);
+            let applied = self.mask_findings(cell, findings, counts, out);
             if findings.capacity() > MAX_KEPT_FINDINGS {
                 *findings = Vec::new();
             }
-            masked
+            applied
         })
     }
 
-    fn mask_findings(&self, cell: &[u8], findings: &[Finding], counts: &mut Counts) -> Masked {
+    fn mask_findings(
+        &self,
+        cell: &[u8],
+        findings: &[Finding],
+        counts: &mut Counts,
+        out: &mut Vec<u8>,
+    ) -> Applied {
         if findings.is_empty() {
-            return Masked::Unchanged;
+            return Applied::Unchanged;
         }
         // Most cells are ASCII, which is UTF-8 and cheaper to check than UTF-8 itself.
         if !cell.is_ascii() && std::str::from_utf8(cell).is_err() {
-            return Masked::Unchanged;
+            return Applied::Unchanged;
         }
         self.count(findings, counts);
         if findings
             .iter()
             .any(|f| self.strategy(f.detector).is_none_or(Strategy::is_null))
         {
-            return Masked::Null;
+            return Applied::Null;
         }
-        match self.rewrite_cell(cell, findings) {
-            Some(masked) => Masked::Value(masked),
+        let mark = out.len();
+        match self.rewrite_cell(cell, findings, out) {
+            Some(()) => Applied::Written,
             // Findings always fall on char boundaries; should one not, nothing of the cell shows.
-            None => Masked::Null,
+            None => {
+                out.truncate(mark);
+                Applied::Null
+            }
         }
     }
 
-    /// The cell (checked UTF-8) with each finding replaced, as bytes: the parts between findings are
-    /// copied without being read as text again, and a finding is read as `&str` only when its strategy
-    /// looks at the value (`redact` does not).
-    fn rewrite_cell(&self, cell: &[u8], findings: &[Finding]) -> Option<Vec<u8>> {
+    /// The cell (checked UTF-8) with each finding replaced, appended to `out` as bytes: the parts between
+    /// findings are copied without being read as text again, and a finding is read as `&str` only when
+    /// its strategy looks at the value (`redact` does not). `None` leaves part of it written.
+    fn rewrite_cell(&self, cell: &[u8], findings: &[Finding], out: &mut Vec<u8>) -> Option<()> {
         let mut size = cell.len();
         for f in findings {
             let replacement = self
@@ -174,7 +208,7 @@ impl DetectorRules {
             // `partial` and `format_preserving` keep about the length; `hash` writes 16 bytes.
             size = size - f.len() + replacement.map_or(f.len().max(16), str::len);
         }
-        let mut out = Vec::with_capacity(size);
+        out.reserve(size);
         let mut last = 0;
         // A byte that does not continue a char: copying bytes between findings keeps the output UTF-8
         // only when each finding starts and ends on one (the scan ensures it; this makes it a check).
@@ -189,7 +223,7 @@ impl DetectorRules {
                     Some(text) => out.extend_from_slice(text.as_bytes()),
                     None => {
                         let value = std::str::from_utf8(cell.get(f.start..f.end)?).ok()?;
-                        strategy.mask_text(&self.key, value, &mut out);
+                        strategy.mask_text(&self.key, value, out);
                     }
                 },
                 None => out.extend_from_slice(DEFAULT_REDACTION.as_bytes()),
@@ -197,7 +231,7 @@ impl DetectorRules {
             last = f.end;
         }
         out.extend_from_slice(cell.get(last..)?);
-        Some(out)
+        Some(())
     }
 
     /// Free text: `None` without findings, else the text with each finding masked (`null` redacts).

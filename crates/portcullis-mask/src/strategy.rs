@@ -9,6 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+#[cfg(test)]
 use crate::plan::Masked;
 use crate::rules::RuleSpec;
 
@@ -116,24 +117,33 @@ impl Strategy {
         }
     }
 
-    /// A whole cell masked by a column rule. A cell that is not UTF-8 is read lossily by `partial` and
-    /// `format_preserving` (invalid bytes become U+FFFD, so nothing of them shows).
-    pub(crate) fn mask_cell(&self, key: &Key, cell: &[u8]) -> Masked {
-        let mut out = String::new();
+    /// A whole cell masked by a column rule, appended to `out`; `false` (nothing appended) when the cell
+    /// becomes NULL. A cell that is not UTF-8 is read lossily by `partial` and `format_preserving`
+    /// (invalid bytes become U+FFFD, so nothing of them shows).
+    pub(crate) fn mask_cell_into(&self, key: &Key, cell: &[u8], out: &mut Vec<u8>) -> bool {
         match self {
-            Strategy::Null { .. } => return Masked::Null,
+            Strategy::Null { .. } => return false,
             // ASCII (most cells): bytes in, bytes out, no decoding and no per-char encoding.
-            Strategy::Partial { keep } if cell.is_ascii() => {
-                return Masked::Value(partial_ascii(cell, *keep));
-            }
-            Strategy::Hash => pseudonym(key, cell, &mut out),
+            Strategy::Partial { keep } if cell.is_ascii() => partial_ascii(cell, *keep, out),
+            Strategy::Hash => pseudonym(key, cell, out),
             _ => {
                 let text = String::from_utf8_lossy(cell);
                 out.reserve(text.len());
-                self.mask_text(key, &text, &mut out);
+                self.mask_text(key, &text, out);
             }
         }
-        Masked::Value(out.into_bytes())
+        true
+    }
+
+    /// [`Self::mask_cell_into`] as a value of its own.
+    #[cfg(test)]
+    pub(crate) fn mask_cell(&self, key: &Key, cell: &[u8]) -> Masked {
+        let mut out = Vec::new();
+        if self.mask_cell_into(key, cell, &mut out) {
+            Masked::Value(out)
+        } else {
+            Masked::Null
+        }
     }
 }
 
@@ -209,21 +219,28 @@ fn partial(value: &str, keep: usize, out: &mut impl TextOut) {
 }
 
 /// [`partial`] on ASCII, where letters and digits are `is_ascii_alphanumeric` and each char is a byte.
-fn partial_ascii(value: &[u8], keep: usize) -> Vec<u8> {
-    let total = value.iter().filter(|b| b.is_ascii_alphanumeric()).count();
-    let hidden = total.saturating_sub(keep);
-    let mut seen = 0;
-    value
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_alphanumeric() {
-                seen += 1;
-                if seen > hidden { b } else { b'*' }
-            } else {
-                b
+fn partial_ascii(value: &[u8], keep: usize, out: &mut Vec<u8>) {
+    // Where the shown part starts: just after the last hidden letter or digit, found from the end (which
+    // reads only the shown part and one more letter or digit).
+    let mut shown = 0;
+    let mut cut = 0;
+    for (i, b) in value.iter().enumerate().rev() {
+        if b.is_ascii_alphanumeric() {
+            if shown == keep {
+                cut = i + 1;
+                break;
             }
-        })
-        .collect()
+            shown += 1;
+        }
+    }
+    let (hidden, rest) = value.split_at(cut.min(value.len()));
+    out.reserve(value.len());
+    out.extend(
+        hidden
+            .iter()
+            .map(|&b| if b.is_ascii_alphanumeric() { b'*' } else { b }),
+    );
+    out.extend_from_slice(rest);
 }
 
 /// 16 lowercase hex digits: the first 8 bytes of HMAC-SHA256(key, domain ‖ 0 ‖ value).

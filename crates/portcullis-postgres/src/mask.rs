@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use portcullis_mask::{ColumnPlan, ColumnRef, ConnectionMask, Counts, Masked, Reason};
+use portcullis_mask::{Applied, ColumnPlan, ColumnRef, ConnectionMask, Counts, Reason};
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::wire::backend::{self, BackendMessage};
@@ -188,13 +188,13 @@ pub struct SessionMask {
     current: Option<Rows>,
     /// The rows of the Execute at the front, looked up at its first DataRow (not once per row).
     exec: Option<Rows>,
-    /// Masked values not yet added to the metrics (added once per statement, not once per row).
-    unflushed: Counts,
     /// Per table OID: whether its values are shown in clear to this principal.
     cleartext: HashMap<u32, bool>,
+    /// Values masked since the last [`Self::take_counts`]: taken at each statement's end, so a row costs
+    /// no more than one addition per masked cell.
     counts: Counts,
-    /// Scratch for `mask_row`: (start, end) of each masked cell in the row, and what it becomes.
-    changes: Vec<(usize, usize, Masked)>,
+    /// Scratch for `mask_row`: the masked value of one cell.
+    value: Vec<u8>,
 }
 
 impl SessionMask {
@@ -208,10 +208,9 @@ impl SessionMask {
             portals: HashMap::new(),
             current: None,
             exec: None,
-            unflushed: Counts::default(),
             cleartext: HashMap::new(),
             counts: Counts::default(),
-            changes: Vec::new(),
+            value: Vec::new(),
         }
     }
 
@@ -261,11 +260,14 @@ impl SessionMask {
         }
     }
 
-    /// Whether the relay must hold this server message whole and pass it to [`Self::message`]. Asking
-    /// again for the same message gives the same answer.
+    /// Whether the relay must hold this server message whole and pass it to [`Self::message`] (a DataRow:
+    /// to [`Self::data_row`]). Asking again for the same message gives the same answer. The end of a
+    /// statement is held while masked values are still to be counted: the relay then takes them
+    /// ([`Self::take_counts`]) before the message goes on.
     pub fn wants(&mut self, tag: u8) -> bool {
         match tag {
             b'T' | b'E' | b'N' | b'H' | b'W' => true,
+            b'C' | b'I' | b's' | b'Z' => !self.counts.is_empty(),
             // Rows of a description without a masked column stream through; undescribed rows are held
             // too, and `message` refuses them.
             b'D' => {
@@ -334,21 +336,17 @@ impl SessionMask {
                     _ => {}
                 }
             }
-            b'C' | b'I' | b's' => {
-                match self.front() {
-                    Some(Event::Execute(_)) => {
-                        self.events.pop_front();
-                        self.exec = None;
-                    }
-                    Some(Event::Simple) => self.current = None,
-                    _ => {}
+            b'C' | b'I' | b's' => match self.front() {
+                Some(Event::Execute(_)) => {
+                    self.events.pop_front();
+                    self.exec = None;
                 }
-                self.flush_metrics();
-            }
+                Some(Event::Simple) => self.current = None,
+                _ => {}
+            },
             b'Z' => {
                 self.current = None;
                 self.exec = None;
-                self.flush_metrics();
                 while let Some(event) = self.pop_front_if(|_| true) {
                     if matches!(event, Event::Sync | Event::Simple) {
                         break;
@@ -359,8 +357,8 @@ impl SessionMask {
         }
     }
 
-    /// A held message, whole: returns what the client gets instead (a whole message), or `None` to pass
-    /// it as it is.
+    /// A held message other than a DataRow, whole: returns what the client gets instead (a whole
+    /// message), or `None` to pass it as it is.
     pub async fn message(&mut self, tag: u8, body: &[u8]) -> Result<Option<Vec<u8>>, MaskError> {
         match tag {
             b'T' => {
@@ -368,17 +366,8 @@ impl SessionMask {
                 Ok(None)
             }
             b'D' => {
-                self.prepare_rows();
-                let Some(rows) = rows_now(&self.events, &self.exec, &self.current) else {
-                    return Err(MaskError::Undescribed);
-                };
-                if !rows.desc.any {
-                    return Ok(None);
-                }
-                let mut counts = Counts::default();
-                let masked = mask_row(rows, body, &mut counts, &mut self.changes)?;
-                self.counted(&counts);
-                Ok(masked)
+                let mut out = Vec::new();
+                Ok(self.data_row(&[], body, &mut out)?.map(|_| out))
             }
             b'E' | b'N' => {
                 if tag == b'E' {
@@ -387,8 +376,35 @@ impl SessionMask {
                 Ok(self.scrub_fields(tag, body))
             }
             b'H' | b'W' => Err(MaskError::CopyOut),
-            _ => Ok(None),
+            _ => {
+                self.passed(tag);
+                Ok(None)
+            }
         }
+    }
+
+    /// A held DataRow, whole. When a cell is masked, appends `prefix` (what the relay cleared before the
+    /// row) and then the rewritten row, a whole message, to `out`, and returns where the row starts in
+    /// `out`; `None` when the row passes as it is, with nothing appended. On an error `out` is as it was.
+    pub fn data_row(
+        &mut self,
+        prefix: &[u8],
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, MaskError> {
+        self.prepare_rows();
+        let Some(rows) = rows_now(&self.events, &self.exec, &self.current) else {
+            return Err(MaskError::Undescribed);
+        };
+        if !rows.desc.any {
+            return Ok(None);
+        }
+        let mark = out.len();
+        let row = mask_row(rows, prefix, body, &mut self.counts, &mut self.value, out);
+        if row.is_err() {
+            out.truncate(mark);
+        }
+        row
     }
 
     /// Whether a held DataRow of `len` bytes can be masked at all: the relay asks before it buffers the
@@ -403,9 +419,15 @@ impl SessionMask {
         Ok(())
     }
 
-    /// Values masked since the last call.
+    /// Values masked since the last call (for the result sink), added to the metrics now.
     pub fn take_counts(&mut self) -> Counts {
-        std::mem::take(&mut self.counts)
+        let counts = std::mem::take(&mut self.counts);
+        for (reason, n) in counts.iter() {
+            if let Some(counter) = self.settings.counters.get(reason.index()) {
+                counter.increment(n);
+            }
+        }
+        counts
     }
 
     /// An ErrorResponse: a simple Query still owns the replies up to its ReadyForQuery; in the extended
@@ -529,7 +551,7 @@ impl SessionMask {
             changed |= text.is_some();
             scrubbed.push((*code, text.unwrap_or_else(|| (*value).to_owned())));
         }
-        self.counted(&counts);
+        self.counts.merge(&counts);
         if !changed {
             return None;
         }
@@ -544,43 +566,33 @@ impl SessionMask {
         });
         Some(out)
     }
-
-    /// Values masked in one message: for the result sink (`take_counts`) and the metrics.
-    fn counted(&mut self, counts: &Counts) {
-        self.counts.merge(counts);
-        self.unflushed.merge(counts);
-    }
-
-    fn flush_metrics(&mut self) {
-        if self.unflushed.is_empty() {
-            return;
-        }
-        for (reason, n) in self.unflushed.iter() {
-            if let Some(counter) = self.settings.counters.get(reason.index()) {
-                counter.increment(n);
-            }
-        }
-        self.unflushed = Counts::default();
-    }
 }
 
 impl Drop for SessionMask {
     fn drop(&mut self) {
-        self.flush_metrics();
+        // Values masked in a result the session did not finish still count in the metrics.
+        self.take_counts();
     }
 }
 
-/// Masks one DataRow; `None` when no cell changed. `changes` is scratch space kept by the caller.
+/// Masks one DataRow: see [`SessionMask::data_row`]. The unchanged stretches between masked cells (the
+/// cell count included) are copied whole; a row is begun in `out` only at its first masked cell, and
+/// `value` (scratch) holds one masked value at a time. On an error `out` may hold part of a row.
 fn mask_row(
     rows: &Rows,
+    prefix: &[u8],
     body: &[u8],
     counts: &mut Counts,
-    changes: &mut Vec<(usize, usize, Masked)>,
-) -> Result<Option<Vec<u8>>, MaskError> {
+    value: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<Option<usize>, MaskError> {
     let offset = |c: &Cursor<'_>| body.len() - c.remaining().len();
     let mut c = Cursor::new(body);
     let n = c.count16()?;
-    changes.clear();
+    // Where the rewritten message starts in `out`, once one was begun.
+    let mut row_start = None;
+    // Body bytes already written to `out`.
+    let mut copied = 0;
     for i in 0..n {
         let start = offset(&c);
         let Some(cell) = c.value32()? else { continue };
@@ -595,36 +607,47 @@ fn mask_row(
             [one] => *one,
             many => many.get(i).copied().unwrap_or(0),
         };
-        let masked = mask_cell(field, format, cell, counts);
-        if masked != Masked::Unchanged {
-            changes.push((start, offset(&c), masked));
+        value.clear();
+        let applied = mask_cell(field, format, cell, counts, value);
+        if applied == Applied::Unchanged {
+            continue;
         }
+        if row_start.is_none() {
+            out.extend_from_slice(prefix);
+            row_start = Some(out.len());
+            // The length is written once the row is complete.
+            out.extend_from_slice(&[b'D', 0, 0, 0, 0]);
+        }
+        out.extend_from_slice(body.get(copied..start).unwrap_or_default());
+        match applied {
+            Applied::Written => {
+                let len = i32::try_from(value.len()).unwrap_or(i32::MAX);
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(value);
+            }
+            _ => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+        copied = offset(&c);
     }
     if !c.is_empty() {
         return Err(MaskError::Wire(WireError::Invalid("trailing bytes in DataRow")));
     }
-    if changes.is_empty() {
+    let Some(row_start) = row_start else {
         return Ok(None);
+    };
+    out.extend_from_slice(body.get(copied..).unwrap_or_default());
+    // The message length counts itself but not the tag.
+    let len = out.len() - row_start - 1;
+    patch_i32(out, row_start + 1, len);
+    Ok(Some(row_start))
+}
+
+/// Writes `value` as a big-endian i32 over the four bytes at `at` (a length written after its data).
+fn patch_i32(out: &mut [u8], at: usize, value: usize) {
+    let value = i32::try_from(value).unwrap_or(i32::MAX);
+    if let Some(slot) = out.get_mut(at..at + 4) {
+        slot.copy_from_slice(&value.to_be_bytes());
     }
-    // The unchanged stretches between masked cells (the cell count included) are copied whole.
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    put_message(&mut out, b'D', |b| {
-        let mut copied = 0;
-        for (start, end, masked) in changes.iter() {
-            b.extend_from_slice(body.get(copied..*start).unwrap_or_default());
-            match masked {
-                Masked::Null => b.extend_from_slice(&(-1i32).to_be_bytes()),
-                Masked::Value(v) => {
-                    b.extend_from_slice(&i32::try_from(v.len()).unwrap_or(i32::MAX).to_be_bytes());
-                    b.extend_from_slice(v);
-                }
-                Masked::Unchanged => b.extend_from_slice(body.get(*start..*end).unwrap_or_default()),
-            }
-            copied = *end;
-        }
-        b.extend_from_slice(body.get(copied..).unwrap_or_default());
-    });
-    Ok(Some(out))
 }
 
 /// The rows a DataRow arriving now belongs to: the Execute's at the front, or the simple query's.
@@ -659,29 +682,28 @@ fn holds_no_text(type_oid: u32) -> bool {
 /// `jsonb` in binary: a version byte (1) then the text.
 const JSONB: u32 = 3802;
 
-fn mask_cell(field: &Field, format: i16, cell: &[u8], counts: &mut Counts) -> Masked {
+/// Masks one cell into `out` (see [`ColumnPlan::apply_into`]), in the cell's format.
+fn mask_cell(field: &Field, format: i16, cell: &[u8], counts: &mut Counts, out: &mut Vec<u8>) -> Applied {
     if format == 0 || text_like(field.type_oid) {
-        return field.plan.apply(cell, counts);
+        return field.plan.apply_into(cell, counts, out);
     }
     if field.type_oid == JSONB
         && let Some((&1, text)) = cell.split_first()
     {
-        return match field.plan.apply(text, counts) {
-            Masked::Value(v) => {
-                let mut out = Vec::with_capacity(v.len() + 1);
-                out.push(1);
-                out.extend_from_slice(&v);
-                Masked::Value(out)
-            }
-            other => other,
-        };
+        let mark = out.len();
+        out.push(1);
+        let applied = field.plan.apply_into(text, counts, out);
+        if applied != Applied::Written {
+            out.truncate(mark);
+        }
+        return applied;
     }
     // Numbers, dates, UUIDs in binary: detectors do not read them; a column rule hides the value.
     if field.plan.masks_whole_cell() {
         counts.add(Reason::Column, 1);
-        Masked::Null
+        Applied::Null
     } else {
-        Masked::Unchanged
+        Applied::Unchanged
     }
 }
 
@@ -902,6 +924,8 @@ mod tests {
                 if let Ok(Some(out)) = mask.message(tag, &body).await {
                     let (out_tag, out_body) = (out[0], &out[HEADER_LEN..]);
                     assert_eq!(out_tag, tag);
+                    let len = i32::from_be_bytes(out[1..HEADER_LEN].try_into().unwrap());
+                    assert_eq!(len as usize, out.len() - 1);
                     let decoded = backend::decode(tag, out_body).unwrap();
                     if let (BackendMessage::DataRow(after), Ok(BackendMessage::DataRow(before))) =
                         (&decoded, backend::decode(tag, &body))
@@ -944,10 +968,12 @@ mod tests {
             }
         });
         let mut counts = Counts::default();
-        let out = mask_row(&rows, &body, &mut counts, &mut Vec::new())
+        let mut out = b"before".to_vec();
+        let at = mask_row(&rows, b"prefix", &body, &mut counts, &mut Vec::new(), &mut out)
             .unwrap()
             .unwrap();
-        let BackendMessage::DataRow(cells) = backend::decode(b'D', &out[HEADER_LEN..]).unwrap() else {
+        assert_eq!(&out[..at], b"beforeprefix");
+        let BackendMessage::DataRow(cells) = backend::decode(b'D', &out[at + HEADER_LEN..]).unwrap() else {
             panic!("not a DataRow")
         };
         assert_eq!(

@@ -359,7 +359,7 @@ where
     let mut buf = BytesMut::with_capacity(CHUNK);
     // What goes to the client ahead of `buf[..ready]` once a message was rewritten in this chunk: the
     // cleared bytes before it and its replacement, so a chunk still leaves in one write.
-    let mut out = BytesMut::new();
+    let mut out: Vec<u8> = Vec::new();
     let mut scanner = Scanner::default();
     // Set when the session must end at the next message boundary, with what the client is told.
     let mut ending: Option<(GatewayError, SessionEnd)> = None;
@@ -438,6 +438,9 @@ where
             }
             let body = buf.get(ready + HEADER_LEN..ready + total).unwrap_or_default();
             passed(header.tag, meters, shared, &mut batches_done);
+            // Where a masked DataRow starts in `out`: the bytes cleared before it and the row itself were
+            // written there by the masker.
+            let mut rewritten = None;
             // What the client receives instead of this message, if anything.
             let mut replacement = match header.tag {
                 b'S' => {
@@ -452,7 +455,15 @@ where
                 _ => None,
             };
             if let Some(mask) = masking.as_mut() {
-                if for_mask {
+                if for_mask && header.tag == b'D' {
+                    let cleared = buf.get(..ready).unwrap_or_default();
+                    match mask.data_row(cleared, body, &mut out) {
+                        Ok(at) => rewritten = at,
+                        Err(error) => {
+                            return end_unmasked(to, &mut out, &mut buf, ready, meters, error).await;
+                        }
+                    }
+                } else if for_mask {
                     // The gateway's own stand-in errors hold nothing to mask, but the pairing must see them.
                     match mask.message(header.tag, body).await {
                         Ok(masked) => replacement = replacement.or(masked),
@@ -464,20 +475,32 @@ where
                     mask.passed(header.tag);
                 }
             }
-            let counts = masking.as_mut().map(SessionMask::take_counts).unwrap_or_default();
+            // Masked values are counted once per statement, before the message that ends it.
+            if matches!(header.tag, b'C' | b'E' | b'I' | b's' | b'Z')
+                && let Some(mask) = masking.as_mut()
+            {
+                let counts = mask.take_counts();
+                if !counts.is_empty() {
+                    results.masked(&counts);
+                }
+            }
             if for_sink {
                 // The sink sees what the client sees: the gateway's error in place of a stand-in's, masked
                 // values in place of the server's.
-                let seen = replacement
-                    .as_ref()
-                    .and_then(|r| r.get(HEADER_LEN..))
-                    .unwrap_or(body);
+                let seen = match rewritten {
+                    Some(at) => out.get(at + HEADER_LEN..).unwrap_or_default(),
+                    None => replacement
+                        .as_ref()
+                        .and_then(|r| r.get(HEADER_LEN..))
+                        .unwrap_or(body),
+                };
                 results.message(header.tag, seen);
             }
-            if !counts.is_empty() {
-                results.masked(&counts);
-            }
             match replacement {
+                _ if rewritten.is_some() => {
+                    buf.advance(ready + total);
+                    ready = 0;
+                }
                 None => ready += total,
                 Some(message) => {
                     out.extend_from_slice(buf.get(..ready).unwrap_or_default());
@@ -505,7 +528,7 @@ where
 /// Sends the staged output and the first `ready` bytes of `buf`, in one write.
 async fn send<W: AsyncWrite + Unpin>(
     to: &mut W,
-    out: &mut BytesMut,
+    out: &mut Vec<u8>,
     buf: &mut BytesMut,
     ready: usize,
     meters: &Meters,
@@ -525,7 +548,7 @@ async fn send<W: AsyncWrite + Unpin>(
 /// A message could not be masked: what came before it goes out, then the session ends with the reason.
 async fn end_unmasked<W: AsyncWrite + Unpin>(
     to: &mut W,
-    out: &mut BytesMut,
+    out: &mut Vec<u8>,
     buf: &mut BytesMut,
     ready: usize,
     meters: &Meters,

@@ -29,7 +29,9 @@ pub trait ResultSink: Send {
     /// A wanted message, whole, just before it is forwarded.
     fn message(&mut self, tag: u8, body: &[u8]);
 
-    /// Values the gateway masked in the message just forwarded (whether or not this sink wanted it).
+    /// Values the gateway masked since the last call (whether or not this sink wanted their messages),
+    /// given once per statement: just before the message that ends it (CommandComplete, EmptyQueryResponse,
+    /// PortalSuspended, ErrorResponse or ReadyForQuery) is shown to [`Self::message`].
     fn masked(&mut self, counts: &Counts) {
         let _ = counts;
     }
