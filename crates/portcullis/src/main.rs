@@ -10,6 +10,7 @@ mod config;
 mod console;
 mod demo;
 mod guard;
+mod http;
 mod masking;
 mod notify;
 mod policy_check;

@@ -1,0 +1,343 @@
+//! The proxy's request pipeline: token, connection, request facts, decision, forward, response. Each
+//! stage is a call; the branches say what the client sees.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode, Version, header};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use portcullis_core::{HttpAction, HttpRequestFacts, RouteRef};
+use tracing::{debug, info};
+
+use crate::body::{Filtered, ProxyBody, Replayed, ResponseFilter, boxed, empty};
+use crate::facts::{self, allowed_headers, is_json, peek_body};
+use crate::headers;
+use crate::problem::Problem;
+use crate::route::{Routes, best_route, normalize_path};
+use crate::upstream::Upstream;
+
+/// What the gateway decides for the proxy. The binary implements it: token verification and
+/// revocation, policy, and (later) approvals, audit and masking. The proxy never decides itself.
+pub trait Gate: Send + Sync + 'static {
+    /// A verified caller.
+    type Identity: Send + Sync + 'static;
+
+    /// Verifies the bearer token (the first thing done with any request): the caller, or the 401
+    /// (or 503) problem to answer with.
+    fn authenticate(
+        &self,
+        token: &str,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Result<Self::Identity, Problem>> + Send;
+
+    /// May the caller make this request? Nothing is forwarded before this says yes.
+    fn decide(
+        &self,
+        who: &Self::Identity,
+        request: &RequestInfo<'_>,
+    ) -> impl Future<Output = Result<(), Problem>> + Send;
+
+    /// A filter for this response's body (masking, recording), or `None` to stream it untouched.
+    fn response_filter(
+        &self,
+        _who: &Self::Identity,
+        _request: &RequestInfo<'_>,
+        _response: &http::response::Parts,
+    ) -> Option<Box<dyn ResponseFilter>> {
+        None
+    }
+
+    /// A request was answered with `status` (by the upstream or by the gateway); `connection` when
+    /// one was selected. For metrics.
+    fn completed(&self, _connection: Option<&str>, _status: StatusCode) {}
+}
+
+/// One request as the gate sees it.
+#[derive(Debug)]
+pub struct RequestInfo<'a> {
+    pub peer: SocketAddr,
+    /// Whether the client reached the gateway over TLS.
+    pub tls: bool,
+    pub connection: &'a str,
+    pub facts: &'a HttpRequestFacts,
+}
+
+/// Bounds on what the proxy holds per request.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyLimits {
+    /// The largest JSON request body read for policy; larger ones stream on uninspected.
+    pub inspect_body_bytes: usize,
+}
+
+/// The reverse proxy: connections by name and host, and the gate that decides.
+#[derive(Debug)]
+pub struct Proxy<G> {
+    gate: G,
+    routes: Routes<Upstream>,
+    limits: ProxyLimits,
+}
+
+impl<G: Gate> Proxy<G> {
+    pub fn new(gate: G, upstreams: Vec<(Vec<String>, Upstream)>, limits: ProxyLimits) -> Self {
+        let routes = Routes::new(
+            upstreams
+                .into_iter()
+                .map(|(hosts, upstream)| (upstream.name().to_owned(), hosts, Arc::new(upstream))),
+        );
+        Proxy { gate, routes, limits }
+    }
+
+    /// Answers one request: the upstream's response, or a problem document.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<ProxyBody> {
+        // A refusal leaves an unread body behind: the client must not reuse the connection for another
+        // request (HTTP/1.1; HTTP/2 streams are independent and hyper drops the header there).
+        let body_pending = !req.body().is_end_stream();
+        let refuse = |connection: Option<&str>, problem: Problem| {
+            let mut response = self.refuse(connection, problem);
+            if body_pending {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            response
+        };
+        // 1. The token, first: without a valid one a client learns nothing, not even which
+        //    connections exist. It is never forwarded, logged or echoed.
+        let token = match bearer(req.headers()) {
+            Ok(token) => token,
+            Err(problem) => return refuse(None, problem),
+        };
+        let who = match self.gate.authenticate(token, peer).await {
+            Ok(who) => who,
+            Err(problem) => return refuse(None, problem),
+        };
+
+        // 2. The connection, by host or by the first path segment.
+        let host = request_host(&req).map(str::to_owned);
+        let Some((upstream, path)) = self.routes.select(host.as_deref(), req.uri().path()) else {
+            let problem = Problem::no_connection(
+                "no connection by this host or path prefix: call /<connection>/<path> with a configured connection's name",
+            );
+            return refuse(None, problem);
+        };
+        let upstream = Arc::clone(upstream);
+        let path = path.to_owned();
+
+        // 3. Facts, decision, forward.
+        match self
+            .forward(&who, &upstream, &path, host.as_deref(), req, peer, tls)
+            .await
+        {
+            Ok(response) => {
+                self.gate.completed(Some(upstream.name()), response.status());
+                response
+            }
+            Err(problem) => refuse(Some(upstream.name()), problem),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // one request's parts, spelled out
+    async fn forward(
+        &self,
+        who: &G::Identity,
+        upstream: &Upstream,
+        path: &str,
+        host: Option<&str>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Result<Response<ProxyBody>, Problem> {
+        let settings = &upstream.settings;
+        let name = settings.name.as_str();
+
+        // 3a. What the request is, in policy's terms. Paths an upstream could read two ways are refused.
+        let action = HttpAction::of_method(req.method().as_str()).ok_or_else(|| {
+            Problem::method_not_allowed(format!("{} requests are not forwarded", req.method()))
+        })?;
+        let path = normalize_path(path).map_err(|e| Problem::bad_request(format!("path refused: {e}")))?;
+        let query = req.uri().query().map(str::to_owned);
+        let query_pairs = facts::parse_query(query.as_deref())
+            .ok_or_else(|| Problem::bad_request("too many query parameters"))?;
+        let route = best_route(settings.routes.iter().map(|(n, t)| (t, (n, t))), path);
+        let upgrade = headers::upgrade_requested(req.headers());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        let (body_fields, body) = self.inspect_body(&parts.headers, body).await?;
+        let (route, params) = match route {
+            Some(((name, template), params)) => (
+                Some(RouteRef {
+                    name: name.clone(),
+                    template: template.as_str().to_owned(),
+                }),
+                params,
+            ),
+            None => (None, Vec::new()),
+        };
+        let facts = HttpRequestFacts {
+            action,
+            method: parts.method.as_str().to_owned(),
+            path: path.to_owned(),
+            route,
+            params,
+            query: query_pairs,
+            headers: allowed_headers(&parts.headers, &settings.context_headers),
+            body: body_fields,
+        };
+        let info = RequestInfo {
+            peer,
+            tls,
+            connection: name,
+            facts: &facts,
+        };
+
+        // 3b. The decision. Nothing reaches the upstream before it.
+        self.gate.decide(who, &info).await?;
+
+        // 3c. The upstream request: the gateway's URI, headers and credential.
+        parts.uri = settings
+            .base
+            .uri(path, query.as_deref())
+            .map_err(|_| Problem::bad_request("the request target cannot be forwarded"))?;
+        parts.version = Version::HTTP_11;
+        parts.extensions = http::Extensions::new();
+        headers::to_upstream(&mut parts.headers, upgrade.as_ref(), peer.ip(), tls, host);
+        settings.credential.apply(&mut parts.headers).await.map_err(|e| {
+            info!(connection = name, error = %e, "upstream credential unavailable");
+            Problem::bad_gateway(format!(
+                "connection {name:?}: the gateway could not obtain its upstream credential"
+            ))
+        })?;
+        let client = if upgrade.is_some() {
+            &upstream.upgrade_client
+        } else {
+            &upstream.client
+        };
+        let sent = tokio::time::timeout(
+            settings.response_timeout,
+            client.request(Request::from_parts(parts, body)),
+        );
+        let mut response = match sent.await {
+            Err(_) => {
+                return Err(Problem::gateway_timeout(format!(
+                    "connection {name:?}: the upstream did not answer within {}s",
+                    settings.response_timeout.as_secs()
+                )));
+            }
+            Ok(Err(e)) => {
+                info!(connection = name, upstream = settings.base.host(), error = %e, connect = e.is_connect(), "upstream request failed");
+                let what = if e.is_connect() {
+                    "the upstream is unreachable"
+                } else {
+                    "the upstream connection failed"
+                };
+                return Err(Problem::bad_gateway(format!("connection {name:?}: {what}")));
+            }
+            Ok(Ok(response)) => response,
+        };
+
+        // 4. An upgrade (WebSocket): both sides switch, then bytes flow both ways untouched.
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let (Some(client_upgrade), Some(_)) = (client_upgrade, upgrade) else {
+                return Err(Problem::bad_gateway(format!(
+                    "connection {name:?}: the upstream switched protocols unasked"
+                )));
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let protocol = response.headers().get(header::UPGRADE).cloned();
+            let (mut parts, _) = response.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers, protocol.as_ref());
+            parts.version = Version::HTTP_11;
+            let connection = name.to_owned();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                        let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        debug!(connection, ?copied, "upgraded connection closed");
+                    }
+                    Err(e) => debug!(connection, error = %e, "upgrade did not complete"),
+                }
+            });
+            return Ok(Response::from_parts(parts, empty()));
+        }
+
+        // 5. The response streams back, through the gate's filter when it installs one.
+        let (mut parts, body) = response.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, None);
+        parts.version = Version::HTTP_11;
+        let mut body = boxed(body);
+        if let Some(filter) = self.gate.response_filter(who, &info, &parts) {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            body = boxed(Filtered::new(body, filter));
+        }
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// The request body, and its fields when it is a JSON object within the inspection cap. A larger
+    /// body is read only up to the cap and then streams on; policy sees no `body`.
+    async fn inspect_body(
+        &self,
+        headers: &http::HeaderMap,
+        body: Incoming,
+    ) -> Result<(Option<Vec<(String, String)>>, ProxyBody), Problem> {
+        let cap = self.limits.inspect_body_bytes;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let inspectable = cap > 0
+            && is_json(headers)
+            && !body.is_end_stream()
+            && declared.is_none_or(|len| len <= cap as u64);
+        if !inspectable {
+            return Ok((None, boxed(body)));
+        }
+        let peeked = peek_body(body, cap)
+            .await
+            .map_err(|_| Problem::bad_request("the request body could not be read"))?;
+        let fields = peeked
+            .complete_bytes()
+            .and_then(|bytes| facts::flatten_json_object(&bytes));
+        Ok((fields, boxed(Replayed::new(peeked.frames, peeked.rest))))
+    }
+
+    fn refuse(&self, connection: Option<&str>, problem: Problem) -> Response<ProxyBody> {
+        self.gate.completed(connection, problem.status);
+        problem.into_response()
+    }
+}
+
+/// The bearer token of `Authorization: Bearer <token>`; exactly one such header.
+fn bearer(headers: &http::HeaderMap) -> Result<&str, Problem> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(Problem::unauthorized(
+            "missing token",
+            "send the token as Authorization: Bearer <token>",
+        ));
+    };
+    let malformed = || {
+        Problem::unauthorized(
+            "malformed token",
+            "the Authorization header is not Bearer <token>",
+        )
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(malformed());
+    }
+    Ok(token)
+}
+
+/// The request's host: the URI's authority (HTTP/2, absolute-form) or the `Host` header.
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    req.uri()
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+}
