@@ -91,6 +91,9 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// `/stream?mib=N` streams N MiB.
 async fn echo(req: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
     let path = req.uri().path().to_owned();
+    if path.ends_with("/sleep") {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
     if path.ends_with("/stream") {
         let mib: usize = req
             .uri()
@@ -324,6 +327,12 @@ protocol = "http"
 upstream_url = "http://{ws_addr}"
 
 [[connections]]
+name = "slow"
+protocol = "http"
+upstream_url = "http://{echo_addr}"
+response_timeout = "1s"
+
+[[connections]]
 name = "down"
 protocol = "http"
 upstream_url = "http://127.0.0.1:{dead}"
@@ -478,6 +487,25 @@ async fn credentials_are_injected_and_the_token_never_forwarded() {
     let (status, echo) = f.get("/secure/ping", &token).await;
     assert_eq!(status, 200, "{echo}");
     assert_eq!(echo["version"], "HTTP/2.0");
+
+    // The same listener over TLS (its development certificate): HTTP/2 by ALPN.
+    let tls = reqwest::Client::builder()
+        .no_proxy()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let response = tls
+        .get(format!("{}/crm/products", f.base.replace("http://", "https://")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.status().as_u16(), response.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
 
     // Routing by Host: the whole path is forwarded.
     let (status, _, echo, _) = f
@@ -697,6 +725,8 @@ async fn upstream_failures_and_websockets() {
     let (s, ct, body, _) = f.call("GET", "/down/x", Some(&token), |r| r).await;
     assert_problem(s, &ct, &body, 502);
     assert!(body["detail"].as_str().unwrap().contains("unreachable"), "{body}");
+    let (s, ct, body, _) = f.call("GET", "/slow/sleep", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 504);
 
     // A WebSocket upgrade passes through; messages echo both ways.
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
