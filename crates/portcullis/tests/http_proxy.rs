@@ -85,6 +85,9 @@ fn json_response(value: &Value) -> Response<TestBody> {
     response
 }
 
+/// Tokens issued to `short-client` (one test uses it).
+static SHORT_ISSUED: AtomicUsize = AtomicUsize::new(0);
+
 static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 /// The echo service: reports method, path, query, headers, body and HTTP version as JSON;
@@ -189,15 +192,21 @@ async fn start_token_endpoint(issued: Arc<AtomicUsize>) -> SocketAddr {
             let issued = Arc::clone(&issued);
             async move {
                 use base64::Engine as _;
-                let expected = format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD
-                        .encode(format!("gateway-client:{CLIENT_SECRET}"))
-                );
-                let authorized = req
+                let basic = |client: &str| {
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(format!("{client}:{CLIENT_SECRET}"))
+                    )
+                };
+                let presented = req
                     .headers()
                     .get("authorization")
-                    .is_some_and(|v| v == expected.as_str());
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                // `short-client` gets tokens that live one second.
+                let short = presented == basic("short-client");
+                let authorized = short || presented == basic("gateway-client");
                 let body = req.into_body().collect().await.unwrap().to_bytes();
                 let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
                 let grant = form.contains(&("grant_type".into(), "client_credentials".into()))
@@ -206,6 +215,12 @@ async fn start_token_endpoint(issued: Arc<AtomicUsize>) -> SocketAddr {
                     let mut response = json_response(&json!({"error": "invalid_client"}));
                     *response.status_mut() = hyper::StatusCode::UNAUTHORIZED;
                     return Ok(response);
+                }
+                if short {
+                    let n = SHORT_ISSUED.fetch_add(1, Ordering::SeqCst) + 1;
+                    return Ok(json_response(&json!({
+                        "access_token": format!("short-access-{n}"), "token_type": "Bearer", "expires_in": 1,
+                    })));
                 }
                 let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
                 Ok(json_response(&json!({
@@ -314,6 +329,12 @@ name = "tickets"
 protocol = "http"
 upstream_url = "http://{echo_addr}"
 credential = {{ type = "oauth_client_credentials", token_url = "http://{token_addr}/token", client_id = "gateway-client", client_secret = "${{PORTCULLIS_TEST_CLIENT_SECRET}}", scopes = ["crm.read", "crm.write"] }}
+
+[[connections]]
+name = "tickets-short"
+protocol = "http"
+upstream_url = "http://{echo_addr}"
+credential = {{ type = "oauth_client_credentials", token_url = "http://{token_addr}/token", client_id = "short-client", client_secret = "${{PORTCULLIS_TEST_CLIENT_SECRET}}", scopes = ["crm.read", "crm.write"] }}
 
 [[connections]]
 name = "secure"
@@ -466,6 +487,13 @@ async fn credentials_are_injected_and_the_token_never_forwarded() {
         "the token is cached and fetched once"
     );
 
+    // A token that lives a second is used for half of it, then replaced.
+    let (_, echo) = f.get("/tickets-short/queue", &token).await;
+    assert_eq!(echo["headers"]["authorization"], "Bearer short-access-1");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let (_, echo) = f.get("/tickets-short/queue", &token).await;
+    assert_eq!(echo["headers"]["authorization"], "Bearer short-access-2");
+
     // HTTP/2 from the agent (prior knowledge, h2c), the same answers.
     let h2 = reqwest::Client::builder()
         .no_proxy()
@@ -582,6 +610,43 @@ async fn bad_tokens_get_401_problems_and_learn_nothing() {
         .sign();
     let (status, content_type, body, _) = f.call("GET", "/no-such-connection/x", Some(&good), |r| r).await;
     assert_problem(status, &content_type, &body, 404);
+
+    // An operator's revocation bars the identity within the control interval.
+    let revoked = f.mint("revoke-me", &["agents"]);
+    assert_eq!(f.get("/crm/products", &revoked).await.0, 200);
+    let config = f.gateway.config_path();
+    let out = run_cli(
+        Path::new(BIN),
+        &[
+            "revoke",
+            "--subject",
+            "revoke-me",
+            "--until",
+            "1h",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &SECRETS,
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, _, body, headers) = f.call("GET", "/crm/products", Some(&revoked), |r| r).await;
+        if status == 401 {
+            assert_eq!(
+                headers["www-authenticate"],
+                "Bearer error=\"invalid_token\", error_description=\"revoked\""
+            );
+            assert!(body["detail"].as_str().unwrap().contains("revoked"), "{body}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revocation was not applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
