@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use portcullis_core::{Outcome, Principal, RejectReason};
@@ -15,6 +16,7 @@ use portcullis_http::{
 };
 use portcullis_identity::Verifier;
 use portcullis_policy::RequestContext;
+use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::audit::Audit;
@@ -23,10 +25,43 @@ use crate::guard::PolicyStore;
 use crate::postgres::token_age_secs;
 use crate::telemetry;
 
+/// How many verified tokens the HTTP gate remembers.
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+/// Verified tokens by their SHA-256, until they expire. An HTTP agent presents its token with every
+/// request, and verifying a signature costs more than the rest of a request's work; a PostgreSQL
+/// session verifies once. Revocation is still checked on every request.
+pub struct TokenCache {
+    cache: quick_cache::sync::Cache<[u8; 32], Arc<Principal>>,
+}
+
+impl TokenCache {
+    pub fn new() -> Self {
+        TokenCache {
+            cache: quick_cache::sync::Cache::new(TOKEN_CACHE_ENTRIES),
+        }
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
+        self.cache
+            .get(key)
+            .filter(|principal| principal.expires_at > SystemTime::now())
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.cache.len())
+            .finish()
+    }
+}
+
 /// Verifies and decides HTTP requests for the proxy.
 #[derive(Debug)]
 pub struct HttpGate {
     pub verifier: Verifier,
+    pub tokens: TokenCache,
     pub policies: Arc<PolicyStore>,
     /// Decide every request (`[policy] statement_checks`), or only who may connect.
     pub checks: bool,
@@ -35,10 +70,19 @@ pub struct HttpGate {
 }
 
 impl Gate for HttpGate {
-    type Identity = Principal;
+    type Identity = Arc<Principal>;
 
-    async fn authenticate(&self, token: &str, peer: SocketAddr) -> Result<Principal, Problem> {
-        let principal = match self.verifier.verify(token).await {
+    async fn authenticate(&self, token: &str, peer: SocketAddr) -> Result<Arc<Principal>, Problem> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let verified = match self.tokens.get(&key) {
+            Some(principal) => Ok(principal),
+            None => self.verifier.verify(token).await.map(|principal| {
+                let principal = Arc::new(principal);
+                self.tokens.cache.insert(key, Arc::clone(&principal));
+                principal
+            }),
+        };
+        let principal = match verified {
             Ok(principal) => principal,
             Err(rejected) => {
                 telemetry::auth_failure(rejected.reason);
@@ -61,7 +105,8 @@ impl Gate for HttpGate {
         Ok(principal)
     }
 
-    async fn decide(&self, who: &Principal, request: &RequestInfo<'_>) -> Result<(), Problem> {
+    async fn decide(&self, who: &Arc<Principal>, request: &RequestInfo<'_>) -> Result<(), Problem> {
+        let who: &Principal = who;
         let name = request.connection;
         let facts = request.facts;
         let context = RequestContext {

@@ -65,6 +65,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let guard_policies = Arc::clone(&policies);
     let http_gate = HttpGate {
         verifier: verifier.clone(),
+        tokens: crate::http::TokenCache::new(),
         policies: Arc::clone(&policies),
         checks: config.policy.statement_checks,
         audit: audit.clone(),
