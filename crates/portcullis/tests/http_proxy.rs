@@ -270,6 +270,11 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Fixture {
+        Fixture::start_with(true).await
+    }
+
+    /// With `[server.http] allow_plaintext` as given.
+    async fn start_with(allow_plaintext: bool) -> Fixture {
         let echo_addr = start_service(echo, None).await;
         let (ca_pem, tls) = test_tls();
         let secure_addr = start_service(echo, Some(tls)).await;
@@ -293,7 +298,7 @@ state_dir = "{state}"
 listen = "127.0.0.1:{pg}"
 [server.http]
 listen = "127.0.0.1:{http_port}"
-allow_plaintext = true
+allow_plaintext = {allow_plaintext}
 [server.admin]
 listen = "{admin}"
 [identity.dev_issuer]
@@ -846,4 +851,25 @@ async fn large_responses_stream_with_bounded_gateway_memory() {
         peak.saturating_sub(before) < 32 * 1024,
         "gateway RSS grew from {before} KiB to a peak of {peak} KiB while streaming 200 MiB"
     );
+}
+
+#[tokio::test]
+async fn plaintext_is_refused_unless_allowed() {
+    let f = Fixture::start_with(false).await;
+    let token = f.mint("crm-bot", &["agents"]);
+    let (s, ct, body, _) = f.call("GET", "/crm/products", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 400);
+    assert!(body["detail"].as_str().unwrap().contains("HTTPS only"), "{body}");
+    let tls = reqwest::Client::builder()
+        .no_proxy()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let response = tls
+        .get(format!("{}/crm/products", f.base.replace("http://", "https://")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
 }
