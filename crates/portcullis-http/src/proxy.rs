@@ -312,18 +312,22 @@ impl<G: Gate> Proxy<G> {
 
 /// The bearer token of `Authorization: Bearer <token>`; exactly one such header.
 fn bearer(headers: &http::HeaderMap) -> Result<&str, Problem> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(Problem::unauthorized(
-            "missing token",
-            "send the token as Authorization: Bearer <token>",
-        ));
-    };
     let malformed = || {
         Problem::unauthorized(
             "malformed token",
-            "the Authorization header is not Bearer <token>",
+            "send exactly one Authorization: Bearer <token> header",
         )
+    };
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => {
+            return Err(Problem::unauthorized(
+                "missing token",
+                "send the token as Authorization: Bearer <token>",
+            ));
+        }
+        (Some(_), Some(_)) => return Err(malformed()),
+        (Some(value), None) => value,
     };
     let value = value.to_str().map_err(|_| malformed())?;
     let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
@@ -340,4 +344,70 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
         .authority()
         .map(http::uri::Authority::as_str)
         .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    type Pairs = &'static [(&'static str, &'static str)];
+
+    fn headers(pairs: Pairs) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_tokens_case_table() {
+        let cases: &[(Pairs, Result<&str, &str>)] = &[
+            (&[("authorization", "Bearer abc")], Ok("abc")),
+            (&[("authorization", "bearer  abc ")], Ok("abc")),
+            (&[], Err("missing token")),
+            (&[("authorization", "Basic abc")], Err("malformed token")),
+            (&[("authorization", "Bearer")], Err("malformed token")),
+            (&[("authorization", "Bearer ")], Err("malformed token")),
+            (
+                &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+                Err("malformed token"),
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let map = headers(pairs);
+            let got = bearer(&map).map_err(|p| p.challenge.unwrap_or(""));
+            assert_eq!(got, *expected, "{pairs:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn header_handling_never_panics(
+            values in proptest::collection::vec(
+                (
+                    prop::sample::select(vec!["authorization", "connection", "upgrade", "te", "x-trace", "host", "content-type"]),
+                    proptest::collection::vec(any::<u8>(), 0..64),
+                ),
+                0..12,
+            )
+        ) {
+            let mut map = http::HeaderMap::new();
+            for (name, bytes) in &values {
+                if let Ok(value) = http::HeaderValue::from_bytes(bytes) {
+                    map.append(*name, value);
+                }
+            }
+            let _ = bearer(&map);
+            let _ = crate::facts::is_json(&map);
+            let _ = crate::facts::allowed_headers(&map, &[http::HeaderName::from_static("x-trace")]);
+            let upgrade = crate::headers::upgrade_requested(&map);
+            let mut forwarded = map.clone();
+            crate::headers::to_upstream(&mut forwarded, upgrade.as_ref(), "127.0.0.1".parse().unwrap(), false, None);
+            prop_assert!(forwarded.get(http::header::AUTHORIZATION).is_none());
+        }
+    }
 }
