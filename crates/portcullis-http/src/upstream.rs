@@ -44,14 +44,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(settings: UpstreamSettings) -> Self {
-        let client = build_client(&settings, true);
-        let upgrade_client = build_client(&settings, false);
-        Upstream {
+    pub fn new(settings: UpstreamSettings) -> Result<Self, rustls::Error> {
+        let client = build_client(&settings, true)?;
+        let upgrade_client = build_client(&settings, false)?;
+        Ok(Upstream {
             settings,
             client,
             upgrade_client,
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -59,12 +59,15 @@ impl Upstream {
     }
 }
 
-fn build_client(settings: &UpstreamSettings, http2: bool) -> HttpClient {
+fn build_client(settings: &UpstreamSettings, http2: bool) -> Result<HttpClient, rustls::Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(settings.connect_timeout));
-    let tls = settings.tls.clone().unwrap_or_else(plain_only_config);
+    let tls = match &settings.tls {
+        Some(tls) => tls.clone(),
+        None => plain_only_config()?,
+    };
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -74,24 +77,19 @@ fn build_client(settings: &UpstreamSettings, http2: bool) -> HttpClient {
     } else {
         builder.wrap_connector(http)
     };
-    Client::builder(TokioExecutor::new())
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(connector)
+        .build(connector))
 }
 
 /// The TLS settings of a plain `http://` upstream: never used (the URL decides), but the connector
 /// needs some; no roots, so nothing could verify.
-fn plain_only_config() -> rustls::ClientConfig {
+fn plain_only_config() -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
-        Ok(builder) => builder
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-        // The provider supports the default versions; this arm is unreachable in practice.
-        Err(_) => rustls::ClientConfig::builder()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
 }

@@ -834,6 +834,19 @@ impl Config {
                         format!("no connection named {name:?}"),
                     ));
                 }
+                // Refused rather than ignored: the operator asked for masking the gateway cannot do yet.
+                if self
+                    .connections
+                    .iter()
+                    .any(|c| c.name == *name && c.protocol == Protocol::Http)
+                {
+                    return Err(invalid(
+                        format!("masking.rules[{i}].connections[{j}]"),
+                        format!(
+                            "{name:?} is an http connection: masking HTTP responses is not supported yet"
+                        ),
+                    ));
+                }
             }
         }
         portcullis_mask::MaskPolicy::compile(&m.rules, &[0u8; 32]).map_err(|e| {
@@ -1240,6 +1253,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("connections[0].hosts"), "{err}");
+        let masked = format!(
+            "{BASE}{HTTP}\n[[masking.rules]]\ndetectors = [\"email\"]\nconnections = [\"crm\"]\nstrategy = \"redact\"\n"
+        );
+        let err = check(&masked).unwrap_err().to_string();
+        assert!(err.starts_with("masking.rules[0].connections[0]"), "{err}");
         let twice = format!("{BASE}{HTTP}{}", HTTP.replace("\"crm\"", "\"crm2\""));
         assert!(
             check(&twice)

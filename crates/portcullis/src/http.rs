@@ -175,7 +175,8 @@ pub fn proxy(config: &Config, gate: HttpGate) -> anyhow::Result<Arc<Proxy<HttpGa
         }
         let settings = upstream_settings(c).with_context(|| format!("connections[{i}]"))?;
         info!(connection = %c.name, upstream = settings.base.host(), hosts = ?c.hosts, routes = c.routes.len(), "http connection");
-        upstreams.push((c.hosts.clone(), Upstream::new(settings)));
+        let upstream = Upstream::new(settings).with_context(|| format!("connections[{i}]: TLS settings"))?;
+        upstreams.push((c.hosts.clone(), upstream));
     }
     let limits = ProxyLimits {
         inspect_body_bytes: config.server.http.inspect_body_bytes,

@@ -135,6 +135,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Binds the HTTP listener and serves the `http` connections through the proxy.
 async fn start_http(config: &Config, gate: HttpGate) -> anyhow::Result<()> {
     let h = &config.server.http;
+    if config.audit.enabled {
+        warn!("HTTP requests are not yet recorded in the audit trail");
+    }
+    if config.masking.active() {
+        warn!("masking applies to PostgreSQL connections only: HTTP responses are not masked yet");
+    }
     let proxy = crate::http::proxy(config, gate)?;
     let settings = portcullis_http::ListenerSettings {
         tls: tls::server_config(
