@@ -210,58 +210,16 @@ impl<G: Gate> Proxy<G> {
                 "connection {name:?}: the gateway could not obtain its upstream credential"
             ))
         })?;
-        let client = if upgrade.is_some() {
-            &upstream.upgrade_client
-        } else {
-            &upstream.client
-        };
-        let sent = tokio::time::timeout(
-            settings.response_timeout,
-            client.request(Request::from_parts(parts, body)),
-        );
-        let mut response = match sent.await {
-            Err(_) => {
-                return Err(Problem::gateway_timeout(format!(
-                    "connection {name:?}: the upstream did not answer within {}s",
-                    settings.response_timeout.as_secs()
-                )));
-            }
-            Ok(Err(e)) => {
-                info!(connection = name, upstream = settings.base.host(), error = %e, connect = e.is_connect(), "upstream request failed");
-                let what = if e.is_connect() {
-                    "the upstream is unreachable"
-                } else {
-                    "the upstream connection failed"
-                };
-                return Err(Problem::bad_gateway(format!("connection {name:?}: {what}")));
-            }
-            Ok(Ok(response)) => response,
-        };
+        let response = send(upstream, Request::from_parts(parts, body), upgrade.is_some()).await?;
 
         // 4. An upgrade (WebSocket): both sides switch, then bytes flow both ways untouched.
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let (Some(client_upgrade), Some(_)) = (client_upgrade, upgrade) else {
+            let Some(client_upgrade) = client_upgrade else {
                 return Err(Problem::bad_gateway(format!(
                     "connection {name:?}: the upstream switched protocols unasked"
                 )));
             };
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            let protocol = response.headers().get(header::UPGRADE).cloned();
-            let (mut parts, _) = response.into_parts();
-            headers::strip_hop_by_hop(&mut parts.headers, protocol.as_ref());
-            parts.version = Version::HTTP_11;
-            let connection = name.to_owned();
-            tokio::spawn(async move {
-                match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((client, upstream)) => {
-                        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                        let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                        debug!(connection, ?copied, "upgraded connection closed");
-                    }
-                    Err(e) => debug!(connection, error = %e, "upgrade did not complete"),
-                }
-            });
-            return Ok(Response::from_parts(parts, empty()));
+            return Ok(switch_protocols(name, response, client_upgrade));
         }
 
         // 5. The response streams back, through the gate's filter when it installs one.
@@ -308,6 +266,64 @@ impl<G: Gate> Proxy<G> {
         self.gate.completed(connection, problem.status);
         problem.into_response()
     }
+}
+
+/// Sends the prepared request on the connection's pooled client (the HTTP/1.1-only one for an
+/// upgrade), within its response timeout; failures become 502 or 504 problems in the gateway's words.
+async fn send(
+    upstream: &Upstream,
+    request: Request<ProxyBody>,
+    upgrade: bool,
+) -> Result<Response<Incoming>, Problem> {
+    let settings = &upstream.settings;
+    let name = settings.name.as_str();
+    let client = if upgrade {
+        &upstream.upgrade_client
+    } else {
+        &upstream.client
+    };
+    match tokio::time::timeout(settings.response_timeout, client.request(request)).await {
+        Ok(Ok(response)) => Ok(response),
+        Err(_) => Err(Problem::gateway_timeout(format!(
+            "connection {name:?}: the upstream did not answer within {}s",
+            settings.response_timeout.as_secs()
+        ))),
+        Ok(Err(e)) => {
+            info!(connection = name, upstream = settings.base.host(), error = %e, connect = e.is_connect(), "upstream request failed");
+            let what = if e.is_connect() {
+                "the upstream is unreachable"
+            } else {
+                "the upstream connection failed"
+            };
+            Err(Problem::bad_gateway(format!("connection {name:?}: {what}")))
+        }
+    }
+}
+
+/// The upstream's `101`, passed to the client; once both sides have switched, a task copies bytes
+/// both ways until either closes.
+fn switch_protocols(
+    name: &str,
+    mut response: Response<Incoming>,
+    client_upgrade: hyper::upgrade::OnUpgrade,
+) -> Response<ProxyBody> {
+    let upstream_upgrade = hyper::upgrade::on(&mut response);
+    let protocol = response.headers().get(header::UPGRADE).cloned();
+    let (mut parts, _) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, protocol.as_ref());
+    parts.version = Version::HTTP_11;
+    let connection = name.to_owned();
+    tokio::spawn(async move {
+        match tokio::try_join!(client_upgrade, upstream_upgrade) {
+            Ok((client, upstream)) => {
+                let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                debug!(connection, ?copied, "upgraded connection closed");
+            }
+            Err(e) => debug!(connection, error = %e, "upgrade did not complete"),
+        }
+    });
+    Response::from_parts(parts, empty())
 }
 
 /// The bearer token of `Authorization: Bearer <token>`; exactly one such header.
