@@ -8,7 +8,11 @@ use http::HeaderMap;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 
+use portcullis_core::{HttpAction, HttpRequestFacts, RouteRef};
+
 use crate::body::BoxError;
+use crate::problem::Problem;
+use crate::route::{RouteTemplate, best_route, normalize_path};
 
 /// More query parameters than this and the request is refused (policy would see a truncated list).
 pub const MAX_QUERY_PARAMS: usize = 128;
@@ -16,6 +20,44 @@ pub const MAX_QUERY_PARAMS: usize = 128;
 pub const MAX_BODY_FIELDS: usize = 1024;
 /// Objects nested deeper than this are not descended into (their fields are not shown).
 const MAX_DEPTH: usize = 16;
+
+/// What the proxy shows policy of a request (without its body, which is read later, if at all): the
+/// method's action, the path as forwarded (`path` is the part after the connection's prefix), the best
+/// route and its parameters, the query, the allow-listed headers. Refusals (405, 400) are problems.
+/// Used by the proxy and by `portcullis policy check`, so both see a request alike.
+pub fn request_facts(
+    method: &http::Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    routes: &[(String, RouteTemplate)],
+    context_headers: &[http::HeaderName],
+) -> Result<HttpRequestFacts, Problem> {
+    let action = HttpAction::of_method(method.as_str())
+        .ok_or_else(|| Problem::method_not_allowed(format!("{method} requests are not forwarded")))?;
+    let path = normalize_path(path).map_err(|e| Problem::bad_request(format!("path refused: {e}")))?;
+    let query = parse_query(query).ok_or_else(|| Problem::bad_request("too many query parameters"))?;
+    let (route, params) = match best_route(routes.iter().map(|(n, t)| (t, (n, t))), path) {
+        Some(((name, template), params)) => (
+            Some(RouteRef {
+                name: name.clone(),
+                template: template.as_str().to_owned(),
+            }),
+            params,
+        ),
+        None => (None, Vec::new()),
+    };
+    Ok(HttpRequestFacts {
+        action,
+        method: method.as_str().to_owned(),
+        path: path.to_owned(),
+        route,
+        params,
+        query,
+        headers: allowed_headers(headers, context_headers),
+        body: None,
+    })
+}
 
 /// The query's parameters, percent- and `+`-decoded, in order; `None` when there are more than
 /// [`MAX_QUERY_PARAMS`].

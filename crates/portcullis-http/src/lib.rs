@@ -18,7 +18,7 @@ mod upstream;
 
 pub use body::{FilterError, ProxyBody, ResponseFilter};
 pub use credential::{CredentialError, OAuthSettings, UpstreamCredential};
-pub use facts::{flatten_json_object, parse_query};
+pub use facts::{flatten_json_object, parse_query, request_facts};
 pub use listener::{ListenerSettings, serve};
 pub use problem::Problem;
 pub use proxy::{Gate, Proxy, ProxyLimits, RequestInfo};

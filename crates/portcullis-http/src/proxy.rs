@@ -9,14 +9,14 @@ use http::{Request, Response, StatusCode, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use portcullis_core::{HttpAction, HttpRequestFacts, RouteRef};
+use portcullis_core::HttpRequestFacts;
 use tracing::{debug, info};
 
 use crate::body::{Filtered, ProxyBody, Replayed, ResponseFilter, boxed, empty};
-use crate::facts::{self, allowed_headers, is_json, peek_body};
+use crate::facts::{self, is_json, peek_body};
 use crate::headers;
 use crate::problem::Problem;
-use crate::route::{Routes, best_route, normalize_path};
+use crate::route::Routes;
 use crate::upstream::Upstream;
 
 /// What the gateway decides for the proxy. The binary implements it: token verification and
@@ -154,38 +154,20 @@ impl<G: Gate> Proxy<G> {
         let name = settings.name.as_str();
 
         // 3a. What the request is, in policy's terms. Paths an upstream could read two ways are refused.
-        let action = HttpAction::of_method(req.method().as_str()).ok_or_else(|| {
-            Problem::method_not_allowed(format!("{} requests are not forwarded", req.method()))
-        })?;
-        let path = normalize_path(path).map_err(|e| Problem::bad_request(format!("path refused: {e}")))?;
+        let mut facts = facts::request_facts(
+            req.method(),
+            path,
+            req.uri().query(),
+            req.headers(),
+            &settings.routes,
+            &settings.context_headers,
+        )?;
         let query = req.uri().query().map(str::to_owned);
-        let query_pairs = facts::parse_query(query.as_deref())
-            .ok_or_else(|| Problem::bad_request("too many query parameters"))?;
-        let route = best_route(settings.routes.iter().map(|(n, t)| (t, (n, t))), path);
         let upgrade = headers::upgrade_requested(req.headers());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let (body_fields, body) = self.inspect_body(&parts.headers, body).await?;
-        let (route, params) = match route {
-            Some(((name, template), params)) => (
-                Some(RouteRef {
-                    name: name.clone(),
-                    template: template.as_str().to_owned(),
-                }),
-                params,
-            ),
-            None => (None, Vec::new()),
-        };
-        let facts = HttpRequestFacts {
-            action,
-            method: parts.method.as_str().to_owned(),
-            path: path.to_owned(),
-            route,
-            params,
-            query: query_pairs,
-            headers: allowed_headers(&parts.headers, &settings.context_headers),
-            body: body_fields,
-        };
+        facts.body = body_fields;
         let info = RequestInfo {
             peer,
             tls,
@@ -199,7 +181,7 @@ impl<G: Gate> Proxy<G> {
         // 3c. The upstream request: the gateway's URI, headers and credential.
         parts.uri = settings
             .base
-            .uri(path, query.as_deref())
+            .uri(&facts.path, query.as_deref())
             .map_err(|_| Problem::bad_request("the request target cannot be forwarded"))?;
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();

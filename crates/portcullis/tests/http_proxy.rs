@@ -769,6 +769,45 @@ async fn policy_decides_each_request_by_method_route_and_context() {
     let (s, _, _, _) = f.call("TRACE", "/crm/x", Some(&token), |r| r).await;
     assert_eq!(s, 405);
 
+    // `policy check` decides HTTP requests offline exactly as the proxy does.
+    let check = |extra: &[&str]| {
+        let config = f.gateway.config_path();
+        let mut args = vec![
+            "policy",
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--subject",
+            "crm-bot",
+            "--group",
+            "agents",
+            "--connection",
+            "crm",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_cli(Path::new(BIN), &args, &[]).unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = check(&["--http", "DELETE /crm/customers/1"]);
+    assert!(
+        !ok && text.contains("no-customer-deletes") && text.contains("route         customer"),
+        "{text}"
+    );
+    let (ok, text) = check(&["--http", "GET /crm/customers/1?tenant=acme"]);
+    assert!(ok, "{text}");
+    let (ok, text) = check(&[
+        "--http",
+        "POST /crm/orders",
+        "--header",
+        "x-trace: on",
+        "--body",
+        r#"{"currency": "EUR"}"#,
+    ]);
+    assert!(ok && text.contains("currency=EUR"), "{text}");
+
     let metrics = reqwest::get(format!("http://{}/metrics", admin_of(&f)))
         .await
         .unwrap()
