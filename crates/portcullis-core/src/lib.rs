@@ -5,10 +5,12 @@
 
 mod command;
 mod fault;
+mod http;
 mod principal;
 mod secret;
 
 pub use command::{Decision, Outcome, StatementFacts, StatementKind};
 pub use fault::{Fault, Party};
+pub use http::{HttpAction, HttpRequestFacts, RouteRef};
 pub use principal::{Principal, RejectReason};
 pub use secret::Secret;

@@ -18,12 +18,14 @@ use cedar_policy::{
     ActionConstraint, Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityUid, Policy,
     PolicyId, PolicySet as CedarPolicySet, Request, Response, Schema,
 };
-use portcullis_core::{Decision, Outcome, Principal, StatementFacts, StatementKind};
+use portcullis_core::{Decision, HttpRequestFacts, Outcome, Principal, StatementFacts, StatementKind};
 
 pub use error::{PolicyError, Problem};
 
 use load::{Compiled, Source, id_str};
-use vocabulary::{Action, PerKind, TableRef, Vocabulary, client_context, statement_context};
+use vocabulary::{
+    Action, PerHttp, PerKind, TableRef, Vocabulary, client_context, http_context, statement_context,
+};
 
 const SCHEMA: &str = include_str!("../schema/portcullis.cedarschema");
 
@@ -52,6 +54,7 @@ struct Scoped {
     connect: Scope,
     unmask: Scope,
     statements: PerKind<Scope>,
+    http: PerHttp<Scope>,
 }
 
 /// The policies one action's requests evaluate.
@@ -234,6 +237,64 @@ impl PolicySet {
         }
     }
 
+    /// May `who` make the HTTP request `facts` describes on `connection`? One request: the method's
+    /// action (`http_read`, `http_write` or `http_delete`) on the matched route
+    /// (`Route::"<connection>/<route name>"`, a child of the connection), or on
+    /// `Connection::"<connection>"` when the path matched no route. The context is the request's
+    /// (`HttpRequest` in the schema). Forbid wins, deny by default, an evaluation error denies; a
+    /// request permitted only by `@approval("required")` permits needs approval.
+    pub fn decide_http(
+        &self,
+        who: &Principal,
+        connection: &str,
+        facts: &HttpRequestFacts,
+        ctx: &RequestContext,
+    ) -> Decision {
+        let v = &self.vocabulary;
+        let principal = v.principal(who);
+        let connection_uid = v.connection(connection);
+        let action = v.http.get(facts.action);
+        let scope = self.scoped.http.get(facts.action);
+        let route = match facts.route.as_ref().map(|r| v.route(connection, r)).transpose() {
+            Ok(route) => route,
+            Err(e) => {
+                return Decision::deny(format!(
+                    "policy evaluation failed for {} on {connection:?}, so it is refused: {e}",
+                    facts.action.action()
+                ));
+            }
+        };
+        let request = match &route {
+            Some(route) => Ask {
+                action,
+                scope,
+                resource: &route.uid,
+                action_name: facts.action.action(),
+                resource_type: "Route",
+                resource_id: &route.id,
+            },
+            None => Ask {
+                action,
+                scope,
+                resource: &connection_uid,
+                action_name: facts.action.action(),
+                resource_type: "Connection",
+                resource_id: connection,
+            },
+        };
+        // The route entity (its attributes and its parent) only matters to policies that look at the
+        // resource.
+        let route_entity = route.as_ref().filter(|_| !scope.resource_blind);
+        let prepared = http_context(facts, ctx).and_then(|context| {
+            let entities = v.entities_with_route(&principal, who, &connection_uid, route_entity, action)?;
+            Ok((context, entities))
+        });
+        match prepared {
+            Ok((context, entities)) => self.decide(who, &principal, [&request], &context, &entities),
+            Err(e) => refused_on_error(&request.described(who), &e),
+        }
+    }
+
     /// Whether any policy could permit `unmask` at all. When not, every value stays masked and the
     /// gateway need ask nothing. Counts every permit whose action scope admits `unmask` (including an
     /// unconstrained `action`), whatever its conditions; a permit that needs approval does not count,
@@ -347,6 +408,7 @@ impl PolicySet {
             connect: scope(&vocabulary.connect.uid)?,
             unmask: scope(&vocabulary.unmask.uid)?,
             statements: PerKind::build(|kind| scope(&vocabulary.statements.get(kind).uid))?,
+            http: PerHttp::build(|a| scope(&vocabulary.http.get(a).uid))?,
         };
         Ok(PolicySet {
             compiled,

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use cedar_policy::{
     Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression, Schema,
 };
-use portcullis_core::{Principal, StatementFacts, StatementKind};
+use portcullis_core::{HttpAction, HttpRequestFacts, Principal, StatementFacts, StatementKind};
 
 use crate::RequestContext;
 
@@ -21,9 +21,12 @@ pub(crate) struct Vocabulary {
     group: EntityTypeName,
     connection: EntityTypeName,
     table: EntityTypeName,
+    route: EntityTypeName,
     pub connect: Action,
     pub unmask: Action,
     pub statements: PerKind<Action>,
+    /// `Http::Action::"read"`, `"write"`, `"delete"`.
+    pub http: PerHttp<Action>,
     /// The schema's action entities: the action hierarchy.
     hierarchy: Entities,
 }
@@ -89,6 +92,40 @@ impl<T> PerKind<T> {
     }
 }
 
+/// One value per HTTP action.
+#[derive(Debug)]
+pub(crate) struct PerHttp<T> {
+    read: T,
+    write: T,
+    delete: T,
+}
+
+impl<T> PerHttp<T> {
+    pub fn build<E>(mut make: impl FnMut(HttpAction) -> Result<T, E>) -> Result<Self, E> {
+        Ok(PerHttp {
+            read: make(HttpAction::Read)?,
+            write: make(HttpAction::Write)?,
+            delete: make(HttpAction::Delete)?,
+        })
+    }
+
+    pub fn get(&self, action: HttpAction) -> &T {
+        match action {
+            HttpAction::Read => &self.read,
+            HttpAction::Write => &self.write,
+            HttpAction::Delete => &self.delete,
+        }
+    }
+}
+
+/// A route a request is about: `Route::"<connection>/<route name>"`, a child of its connection.
+#[derive(Debug)]
+pub(crate) struct RouteEntity {
+    pub id: String,
+    pub uid: EntityUid,
+    entity: Entity,
+}
+
 /// A table a request is about, as the entity and request resource it becomes.
 #[derive(Debug)]
 pub(crate) struct TableRef<'a> {
@@ -144,9 +181,11 @@ impl Vocabulary {
             group: type_name("Group")?,
             connection: type_name("Connection")?,
             table: type_name("Table")?,
+            route: type_name("Route")?,
             connect: action("connect")?,
             unmask: action("unmask")?,
             statements: PerKind::build(|kind| action(kind.action()))?,
+            http: PerHttp::build(|a| action(a.action()))?,
             hierarchy,
         })
     }
@@ -196,6 +235,44 @@ impl Vocabulary {
         table: &'a str,
     ) -> TableRef<'a> {
         TableRef::new(&self.table, connection, name, (schema, table))
+    }
+
+    /// The route `route` of `connection`, as a request resource and an entity.
+    pub fn route(&self, connection: &str, route: &portcullis_core::RouteRef) -> Result<RouteEntity, String> {
+        let id = format!("{connection}/{}", route.name);
+        let uid = EntityUid::from_type_name_and_id(self.route.clone(), EntityId::new(&id));
+        let entity = Entity::new(
+            uid.clone(),
+            HashMap::from([
+                attr_string("name", &route.name),
+                attr_string("template", &route.template),
+            ]),
+            HashSet::from([self.connection(connection)]),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(RouteEntity { id, uid, entity })
+    }
+
+    /// The entity set of one HTTP decision: as [`Vocabulary::entities`], with the route's entity when
+    /// policies may look at it.
+    pub fn entities_with_route(
+        &self,
+        principal: &EntityUid,
+        who: &Principal,
+        connection: &EntityUid,
+        route: Option<&RouteEntity>,
+        action: &Action,
+    ) -> Result<Rc<Entities>, String> {
+        match route {
+            None => self.entities(principal, who, connection, &[], &[action]),
+            Some(route) => {
+                let mut entities = self.build_entities(principal, who, connection, &[], &[action])?;
+                entities = entities
+                    .add_entities([route.entity.clone()], None)
+                    .map_err(|e| e.to_string())?;
+                Ok(Rc::new(entities))
+            }
+        }
     }
 
     /// The entity set of one decision: the actions asked (with their groups as ancestors), the principal
@@ -383,6 +460,41 @@ pub(crate) fn statement_context(
     .map_err(|e| e.to_string())
 }
 
+/// The context of an HTTP request (the schema's `HttpRequest` type).
+pub(crate) fn http_context(facts: &HttpRequestFacts, ctx: &RequestContext) -> Result<Context, String> {
+    let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
+    let pairs = |items: &[(String, String)]| {
+        RestrictedExpression::new_set(items.iter().map(|(name, value)| {
+            RestrictedExpression::new_record([
+                ("name".to_owned(), string(name)),
+                ("value".to_owned(), string(value)),
+            ])
+            // Two fixed, distinct keys: a record cannot fail to build.
+            .unwrap_or_else(|_| RestrictedExpression::new_set([]))
+        }))
+    };
+    let mut fields = vec![
+        ("method".to_owned(), string(&facts.method)),
+        ("path".to_owned(), string(&facts.path)),
+        (
+            "route".to_owned(),
+            string(facts.route.as_ref().map_or("", |r| r.name.as_str())),
+        ),
+        ("params".to_owned(), pairs(&facts.params)),
+        ("query".to_owned(), pairs(&facts.query)),
+        ("headers".to_owned(), pairs(&facts.headers)),
+        ("client_ip".to_owned(), ip(ctx.client_ip)),
+        (
+            "token_age_secs".to_owned(),
+            RestrictedExpression::new_long(ctx.token_age_secs),
+        ),
+    ];
+    if let Some(body) = &facts.body {
+        fields.push(("body".to_owned(), pairs(body)));
+    }
+    Context::from_pairs(fields).map_err(|e| e.to_string())
+}
+
 fn attr_string(name: &str, value: &str) -> (String, RestrictedExpression) {
     (
         name.to_owned(),
@@ -537,6 +649,56 @@ mod tests {
         }
         let tables = std::slice::from_ref(&table);
         let entities = v.entities(&p, &who, &conn, tables, &[&v.unmask]).unwrap();
+        Entities::from_entities(entities.iter().cloned(), Some(&schema)).unwrap();
+    }
+
+    #[test]
+    fn http_requests_conform_to_the_schema() {
+        let schema = schema();
+        let v = Vocabulary::new(&schema).unwrap();
+        let who = principal();
+        let p = v.principal(&who);
+        let conn = v.connection("crm");
+        let route = v
+            .route(
+                "crm",
+                &portcullis_core::RouteRef {
+                    name: "customer".into(),
+                    template: "/customers/{id}".into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(route.id, "crm/customer");
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        let mut facts = HttpRequestFacts {
+            action: HttpAction::Write,
+            method: "POST".into(),
+            path: "/customers/1".into(),
+            route: None,
+            params: vec![pair("id", "1")],
+            query: vec![pair("a", "1"), pair("a", "2")],
+            headers: vec![pair("x-request-id", "r1")],
+            body: None,
+        };
+        for body in [None, Some(vec![pair("amount", "12"), pair("customer.id", "1")])] {
+            facts.body = body;
+            let context = http_context(&facts, &CTX).unwrap();
+            for action in HttpAction::ALL {
+                for resource in [&conn, &route.uid] {
+                    Request::new(
+                        p.clone(),
+                        v.http.get(action).uid.clone(),
+                        resource.clone(),
+                        context.clone(),
+                        Some(&schema),
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        let entities = v
+            .entities_with_route(&p, &who, &conn, Some(&route), v.http.get(HttpAction::Read))
+            .unwrap();
         Entities::from_entities(entities.iter().cloned(), Some(&schema)).unwrap();
     }
 

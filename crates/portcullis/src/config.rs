@@ -272,6 +272,8 @@ pub struct ServerConfig {
     /// `text` for people, `json` for log shippers.
     pub log_format: LogFormat,
     pub postgres: PostgresListenerConfig,
+    /// Started when some connection has `protocol = "http"`.
+    pub http: HttpListenerConfig,
     pub admin: AdminListenerConfig,
 }
 
@@ -299,6 +301,38 @@ pub struct PostgresListenerConfig {
     pub handshake_timeout: Duration,
     /// The largest message a client may send (CopyData excepted), in bytes.
     pub max_message_bytes: usize,
+}
+
+/// `[server.http]`: the HTTP listener (HTTP/1.1 and HTTP/2; TLS offered, detected by its first byte).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpListenerConfig {
+    pub listen: SocketAddr,
+    /// PEM certificate chain offered to clients. Without it (and `tls_key`), the self-signed
+    /// development certificate in `state_dir` (shared with the PostgreSQL listener).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Accept requests (and so tokens) over plaintext HTTP. Only for loopback and development.
+    pub allow_plaintext: bool,
+    /// How long a client has to send a request's headers (and to finish the TLS handshake).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// The largest JSON request body whose fields policy sees (`context.body`); larger bodies stream
+    /// through uninspected.
+    pub inspect_body_bytes: usize,
+}
+
+impl Default for HttpListenerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext: false,
+            header_timeout: Duration::from_secs(10),
+            inspect_body_bytes: 16 * 1024,
+        }
+    }
 }
 
 /// `[server.admin]`: health, metrics, the development issuer's documents, and the admin API.
@@ -393,16 +427,22 @@ pub struct DevIssuerConfig {
     pub max_ttl: Duration,
 }
 
-/// One `[[connections]]` entry: a named target reached through the gateway.
+/// One `[[connections]]` entry: a named target reached through the gateway. Which keys apply depends on
+/// `protocol`; `Config::validate` refuses keys of the other protocol.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
-    /// What clients put in `dbname`.
+    /// What clients put in `dbname` (PostgreSQL) or the first path segment (HTTP).
     pub name: String,
     pub protocol: Protocol,
-    /// `host:port` of the database.
+    /// PostgreSQL: `host:port` of the database.
+    #[serde(default)]
     pub upstream: String,
+    /// PostgreSQL: the database the gateway logs in to.
+    #[serde(default)]
     pub database: String,
+    /// PostgreSQL: the role the gateway logs in as.
+    #[serde(default)]
     pub user: String,
     /// `${ENV_VAR}`; never a literal.
     #[serde(default)]
@@ -410,9 +450,12 @@ pub struct ConnectionConfig {
     /// A file whose first line is the password.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// TLS toward the upstream. PostgreSQL: libpq's sslmode (default `prefer`). HTTP: unset verifies
+    /// an `https` upstream against `ca_file` (else the public web roots); `require` encrypts without
+    /// verifying.
     #[serde(default)]
-    pub tls: UpstreamTlsMode,
-    /// CA bundle for `verify-full`.
+    pub tls: Option<UpstreamTlsMode>,
+    /// CA bundle for `verify-full` (PostgreSQL) or to verify an `https` upstream with (HTTP).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
@@ -425,6 +468,85 @@ pub struct ConnectionConfig {
     /// `[approvals] mode`; a policy's `@approval_mode` overrides both.
     #[serde(default)]
     pub approval_mode: Option<crate::approvals::Mode>,
+    /// HTTP: the upstream's base URL (`http://` or `https://`, with an optional base path).
+    #[serde(default)]
+    pub upstream_url: Option<String>,
+    /// HTTP: the credential the gateway adds to every forwarded request (the agent's own
+    /// `Authorization` is always removed).
+    #[serde(default)]
+    pub credential: Option<CredentialConfig>,
+    /// HTTP: host names that select this connection by the request's `Host` (then the whole path is
+    /// forwarded, no prefix removed).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// HTTP: route templates, the resources policy names (`Route::"<connection>/<name>"`).
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// HTTP: request headers shown to policy as `context.headers` (names, case-insensitive).
+    #[serde(default)]
+    pub context_headers: Vec<String>,
+    /// HTTP: how long the upstream has to answer with its response headers (then 504).
+    #[serde(default = "default_response_timeout", with = "humantime_serde")]
+    pub response_timeout: Duration,
+}
+
+/// One `routes` entry of an HTTP connection: `{ template = "/customers/{id}", name = "customer" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Literal segments and `{param}` segments; a final `{param*}` takes the rest of the path.
+    pub template: String,
+    pub name: String,
+}
+
+/// The upstream credential of an HTTP connection. Secrets are `${ENV_VAR}` references or files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialConfig {
+    /// A static header, e.g. `{ type = "header", name = "X-Api-Key", value = "${API_KEY}" }`.
+    Header {
+        name: String,
+        #[serde(default)]
+        value: Option<String>,
+        #[serde(default)]
+        value_file: Option<PathBuf>,
+    },
+    /// HTTP Basic authentication.
+    Basic {
+        user: String,
+        #[serde(default)]
+        password: Option<String>,
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+    },
+    /// An OAuth 2.0 client-credentials access token the gateway obtains and caches until shortly
+    /// before it expires, sent as `Authorization: Bearer`.
+    OauthClientCredentials {
+        token_url: String,
+        client_id: String,
+        #[serde(default)]
+        client_secret: Option<String>,
+        #[serde(default)]
+        client_secret_file: Option<PathBuf>,
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// Sent as `audience` (Auth0 and others ask for it).
+        #[serde(default)]
+        audience: Option<String>,
+        /// How the client authenticates to the token endpoint: `basic` (RFC 6749's default) or
+        /// `post` (client id and secret in the form).
+        #[serde(default)]
+        client_auth: ClientAuth,
+    },
+}
+
+/// How a client-credentials client authenticates to its token endpoint.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    Basic,
+    Post,
 }
 
 /// A connection's choice for statements the parser cannot read.
@@ -436,11 +558,12 @@ pub enum OnParseError {
     Allow,
 }
 
-/// The protocol a connection speaks. PostgreSQL only, for now.
+/// The protocol a connection speaks.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Postgres,
+    Http,
 }
 
 /// libpq's sslmode, as far as the gateway supports it toward the database.
@@ -476,6 +599,7 @@ impl Default for ServerConfig {
             state_dir: PathBuf::from("./portcullis-state"),
             log_format: LogFormat::Text,
             postgres: PostgresListenerConfig::default(),
+            http: HttpListenerConfig::default(),
             admin: AdminListenerConfig::default(),
         }
     }
@@ -518,6 +642,10 @@ impl Default for DevIssuerConfig {
 
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+fn default_response_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Config {
@@ -651,23 +779,12 @@ impl Config {
                     &format!("connection {:?} is defined twice", c.name),
                 ));
             }
-            if c.upstream
-                .rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok())
-                .is_none()
-            {
-                return Err(invalid(at("upstream"), "must be host:port"));
-            }
-            if c.tls == UpstreamTlsMode::VerifyFull && c.ca_file.is_none() {
-                return Err(invalid(at("ca_file"), "verify-full needs ca_file"));
-            }
-            if secrets == Secrets::Check {
-                c.resolve_password().map_err(|message| ConfigError::Invalid {
-                    path: at(c.password_key()),
-                    message,
-                })?;
+            match c.protocol {
+                Protocol::Postgres => c.validate_postgres(&at, secrets)?,
+                Protocol::Http => c.validate_http(&at, secrets)?,
             }
         }
+        self.validate_http_listener()?;
         if self.policy.cache_entries == 0 {
             return Err(invalid("policy.cache_entries".into(), "must be at least 1"));
         }
@@ -717,6 +834,19 @@ impl Config {
                         format!("no connection named {name:?}"),
                     ));
                 }
+                // Refused rather than ignored: the operator asked for masking the gateway cannot do yet.
+                if self
+                    .connections
+                    .iter()
+                    .any(|c| c.name == *name && c.protocol == Protocol::Http)
+                {
+                    return Err(invalid(
+                        format!("masking.rules[{i}].connections[{j}]"),
+                        format!(
+                            "{name:?} is an http connection: masking HTTP responses is not supported yet"
+                        ),
+                    ));
+                }
             }
         }
         portcullis_mask::MaskPolicy::compile(&m.rules, &[0u8; 32]).map_err(|e| {
@@ -738,6 +868,175 @@ impl Config {
 }
 
 impl ConnectionConfig {
+    fn validate_postgres(&self, at: &dyn Fn(&str) -> String, secrets: Secrets) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            path: at(key),
+            message: message.to_owned(),
+        };
+        if self
+            .upstream
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(invalid("upstream", "must be host:port"));
+        }
+        for (key, empty) in [
+            ("database", self.database.is_empty()),
+            ("user", self.user.is_empty()),
+        ] {
+            if empty {
+                return Err(invalid(key, "missing: a postgres connection names it"));
+            }
+        }
+        let http_only = [
+            ("upstream_url", self.upstream_url.is_some()),
+            ("credential", self.credential.is_some()),
+            ("hosts", !self.hosts.is_empty()),
+            ("routes", !self.routes.is_empty()),
+            ("context_headers", !self.context_headers.is_empty()),
+        ];
+        if let Some((key, _)) = http_only.iter().find(|(_, set)| *set) {
+            return Err(invalid(key, "applies to protocol = \"http\" connections only"));
+        }
+        if self.tls == Some(UpstreamTlsMode::VerifyFull) && self.ca_file.is_none() {
+            return Err(invalid("ca_file", "verify-full needs ca_file"));
+        }
+        if secrets == Secrets::Check {
+            self.resolve_password().map_err(|message| ConfigError::Invalid {
+                path: at(self.password_key()),
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self, at: &dyn Fn(&str) -> String, secrets: Secrets) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: at(key),
+            message,
+        };
+        if !self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "name",
+                "an http connection's name is its path prefix: letters, digits, '-', '_' and '.' only".into(),
+            ));
+        }
+        let postgres_only = [
+            ("upstream", !self.upstream.is_empty()),
+            ("database", !self.database.is_empty()),
+            ("user", !self.user.is_empty()),
+            ("password", self.password.is_some()),
+            ("password_file", self.password_file.is_some()),
+        ];
+        if let Some((key, _)) = postgres_only.iter().find(|(_, set)| *set) {
+            return Err(invalid(
+                key,
+                "applies to protocol = \"postgres\" connections only (http connections use upstream_url and credential)"
+                    .into(),
+            ));
+        }
+        let Some(url) = &self.upstream_url else {
+            return Err(invalid(
+                "upstream_url",
+                "missing: the upstream's base URL, e.g. \"https://api.internal\"".into(),
+            ));
+        };
+        let parsed =
+            portcullis_http::UpstreamBase::parse(url).map_err(|e| invalid("upstream_url", e.to_string()))?;
+        match (parsed.is_https(), self.tls) {
+            (true, None | Some(UpstreamTlsMode::VerifyFull | UpstreamTlsMode::Require)) => {}
+            (false, None | Some(UpstreamTlsMode::Disable)) => {}
+            (true, Some(_)) => {
+                return Err(invalid(
+                    "tls",
+                    "for an https upstream: leave unset (verify) or \"require\" (encrypt without verifying)"
+                        .into(),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(invalid(
+                    "tls",
+                    "an http:// upstream has no TLS: use https:// in upstream_url".into(),
+                ));
+            }
+        }
+        if self.ca_file.is_some() && !parsed.is_https() {
+            return Err(invalid(
+                "ca_file",
+                "an http:// upstream has no TLS to verify".into(),
+            ));
+        }
+        for (j, host) in self.hosts.iter().enumerate() {
+            if host.is_empty() || host.contains(['/', ' ']) {
+                return Err(invalid(
+                    &format!("hosts[{j}]"),
+                    "must be a host name (with an optional :port)".into(),
+                ));
+            }
+        }
+        let mut route_names = HashSet::new();
+        for (j, route) in self.routes.iter().enumerate() {
+            if route.name.is_empty() || route.name.contains('/') {
+                return Err(invalid(
+                    &format!("routes[{j}].name"),
+                    "must be non-empty, without '/'".into(),
+                ));
+            }
+            if !route_names.insert(route.name.as_str()) {
+                return Err(invalid(
+                    &format!("routes[{j}].name"),
+                    format!("route {:?} is defined twice", route.name),
+                ));
+            }
+            portcullis_http::RouteTemplate::parse(&route.template)
+                .map_err(|e| invalid(&format!("routes[{j}].template"), e.to_string()))?;
+        }
+        for (j, header) in self.context_headers.iter().enumerate() {
+            if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(invalid(
+                    &format!("context_headers[{j}]"),
+                    "not a header name".into(),
+                ));
+            }
+            if header.eq_ignore_ascii_case("authorization") {
+                return Err(invalid(
+                    &format!("context_headers[{j}]"),
+                    "the agent's Authorization header carries its token: it is never shown to policy".into(),
+                ));
+            }
+        }
+        if let Some(credential) = &self.credential {
+            if let CredentialConfig::OauthClientCredentials { token_url, .. } = credential
+                && !reqwest::Url::parse(token_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            {
+                return Err(invalid(
+                    "credential.token_url",
+                    "must be an http:// or https:// URL".into(),
+                ));
+            }
+            if let CredentialConfig::Header { name, .. } = credential
+                && (http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                    || name.eq_ignore_ascii_case("host"))
+            {
+                return Err(invalid(
+                    "credential.name",
+                    "not a header name the gateway can set".into(),
+                ));
+            }
+            if secrets == Secrets::Check {
+                credential
+                    .resolve_secret()
+                    .map_err(|(key, message)| invalid(&format!("credential.{key}"), message))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the upstream password from its `${ENV}` reference or file.
     pub fn resolve_password(&self) -> Result<Secret<String>, String> {
         match (&self.password, &self.password_file) {
@@ -754,6 +1053,74 @@ impl ConnectionConfig {
         } else {
             "password"
         }
+    }
+}
+
+impl CredentialConfig {
+    /// The credential's secret (header value, password or client secret), from its `${ENV}` reference
+    /// or file; on failure, the key at fault and why.
+    pub fn resolve_secret(&self) -> Result<Secret<String>, (&'static str, String)> {
+        let (reference, file, keys) = match self {
+            CredentialConfig::Header {
+                value, value_file, ..
+            } => (value, value_file, ("value", "value_file")),
+            CredentialConfig::Basic {
+                password,
+                password_file,
+                ..
+            } => (password, password_file, ("password", "password_file")),
+            CredentialConfig::OauthClientCredentials {
+                client_secret,
+                client_secret_file,
+                ..
+            } => (
+                client_secret,
+                client_secret_file,
+                ("client_secret", "client_secret_file"),
+            ),
+        };
+        match (reference, file) {
+            (Some(_), Some(_)) => Err((keys.0, format!("set {} or {}, not both", keys.0, keys.1))),
+            (None, None) => Err((
+                keys.0,
+                format!("missing: set {} = \"${{ENV_VAR}}\" or {}", keys.0, keys.1),
+            )),
+            (Some(reference), None) => resolve_env_reference(reference).map_err(|m| (keys.0, m)),
+            (None, Some(path)) => secret_from_file(path).map_err(|m| (keys.1, m)),
+        }
+    }
+}
+
+impl Config {
+    fn validate_http_listener(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            path: format!("server.http.{key}"),
+            message: message.to_owned(),
+        };
+        let h = &self.server.http;
+        if h.tls_cert.is_some() != h.tls_key.is_some() {
+            return Err(invalid("tls_cert", "tls_cert and tls_key go together"));
+        }
+        if h.inspect_body_bytes > 1024 * 1024 {
+            return Err(invalid("inspect_body_bytes", "at most 1 MiB"));
+        }
+        let mut hosts = HashSet::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            for (j, host) in c.hosts.iter().enumerate() {
+                if !hosts.insert(host.to_ascii_lowercase()) {
+                    return Err(ConfigError::Invalid {
+                        path: format!("connections[{i}].hosts[{j}]"),
+                        message: format!("host {host:?} already selects another connection"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether some connection speaks HTTP (the HTTP listener starts then).
+    pub fn has_http_connections(&self) -> bool {
+        self.connections.iter().any(|c| c.protocol == Protocol::Http)
     }
 }
 
@@ -809,6 +1176,95 @@ mod tests {
         config.base_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         config.validate(Secrets::Check)?;
         Ok(config)
+    }
+
+    const HTTP: &str = r#"
+        [[connections]]
+        name = "crm"
+        protocol = "http"
+        upstream_url = "https://crm.internal/api"
+        credential = { type = "header", name = "X-Api-Key", value = "${PATH}" }
+        hosts = ["crm.gw.internal"]
+        routes = [{ template = "/customers/{id}", name = "customer" }]
+        context_headers = ["x-request-id"]
+    "#;
+
+    #[test]
+    fn http_connections_need_only_their_own_keys() {
+        let config = check(&format!("{BASE}{HTTP}")).unwrap();
+        assert!(config.has_http_connections());
+        assert_eq!(config.server.http.listen.port(), 8080);
+        let c = &config.connections[1];
+        assert_eq!(
+            c.credential.as_ref().unwrap().resolve_secret().unwrap().expose(),
+            &std::env::var("PATH").unwrap()
+        );
+        let oauth = HTTP.replace(
+            r#"{ type = "header", name = "X-Api-Key", value = "${PATH}" }"#,
+            r#"{ type = "oauth_client_credentials", token_url = "https://login/token", client_id = "gw", client_secret = "${PATH}", scopes = ["a"] }"#,
+        );
+        check(&format!("{BASE}{oauth}")).unwrap();
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "upstream_url = \"https://crm.internal/api\"",
+                "",
+                "connections[1].upstream_url: missing",
+            ),
+            (
+                "https://crm.internal/api",
+                "ftp://crm",
+                "connections[1].upstream_url: must be an http",
+            ),
+            (
+                "hosts =",
+                "database = \"x\"\nhosts =",
+                "connections[1].database: applies to protocol = \"postgres\"",
+            ),
+            ("{id}", "{id", "connections[1].routes[0].template"),
+            (
+                "x-request-id",
+                "authorization",
+                "connections[1].context_headers[0]",
+            ),
+            (
+                "value = \"${PATH}\"",
+                "value = \"inline\"",
+                "connections[1].credential.value: inline secrets",
+            ),
+            (
+                "type = \"header\"",
+                "type = \"magic\"",
+                "connections[1].credential",
+            ),
+            ("name = \"crm\"", "name = \"c/rm\"", "connections[1].name"),
+            (
+                "upstream_url =",
+                "tls = \"prefer\"\nupstream_url =",
+                "connections[1].tls",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = format!("{BASE}{}", HTTP.replace(from, to));
+            let err = check(&text).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{from} -> {to}: {err}");
+        }
+        // Postgres connections may not carry HTTP keys.
+        let err = check(&BASE.replace("user = \"portcullis\"", "user = \"portcullis\"\nhosts = [\"x\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("connections[0].hosts"), "{err}");
+        let masked = format!(
+            "{BASE}{HTTP}\n[[masking.rules]]\ndetectors = [\"email\"]\nconnections = [\"crm\"]\nstrategy = \"redact\"\n"
+        );
+        let err = check(&masked).unwrap_err().to_string();
+        assert!(err.starts_with("masking.rules[0].connections[0]"), "{err}");
+        let twice = format!("{BASE}{HTTP}{}", HTTP.replace("\"crm\"", "\"crm2\""));
+        assert!(
+            check(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("already selects another connection")
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod config;
 mod console;
 mod demo;
 mod guard;
+mod http;
 mod masking;
 mod notify;
 mod policy_check;
@@ -115,7 +116,9 @@ enum PolicyCommand {
     ///
     /// Example: portcullis policy check --config portcullis.toml --subject bot --group agents
     /// --connection app --sql "DELETE FROM orders WHERE id = 7"
-    Check(policy_check::Args),
+    ///
+    /// HTTP: --connection crm --http "DELETE /crm/customers/42" [--header "x-trace: on"] [--body '{...}']
+    Check(Box<policy_check::Args>),
     /// Print the Cedar schema policies are validated against.
     Schema,
 }

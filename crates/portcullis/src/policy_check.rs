@@ -1,4 +1,4 @@
-//! `portcullis policy check`: the gateway's statement decision, offline, explained.
+//! `portcullis policy check`: the gateway's statement (or HTTP request) decision, offline, explained.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -30,11 +30,21 @@ pub struct Args {
     #[arg(long)]
     pub connection: String,
     /// The statement(s) to decide: one query string, as a client would send it.
-    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    #[arg(long, conflicts_with_all = ["file", "http"], required_unless_present_any = ["file", "http"])]
     pub sql: Option<String>,
     /// A file of statements, decided one by one as a multi-statement string.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "http")]
     pub file: Option<PathBuf>,
+    /// An HTTP request on an http connection, as the agent sends it: "METHOD /<connection>/<path>?<query>",
+    /// e.g. "DELETE /crm/customers/42".
+    #[arg(long)]
+    pub http: Option<String>,
+    /// A request header for --http, "name: value"; repeat for several.
+    #[arg(long = "header", requires = "http")]
+    pub headers: Vec<String>,
+    /// A JSON request body for --http.
+    #[arg(long, requires = "http")]
+    pub body: Option<String>,
     /// The client address the request comes from.
     #[arg(long, default_value = "127.0.0.1")]
     pub client_ip: IpAddr,
@@ -93,6 +103,125 @@ pub fn evaluate<'a>(
     }
 }
 
+/// What the policy decides for one HTTP request.
+#[derive(Debug, Serialize)]
+pub struct HttpReport<'a> {
+    pub principal: String,
+    pub connection: &'a str,
+    pub connect: portcullis_core::Decision,
+    pub request: portcullis_core::HttpRequestFacts,
+    pub decision: portcullis_core::Decision,
+    pub allowed: bool,
+}
+
+/// Decides `--http` as the proxy would: the request's facts from the connection's routes and
+/// `context_headers`, the body's fields when it is small JSON, then `connect` and the request's action.
+fn evaluate_http<'a>(
+    config: &Config,
+    policies: &PolicySet,
+    principal: &Principal,
+    connection: &'a str,
+    args: &Args,
+    request: &str,
+    context: &RequestContext,
+) -> anyhow::Result<HttpReport<'a>> {
+    let c = config
+        .connections
+        .iter()
+        .find(|c| c.name == connection && c.protocol == crate::config::Protocol::Http)
+        .with_context(|| format!("{connection:?} is not an http connection"))?;
+    let (method, target) = request
+        .split_once(' ')
+        .context("--http takes \"METHOD /<connection>/<path>\"")?;
+    let method = http::Method::from_bytes(method.trim().as_bytes()).context("--http: the method")?;
+    let target = target.trim();
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let prefix = format!("/{connection}");
+    let forwarded = match path.strip_prefix(&prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => anyhow::bail!("--http: the path must start with {prefix}/, as the agent calls it"),
+    };
+    let mut headers = http::HeaderMap::new();
+    for header in &args.headers {
+        let (name, value) = header.split_once(':').context("--header takes \"name: value\"")?;
+        headers.append(
+            http::HeaderName::from_bytes(name.trim().as_bytes()).context("--header: the name")?,
+            http::HeaderValue::from_str(value.trim()).context("--header: the value")?,
+        );
+    }
+    let routes = c
+        .routes
+        .iter()
+        .map(|r| {
+            Ok((
+                r.name.clone(),
+                portcullis_http::RouteTemplate::parse(&r.template)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, portcullis_http::TemplateError>>()?;
+    let context_headers = c
+        .context_headers
+        .iter()
+        .map(|h| http::HeaderName::from_bytes(h.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut facts =
+        portcullis_http::request_facts(&method, forwarded, query, &headers, &routes, &context_headers)
+            .map_err(|p| anyhow::anyhow!("the proxy would answer {}: {}", p.status, p.detail))?;
+    facts.body = args
+        .body
+        .as_deref()
+        .filter(|b| b.len() <= config.server.http.inspect_body_bytes)
+        .and_then(|b| portcullis_http::flatten_json_object(b.as_bytes()));
+    let connect = policies.decide_connect(principal, connection, context);
+    let decision = policies.decide_http(principal, connection, &facts, context);
+    let allowed = connect.outcome == Outcome::Allow && decision.outcome == Outcome::Allow;
+    Ok(HttpReport {
+        principal: principal.name(),
+        connection,
+        connect,
+        request: facts,
+        decision,
+        allowed,
+    })
+}
+
+fn print_http(report: &HttpReport<'_>) {
+    let r = &report.request;
+    let pairs = |v: &[(String, String)]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    println!("principal  {}", report.principal);
+    println!("connection {}", report.connection);
+    println!("connect    {}", describe(&report.connect));
+    println!();
+    println!("request: {} {} ({})", r.method, r.path, r.action.action());
+    match &r.route {
+        Some(route) => println!("  route         {} ({})", route.name, route.template),
+        None => println!("  route         - (decided on the connection)"),
+    }
+    println!("  params        {}", pairs(&r.params));
+    println!("  query         {}", pairs(&r.query));
+    println!("  headers       {}", pairs(&r.headers));
+    match &r.body {
+        Some(body) => println!("  body          {}", pairs(body)),
+        None => println!("  body          absent"),
+    }
+    println!("  decision      {}", describe(&report.decision));
+    println!();
+    println!("{}", if report.allowed { "ALLOWED" } else { "REFUSED" });
+}
+
 /// Prints the report; returns whether everything was allowed.
 pub fn run(args: &Args) -> anyhow::Result<bool> {
     let config = Config::load_without_secrets(&args.config)?;
@@ -104,6 +233,7 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         args.config.display()
     );
     let sql = match (&args.sql, &args.file) {
+        _ if args.http.is_some() => String::new(),
         (Some(sql), _) => sql.clone(),
         (None, Some(file)) => {
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
@@ -125,6 +255,23 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         client_ip: args.client_ip,
         token_age_secs: args.token_age,
     };
+    if let Some(request) = &args.http {
+        let report = evaluate_http(
+            &config,
+            &policies,
+            &principal,
+            &args.connection,
+            args,
+            request,
+            &context,
+        )?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_http(&report);
+        }
+        return Ok(report.allowed);
+    }
     let report = evaluate(&policies, &principal, &args.connection, &sql, &context);
     let allowed = report.allowed;
     if args.json {

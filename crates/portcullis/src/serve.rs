@@ -21,6 +21,7 @@ use crate::audit::Audit;
 use crate::config::{Config, ConnectionConfig, DevIssuerConfig, Protocol, UpstreamTlsMode};
 use crate::console::{self, Console};
 use crate::guard::{AnalysisCache, GuardSettings, PolicyStore};
+use crate::http::HttpGate;
 use crate::masking::ConnectionMasking;
 use crate::notify::{Notifier, NotifySettings};
 use crate::postgres::{Connection, PgGateway};
@@ -62,6 +63,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let connections = connections(&config)?;
     let approvals = start_approvals(&config, audit.as_deref(), &connections)?;
     let guard_policies = Arc::clone(&policies);
+    let http_gate = HttpGate {
+        verifier: verifier.clone(),
+        tokens: crate::http::TokenCache::new(),
+        policies: Arc::clone(&policies),
+        checks: config.policy.statement_checks,
+        audit: audit.clone(),
+    };
     let guard = GuardSettings {
         policies,
         analyses: Arc::new(AnalysisCache::new(config.policy.cache_entries)),
@@ -71,7 +79,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let pg = Arc::new(PgGateway {
         frontend: FrontendSettings {
             tls: Some(tls::server_config(
-                &config.server.postgres,
+                config.server.postgres.tls_cert.as_deref(),
+                config.server.postgres.tls_key.as_deref(),
                 &config.server.state_dir,
             )?),
             allow_plaintext: config.server.postgres.allow_plaintext,
@@ -89,6 +98,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
 
     let pg_listener = bind(config.server.postgres.listen, "server.postgres.listen").await?;
+    if config.has_http_connections() {
+        start_http(&config, http_gate).await?;
+    }
     let admin_listener = bind(config.server.admin.listen, "server.admin.listen").await?;
     let console = start_console(&config, dev_issuer.as_deref())?;
     let admin_router = admin::router(AdminState {
@@ -117,6 +129,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = accept_postgres(pg_listener, pg) => {}
         () = shutdown_signal() => info!("shutting down"),
     }
+    Ok(())
+}
+
+/// Binds the HTTP listener and serves the `http` connections through the proxy.
+async fn start_http(config: &Config, gate: HttpGate) -> anyhow::Result<()> {
+    let h = &config.server.http;
+    if config.audit.enabled {
+        warn!("HTTP requests are not yet recorded in the audit trail");
+    }
+    if config.masking.active() {
+        warn!("masking applies to PostgreSQL connections only: HTTP responses are not masked yet");
+    }
+    let proxy = crate::http::proxy(config, gate)?;
+    let settings = portcullis_http::ListenerSettings {
+        tls: tls::server_config(
+            h.tls_cert.as_deref(),
+            h.tls_key.as_deref(),
+            &config.server.state_dir,
+        )?,
+        allow_plaintext: h.allow_plaintext,
+        header_timeout: h.header_timeout,
+    };
+    let listener = bind(h.listen, "server.http.listen").await?;
+    info!(http = %h.listen, allow_plaintext = h.allow_plaintext, "http listener");
+    tokio::spawn(portcullis_http::serve(listener, proxy, settings));
     Ok(())
 }
 
@@ -341,9 +378,9 @@ fn connections(config: &Config) -> anyhow::Result<HashMap<String, Connection>> {
         .connections
         .iter()
         .enumerate()
+        // HTTP connections are the proxy's (`crate::http`).
+        .filter(|(_, c)| c.protocol == Protocol::Postgres)
         .map(|(i, c)| {
-            // PostgreSQL is the only protocol so far; the next one adds its own listener and arm here.
-            let Protocol::Postgres = c.protocol;
             let upstream = upstream_settings(c).with_context(|| format!("connections[{i}]"))?;
             Ok((
                 c.name.clone(),
@@ -364,7 +401,7 @@ fn upstream_settings(c: &ConnectionConfig) -> anyhow::Result<UpstreamSettings> {
         .resolve_password()
         .map_err(anyhow::Error::msg)
         .context("password")?;
-    let tls = match c.tls {
+    let tls = match c.tls.unwrap_or_default() {
         UpstreamTlsMode::Disable => UpstreamTls::Disable,
         UpstreamTlsMode::Prefer => UpstreamTls::Prefer(upstream::unverified_config()?),
         UpstreamTlsMode::Require => UpstreamTls::Require(upstream::unverified_config()?),

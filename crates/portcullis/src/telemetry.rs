@@ -95,9 +95,33 @@ fn describe() {
         "Failed export deliveries (retried with back-off), by export."
     );
     metrics::describe_counter!(
+        "portcullis_http_requests_total",
+        "HTTP requests answered, by connection (empty: none selected) and status."
+    );
+    metrics::describe_counter!(
+        "portcullis_http_decisions_total",
+        "HTTP requests decided by policy, by outcome (allow, deny, approval_required)."
+    );
+    metrics::describe_counter!(
         "portcullis_policy_reloads_total",
         "Policy reloads, by result (ok: now in force; rejected: the previous policy stays)."
     );
+}
+
+/// An HTTP request was answered with `status`.
+pub fn http_request(connection: Option<&str>, status: u16) {
+    counter!("portcullis_http_requests_total", "connection" => connection.unwrap_or("").to_owned(), "status" => status.to_string())
+        .increment(1);
+}
+
+/// An HTTP request was decided by policy.
+pub fn http_decision(outcome: portcullis_core::Outcome) {
+    let label = match outcome {
+        portcullis_core::Outcome::Allow => "allow",
+        portcullis_core::Outcome::Deny => "deny",
+        portcullis_core::Outcome::ApprovalRequired => "approval_required",
+    };
+    counter!("portcullis_http_decisions_total", "outcome" => label).increment(1);
 }
 
 /// A statement message was decided.

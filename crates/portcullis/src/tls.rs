@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::PostgresListenerConfig;
-
-/// Loads the configured certificate, or creates (once) and reuses a self-signed one in `state_dir/tls`.
+/// Loads the configured certificate (`tls_cert`, `tls_key` of a listener), or creates (once) and reuses a
+/// self-signed one in `state_dir/tls`, shared by the listeners.
 pub fn server_config(
-    listener: &PostgresListenerConfig,
+    tls_cert: Option<&Path>,
+    tls_key: Option<&Path>,
     state_dir: &Path,
 ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let (cert_path, key_path) = match (&listener.tls_cert, &listener.tls_key) {
-        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+    let (cert_path, key_path) = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => (cert.to_path_buf(), key.to_path_buf()),
         _ => {
             let dir = state_dir.join("tls");
             let cert = dir.join("dev-cert.pem");

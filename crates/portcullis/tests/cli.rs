@@ -40,12 +40,13 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
     );
     let secrets = [
         ("ORDERS_DB_PASSWORD", "from-env"),
+        ("CRM_API_KEY", "from-env"),
         ("PORTCULLIS_MASK_KEY", "a-masking-key-from-the-environment"),
     ];
     let (ok, text) = check(&example, &secrets);
     assert!(ok, "{text}");
     assert!(
-        text.contains("ok (1 connection(s), 2 issuer(s), 11 policies)"),
+        text.contains("ok (2 connection(s), 2 issuer(s), 11 policies)"),
         "{text}"
     );
 
@@ -117,10 +118,14 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
         assert!(text.contains(path), "{to}: {text:?} does not name {path}");
     }
 
-    let (ok, text) = check(&example, &[("ORDERS_DB_PASSWORD", "from-env")]);
+    let (ok, text) = check(
+        &example,
+        &[("ORDERS_DB_PASSWORD", "from-env"), ("CRM_API_KEY", "from-env")],
+    );
     assert!(!ok && text.contains("masking.key"), "{text}");
     let short = [
         ("ORDERS_DB_PASSWORD", "from-env"),
+        ("CRM_API_KEY", "from-env"),
         ("PORTCULLIS_MASK_KEY", "short"),
     ];
     let (ok, text) = check(&example, &short);

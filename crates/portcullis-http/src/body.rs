@@ -1,0 +1,170 @@
+//! Bodies: the one boxed body type the proxy answers with, the request body whose start was read for
+//! policy (`Replayed`), and the response-body hook (`ResponseFilter`) later stages rewrite through.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+
+/// Errors bodies carry: hyper's, a filter's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every body the proxy sends (to the client and to the upstream).
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A complete body from bytes.
+pub(crate) fn full(bytes: Bytes) -> ProxyBody {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub(crate) fn empty() -> ProxyBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Any body the proxy forwards, boxed.
+pub(crate) fn boxed<B>(body: B) -> ProxyBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// Rewrites a response body chunk by chunk as it streams (masking, recording). Installed per response
+/// by [`crate::Gate::response_filter`]; the proxy drops `Content-Length` when one is installed.
+pub trait ResponseFilter: Send + 'static {
+    /// One chunk in, what the client gets for it out (possibly empty, to hold bytes back).
+    fn data(&mut self, chunk: Bytes) -> Result<Bytes, FilterError>;
+    /// The upstream's body ended: whatever was held back, or nothing.
+    fn end(&mut self) -> Result<Option<Bytes>, FilterError>;
+}
+
+/// A filter refused to let the rest of a body through: the response is cut off (its status and
+/// headers are already sent), never passed unfiltered.
+#[derive(Debug, thiserror::Error)]
+#[error("response body refused: {0}")]
+pub struct FilterError(pub String);
+
+/// A body passed through a [`ResponseFilter`].
+pub(crate) struct Filtered {
+    inner: ProxyBody,
+    filter: Box<dyn ResponseFilter>,
+    ended: bool,
+}
+
+impl Filtered {
+    pub(crate) fn new(inner: ProxyBody, filter: Box<dyn ResponseFilter>) -> Self {
+        Filtered {
+            inner,
+            filter,
+            ended: false,
+        }
+    }
+}
+
+impl Body for Filtered {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(chunk) => match self.filter.data(chunk) {
+                        Ok(out) if out.is_empty() => continue,
+                        Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                        Err(e) => return Poll::Ready(Some(Err(Box::new(e)))),
+                    },
+                    // Trailers pass as they are.
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    return match self.filter.end() {
+                        Ok(Some(out)) if !out.is_empty() => Poll::Ready(Some(Ok(Frame::data(out)))),
+                        Ok(_) => Poll::Ready(None),
+                        Err(e) => Poll::Ready(Some(Err(Box::new(e)))),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// A request body whose first frames were read (to show a small JSON body to policy) and are sent
+/// again before the rest streams on.
+pub(crate) struct Replayed<B> {
+    read: VecDeque<Frame<Bytes>>,
+    rest: Option<B>,
+}
+
+impl<B> Replayed<B> {
+    pub(crate) fn new(read: VecDeque<Frame<Bytes>>, rest: Option<B>) -> Self {
+        Replayed { read, rest }
+    }
+}
+
+impl<B> Body for Replayed<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(frame) = self.read.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        match self.rest.as_mut() {
+            None => Poll::Ready(None),
+            Some(rest) => Pin::new(rest)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(Into::into))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.is_empty() && self.rest.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let read: u64 = self
+            .read
+            .iter()
+            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
+            .sum();
+        match &self.rest {
+            None => SizeHint::with_exact(read),
+            Some(rest) => {
+                let hint = rest.size_hint();
+                let mut sum = SizeHint::new();
+                sum.set_lower(hint.lower().saturating_add(read));
+                if let Some(upper) = hint.upper() {
+                    sum.set_upper(upper.saturating_add(read));
+                }
+                sum
+            }
+        }
+    }
+}

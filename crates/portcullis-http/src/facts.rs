@@ -1,0 +1,265 @@
+//! From an HTTP request to what policy sees of it: query parameters, allow-listed headers, and the
+//! fields of a small JSON body (read up to a cap; a larger body streams on uninspected).
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+
+use portcullis_core::{HttpAction, HttpRequestFacts, RouteRef};
+
+use crate::body::BoxError;
+use crate::problem::Problem;
+use crate::route::{RouteTemplate, best_route, normalize_path};
+
+/// More query parameters than this and the request is refused (policy would see a truncated list).
+pub const MAX_QUERY_PARAMS: usize = 128;
+/// At most this many body fields are shown to policy; a body with more is shown as not inspected.
+pub const MAX_BODY_FIELDS: usize = 1024;
+/// Objects nested deeper than this are not descended into (their fields are not shown).
+const MAX_DEPTH: usize = 16;
+
+/// What the proxy shows policy of a request (without its body, which is read later, if at all): the
+/// method's action, the path as forwarded (`path` is the part after the connection's prefix), the best
+/// route and its parameters, the query, the allow-listed headers. Refusals (405, 400) are problems.
+/// Used by the proxy and by `portcullis policy check`, so both see a request alike.
+pub fn request_facts(
+    method: &http::Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    routes: &[(String, RouteTemplate)],
+    context_headers: &[http::HeaderName],
+) -> Result<HttpRequestFacts, Problem> {
+    let action = HttpAction::of_method(method.as_str())
+        .ok_or_else(|| Problem::method_not_allowed(format!("{method} requests are not forwarded")))?;
+    let path = normalize_path(path).map_err(|e| Problem::bad_request(format!("path refused: {e}")))?;
+    let query = parse_query(query).ok_or_else(|| Problem::bad_request("too many query parameters"))?;
+    let (route, params) = match best_route(routes.iter().map(|(n, t)| (t, (n, t))), path) {
+        Some(((name, template), params)) => (
+            Some(RouteRef {
+                name: name.clone(),
+                template: template.as_str().to_owned(),
+            }),
+            params,
+        ),
+        None => (None, Vec::new()),
+    };
+    Ok(HttpRequestFacts {
+        action,
+        method: method.as_str().to_owned(),
+        path: path.to_owned(),
+        route,
+        params,
+        query,
+        headers: allowed_headers(headers, context_headers),
+        body: None,
+    })
+}
+
+/// The query's parameters, percent- and `+`-decoded, in order; `None` when there are more than
+/// [`MAX_QUERY_PARAMS`].
+pub fn parse_query(query: Option<&str>) -> Option<Vec<(String, String)>> {
+    let Some(query) = query else {
+        return Some(Vec::new());
+    };
+    let mut pairs = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if pairs.len() == MAX_QUERY_PARAMS {
+            return None;
+        }
+        pairs.push((name.into_owned(), value.into_owned()));
+    }
+    Some(pairs)
+}
+
+/// The allow-listed headers' values (names lower case, as `HeaderName`s are); values that are not
+/// visible ASCII are left out.
+pub(crate) fn allowed_headers(headers: &HeaderMap, allow: &[http::HeaderName]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for name in allow {
+        for value in headers.get_all(name) {
+            if let Ok(value) = value.to_str() {
+                out.push((name.as_str().to_owned(), value.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The fields of a JSON object as (dotted path, value as text): nested objects are descended
+/// (`customer.id`), array elements share their array's name with `[]` (`lines[].sku`); strings are
+/// themselves, numbers and booleans their JSON text, null `null`. `None` for anything but an object,
+/// or past [`MAX_BODY_FIELDS`].
+pub fn flatten_json_object(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !value.is_object() {
+        return None;
+    }
+    let mut out = Vec::new();
+    flatten(&value, "", 0, &mut out).then_some(out)
+}
+
+fn flatten(value: &serde_json::Value, path: &str, depth: usize, out: &mut Vec<(String, String)>) -> bool {
+    use serde_json::Value;
+    let mut push = |text: String| {
+        if out.len() == MAX_BODY_FIELDS {
+            return false;
+        }
+        out.push((path.to_owned(), text));
+        true
+    };
+    match value {
+        Value::Object(map) => {
+            if depth == MAX_DEPTH {
+                return true;
+            }
+            map.iter().all(|(key, v)| {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                flatten(v, &child, depth + 1, out)
+            })
+        }
+        Value::Array(items) => {
+            if depth == MAX_DEPTH {
+                return true;
+            }
+            let child = format!("{path}[]");
+            items.iter().all(|v| flatten(v, &child, depth + 1, out))
+        }
+        Value::String(s) => push(s.clone()),
+        Value::Number(n) => push(n.to_string()),
+        Value::Bool(b) => push(b.to_string()),
+        Value::Null => push("null".to_owned()),
+    }
+}
+
+/// Whether a request's content type is JSON (`application/json`, `application/*+json`).
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A request body read up to `cap` bytes: the frames read, and the rest of the body when it did not
+/// end within the cap.
+pub(crate) struct Peeked<B> {
+    pub frames: VecDeque<Frame<Bytes>>,
+    pub rest: Option<B>,
+}
+
+impl<B> Peeked<B> {
+    /// The whole body's bytes, when it ended within the cap.
+    pub fn complete_bytes(&self) -> Option<Bytes> {
+        if self.rest.is_some() {
+            return None;
+        }
+        let mut bytes = BytesMut::new();
+        for frame in &self.frames {
+            if let Some(data) = frame.data_ref() {
+                bytes.extend_from_slice(data);
+            }
+        }
+        Some(bytes.freeze())
+    }
+}
+
+/// Reads `body` until it ends or passes `cap` bytes. Never holds more than `cap` plus one frame.
+pub(crate) async fn peek_body<B>(mut body: B, cap: usize) -> Result<Peeked<B>, BoxError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let mut frames = VecDeque::new();
+    let mut size = 0usize;
+    loop {
+        let Some(frame) = body.frame().await else {
+            return Ok(Peeked { frames, rest: None });
+        };
+        let frame = frame.map_err(Into::into)?;
+        size = size.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+        frames.push_back(frame);
+        if size > cap {
+            return Ok(Peeked {
+                frames,
+                rest: Some(body),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn json_bodies_flatten_to_dotted_fields() {
+        let mut fields = flatten_json_object(
+            br#"{"currency":"EUR","amount":12.5,"ok":true,"none":null,"customer":{"id":7},"lines":[{"sku":"a"},{"sku":"b"}],"tags":["x"]}"#,
+        )
+        .unwrap();
+        // Object order depends on serde_json's features (preserve_order): compare sorted.
+        fields.sort();
+        let expected = [
+            ("amount", "12.5"),
+            ("currency", "EUR"),
+            ("customer.id", "7"),
+            ("lines[].sku", "a"),
+            ("lines[].sku", "b"),
+            ("none", "null"),
+            ("ok", "true"),
+            ("tags[]", "x"),
+        ];
+        let expected: Vec<(String, String)> =
+            expected.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect();
+        assert_eq!(fields, expected);
+        assert_eq!(flatten_json_object(b"[1,2]"), None);
+        assert_eq!(flatten_json_object(b"{"), None);
+    }
+
+    #[test]
+    fn queries_decode_and_are_bounded() {
+        assert_eq!(
+            parse_query(Some("a=1&b=x%20y&a=2&c")).unwrap(),
+            [("a", "1"), ("b", "x y"), ("a", "2"), ("c", "")]
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect::<Vec<_>>()
+        );
+        let many = vec!["x=1"; MAX_QUERY_PARAMS + 1].join("&");
+        assert_eq!(parse_query(Some(&many)), None);
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_never_panics(path in "\\PC*", query in "\\PC*", body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = crate::route::normalize_path(&path);
+            if let Ok(template) = crate::route::RouteTemplate::parse(&path) {
+                let _ = template.matches(&path);
+            }
+            let _ = crate::route::RouteTemplate::parse("/a/{id}/{rest*}").unwrap().matches(&path);
+            let _ = parse_query(Some(&query));
+            let _ = flatten_json_object(&body);
+            let _ = crate::route::UpstreamBase::parse(&path);
+        }
+
+        #[test]
+        fn deep_json_never_panics(depth in 0usize..200) {
+            let text = format!("{{\"a\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
+            let _ = flatten_json_object(text.as_bytes());
+        }
+    }
+}

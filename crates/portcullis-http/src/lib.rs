@@ -1,0 +1,26 @@
+//! HTTP for Portcullis: a reverse proxy that routes agents' requests to `http` connections, turns each
+//! request into [`portcullis_core::HttpRequestFacts`] for the gateway to decide on, and forwards it with
+//! the connection's credential, streaming bodies both ways and passing upgrades (WebSocket) through.
+//!
+//! This crate never decides: the binary implements [`Gate`] (token verification, policy) and may filter
+//! response bodies through [`ResponseFilter`] (masking, audit), as the PostgreSQL relay has its
+//! `Inspector` and `ResultSink`.
+
+mod body;
+mod credential;
+mod facts;
+mod headers;
+mod listener;
+mod problem;
+mod proxy;
+mod route;
+mod upstream;
+
+pub use body::{FilterError, ProxyBody, ResponseFilter};
+pub use credential::{CredentialError, OAuthSettings, UpstreamCredential};
+pub use facts::{flatten_json_object, parse_query, request_facts};
+pub use listener::{ListenerSettings, serve};
+pub use problem::Problem;
+pub use proxy::{Gate, Proxy, ProxyLimits, RequestInfo};
+pub use route::{PathError, RouteTemplate, Routes, TemplateError, UpstreamBase, UrlError, normalize_path};
+pub use upstream::{Upstream, UpstreamSettings};

@@ -1,0 +1,110 @@
+//! `Problem`: every refusal the gateway answers an HTTP client with, as an RFC 9457 problem document
+//! (`application/problem+json`). The texts are the gateway's own: never a token, never an upstream's
+//! credential or error text.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{ProxyBody, full};
+
+/// An RFC 9457 problem document with the status it is sent with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+    /// The deciding policies of a policy refusal (the `policies` extension member).
+    pub policies: Vec<String>,
+    /// The reason class sent in `WWW-Authenticate` (401 only).
+    pub challenge: Option<&'static str>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            title,
+            detail: detail.into(),
+            policies: Vec::new(),
+            challenge: None,
+        }
+    }
+
+    /// 401: no usable token. `class` is the reason class (`expired`, `wrong audience`, ...), also sent
+    /// as the challenge's `error_description`.
+    pub fn unauthorized(class: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            challenge: Some(class),
+            ..Problem::new(StatusCode::UNAUTHORIZED, "Token rejected", detail)
+        }
+    }
+
+    /// 403: policy refused the request; `policies` are the deciding ones (empty: deny by default).
+    pub fn forbidden(detail: impl Into<String>, policies: Vec<String>) -> Problem {
+        Problem {
+            policies,
+            ..Problem::new(StatusCode::FORBIDDEN, "Refused by policy", detail)
+        }
+    }
+
+    /// 404: no connection by that path prefix or host (said only to verified callers).
+    pub fn no_connection(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "No such connection", detail)
+    }
+
+    /// 400: a request the gateway will not forward as sent (ambiguous path, too many parameters).
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "Bad request", detail)
+    }
+
+    /// 405: a method no policy action covers.
+    pub fn method_not_allowed(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", detail)
+    }
+
+    /// 502: the upstream could not be reached or answered wrongly.
+    pub fn bad_gateway(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_GATEWAY, "Upstream unavailable", detail)
+    }
+
+    /// 504: the upstream did not answer in time.
+    pub fn gateway_timeout(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::GATEWAY_TIMEOUT, "Upstream timed out", detail)
+    }
+
+    /// 503: the gateway cannot decide or record now (fail closed).
+    pub fn unavailable(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", detail)
+    }
+
+    /// The response: the document, its content type, and `WWW-Authenticate` on a 401.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let mut document = serde_json::json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if !self.policies.is_empty()
+            && let Some(object) = document.as_object_mut()
+        {
+            object.insert("policies".to_owned(), serde_json::json!(self.policies));
+        }
+        let mut response = Response::new(full(Bytes::from(document.to_string())));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(class) = self.challenge {
+            // Reason classes are fixed ASCII words: always a valid header value.
+            let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{class}\"");
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,411 @@
+//! The proxy's request pipeline: token, connection, request facts, decision, forward, response. Each
+//! stage is a call; the branches say what the client sees.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode, Version, header};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use portcullis_core::HttpRequestFacts;
+use tracing::{debug, info};
+
+use crate::body::{Filtered, ProxyBody, Replayed, ResponseFilter, boxed, empty};
+use crate::facts::{self, is_json, peek_body};
+use crate::headers;
+use crate::problem::Problem;
+use crate::route::Routes;
+use crate::upstream::Upstream;
+
+/// What the gateway decides for the proxy. The binary implements it: token verification and
+/// revocation, policy, and (later) approvals, audit and masking. The proxy never decides itself.
+pub trait Gate: Send + Sync + 'static {
+    /// A verified caller.
+    type Identity: Send + Sync + 'static;
+
+    /// Verifies the bearer token (the first thing done with any request): the caller, or the 401
+    /// (or 503) problem to answer with.
+    fn authenticate(
+        &self,
+        token: &str,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Result<Self::Identity, Problem>> + Send;
+
+    /// May the caller make this request? Nothing is forwarded before this says yes.
+    fn decide(
+        &self,
+        who: &Self::Identity,
+        request: &RequestInfo<'_>,
+    ) -> impl Future<Output = Result<(), Problem>> + Send;
+
+    /// A filter for this response's body (masking, recording), or `None` to stream it untouched.
+    fn response_filter(
+        &self,
+        _who: &Self::Identity,
+        _request: &RequestInfo<'_>,
+        _response: &http::response::Parts,
+    ) -> Option<Box<dyn ResponseFilter>> {
+        None
+    }
+
+    /// A request was answered with `status` (by the upstream or by the gateway); `connection` when
+    /// one was selected. For metrics.
+    fn completed(&self, _connection: Option<&str>, _status: StatusCode) {}
+}
+
+/// One request as the gate sees it.
+#[derive(Debug)]
+pub struct RequestInfo<'a> {
+    pub peer: SocketAddr,
+    /// Whether the client reached the gateway over TLS.
+    pub tls: bool,
+    pub connection: &'a str,
+    pub facts: &'a HttpRequestFacts,
+}
+
+/// Bounds on what the proxy holds per request.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyLimits {
+    /// The largest JSON request body read for policy; larger ones stream on uninspected.
+    pub inspect_body_bytes: usize,
+}
+
+/// The reverse proxy: connections by name and host, and the gate that decides.
+#[derive(Debug)]
+pub struct Proxy<G> {
+    gate: G,
+    routes: Routes<Upstream>,
+    limits: ProxyLimits,
+}
+
+impl<G: Gate> Proxy<G> {
+    pub fn new(gate: G, upstreams: Vec<(Vec<String>, Upstream)>, limits: ProxyLimits) -> Self {
+        let routes = Routes::new(
+            upstreams
+                .into_iter()
+                .map(|(hosts, upstream)| (upstream.name().to_owned(), hosts, Arc::new(upstream))),
+        );
+        Proxy { gate, routes, limits }
+    }
+
+    /// Answers one request: the upstream's response, or a problem document.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<ProxyBody> {
+        // A refusal leaves an unread body behind: the client must not reuse the connection for another
+        // request (HTTP/1.1; HTTP/2 streams are independent and hyper drops the header there).
+        let body_pending = !req.body().is_end_stream();
+        let refuse = |connection: Option<&str>, problem: Problem| {
+            let mut response = self.refuse(connection, problem);
+            if body_pending {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            response
+        };
+        // 1. The token, first: without a valid one a client learns nothing, not even which
+        //    connections exist. It is never forwarded, logged or echoed.
+        let token = match bearer(req.headers()) {
+            Ok(token) => token,
+            Err(problem) => return refuse(None, problem),
+        };
+        let who = match self.gate.authenticate(token, peer).await {
+            Ok(who) => who,
+            Err(problem) => return refuse(None, problem),
+        };
+
+        // 2. The connection, by host or by the first path segment.
+        let host = request_host(&req).map(str::to_owned);
+        let Some((upstream, path)) = self.routes.select(host.as_deref(), req.uri().path()) else {
+            let problem = Problem::no_connection(
+                "no connection by this host or path prefix: call /<connection>/<path> with a configured connection's name",
+            );
+            return refuse(None, problem);
+        };
+        let upstream = Arc::clone(upstream);
+        let path = path.to_owned();
+
+        // 3. Facts, decision, forward.
+        match self
+            .forward(&who, &upstream, &path, host.as_deref(), req, peer, tls)
+            .await
+        {
+            Ok(response) => {
+                self.gate.completed(Some(upstream.name()), response.status());
+                response
+            }
+            Err(problem) => refuse(Some(upstream.name()), problem),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // one request's parts, spelled out
+    async fn forward(
+        &self,
+        who: &G::Identity,
+        upstream: &Upstream,
+        path: &str,
+        host: Option<&str>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Result<Response<ProxyBody>, Problem> {
+        let settings = &upstream.settings;
+        let name = settings.name.as_str();
+
+        // 3a. What the request is, in policy's terms. Paths an upstream could read two ways are refused.
+        let mut facts = facts::request_facts(
+            req.method(),
+            path,
+            req.uri().query(),
+            req.headers(),
+            &settings.routes,
+            &settings.context_headers,
+        )?;
+        let query = req.uri().query().map(str::to_owned);
+        let upgrade = headers::upgrade_requested(req.headers());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        let (body_fields, body) = self.inspect_body(&parts.headers, body).await?;
+        facts.body = body_fields;
+        let info = RequestInfo {
+            peer,
+            tls,
+            connection: name,
+            facts: &facts,
+        };
+
+        // 3b. The decision. Nothing reaches the upstream before it.
+        self.gate.decide(who, &info).await?;
+
+        // 3c. The upstream request: the gateway's URI, headers and credential.
+        parts.uri = settings
+            .base
+            .uri(&facts.path, query.as_deref())
+            .map_err(|_| Problem::bad_request("the request target cannot be forwarded"))?;
+        parts.version = Version::HTTP_11;
+        parts.extensions = http::Extensions::new();
+        headers::to_upstream(&mut parts.headers, upgrade.as_ref(), peer.ip(), tls, host);
+        settings.credential.apply(&mut parts.headers).await.map_err(|e| {
+            info!(connection = name, error = %e, "upstream credential unavailable");
+            Problem::bad_gateway(format!(
+                "connection {name:?}: the gateway could not obtain its upstream credential"
+            ))
+        })?;
+        let response = send(upstream, Request::from_parts(parts, body), upgrade.is_some()).await?;
+
+        // 4. An upgrade (WebSocket): both sides switch, then bytes flow both ways untouched.
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Err(Problem::bad_gateway(format!(
+                    "connection {name:?}: the upstream switched protocols unasked"
+                )));
+            };
+            return Ok(switch_protocols(name, response, client_upgrade));
+        }
+
+        // 5. The response streams back, through the gate's filter when it installs one.
+        let (mut parts, body) = response.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, None);
+        parts.version = Version::HTTP_11;
+        let mut body = boxed(body);
+        if let Some(filter) = self.gate.response_filter(who, &info, &parts) {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            body = boxed(Filtered::new(body, filter));
+        }
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// The request body, and its fields when it is a JSON object within the inspection cap. A larger
+    /// body is read only up to the cap and then streams on; policy sees no `body`.
+    async fn inspect_body(
+        &self,
+        headers: &http::HeaderMap,
+        body: Incoming,
+    ) -> Result<(Option<Vec<(String, String)>>, ProxyBody), Problem> {
+        let cap = self.limits.inspect_body_bytes;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let inspectable = cap > 0
+            && is_json(headers)
+            && !body.is_end_stream()
+            && declared.is_none_or(|len| len <= cap as u64);
+        if !inspectable {
+            return Ok((None, boxed(body)));
+        }
+        let peeked = peek_body(body, cap)
+            .await
+            .map_err(|_| Problem::bad_request("the request body could not be read"))?;
+        let fields = peeked
+            .complete_bytes()
+            .and_then(|bytes| facts::flatten_json_object(&bytes));
+        Ok((fields, boxed(Replayed::new(peeked.frames, peeked.rest))))
+    }
+
+    fn refuse(&self, connection: Option<&str>, problem: Problem) -> Response<ProxyBody> {
+        self.gate.completed(connection, problem.status);
+        problem.into_response()
+    }
+}
+
+/// Sends the prepared request on the connection's pooled client (the HTTP/1.1-only one for an
+/// upgrade), within its response timeout; failures become 502 or 504 problems in the gateway's words.
+async fn send(
+    upstream: &Upstream,
+    request: Request<ProxyBody>,
+    upgrade: bool,
+) -> Result<Response<Incoming>, Problem> {
+    let settings = &upstream.settings;
+    let name = settings.name.as_str();
+    let client = if upgrade {
+        &upstream.upgrade_client
+    } else {
+        &upstream.client
+    };
+    match tokio::time::timeout(settings.response_timeout, client.request(request)).await {
+        Ok(Ok(response)) => Ok(response),
+        Err(_) => Err(Problem::gateway_timeout(format!(
+            "connection {name:?}: the upstream did not answer within {}s",
+            settings.response_timeout.as_secs()
+        ))),
+        Ok(Err(e)) => {
+            info!(connection = name, upstream = settings.base.host(), error = %e, connect = e.is_connect(), "upstream request failed");
+            let what = if e.is_connect() {
+                "the upstream is unreachable"
+            } else {
+                "the upstream connection failed"
+            };
+            Err(Problem::bad_gateway(format!("connection {name:?}: {what}")))
+        }
+    }
+}
+
+/// The upstream's `101`, passed to the client; once both sides have switched, a task copies bytes
+/// both ways until either closes.
+fn switch_protocols(
+    name: &str,
+    mut response: Response<Incoming>,
+    client_upgrade: hyper::upgrade::OnUpgrade,
+) -> Response<ProxyBody> {
+    let upstream_upgrade = hyper::upgrade::on(&mut response);
+    let protocol = response.headers().get(header::UPGRADE).cloned();
+    let (mut parts, _) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, protocol.as_ref());
+    parts.version = Version::HTTP_11;
+    let connection = name.to_owned();
+    tokio::spawn(async move {
+        match tokio::try_join!(client_upgrade, upstream_upgrade) {
+            Ok((client, upstream)) => {
+                let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                debug!(connection, ?copied, "upgraded connection closed");
+            }
+            Err(e) => debug!(connection, error = %e, "upgrade did not complete"),
+        }
+    });
+    Response::from_parts(parts, empty())
+}
+
+/// The bearer token of `Authorization: Bearer <token>`; exactly one such header.
+fn bearer(headers: &http::HeaderMap) -> Result<&str, Problem> {
+    let malformed = || {
+        Problem::unauthorized(
+            "malformed token",
+            "send exactly one Authorization: Bearer <token> header",
+        )
+    };
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => {
+            return Err(Problem::unauthorized(
+                "missing token",
+                "send the token as Authorization: Bearer <token>",
+            ));
+        }
+        (Some(_), Some(_)) => return Err(malformed()),
+        (Some(value), None) => value,
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(malformed());
+    }
+    Ok(token)
+}
+
+/// The request's host: the URI's authority (HTTP/2, absolute-form) or the `Host` header.
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    req.uri()
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    type Pairs = &'static [(&'static str, &'static str)];
+
+    fn headers(pairs: Pairs) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_tokens_case_table() {
+        let cases: &[(Pairs, Result<&str, &str>)] = &[
+            (&[("authorization", "Bearer abc")], Ok("abc")),
+            (&[("authorization", "bearer  abc ")], Ok("abc")),
+            (&[], Err("missing token")),
+            (&[("authorization", "Basic abc")], Err("malformed token")),
+            (&[("authorization", "Bearer")], Err("malformed token")),
+            (&[("authorization", "Bearer ")], Err("malformed token")),
+            (
+                &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+                Err("malformed token"),
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let map = headers(pairs);
+            let got = bearer(&map).map_err(|p| p.challenge.unwrap_or(""));
+            assert_eq!(got, *expected, "{pairs:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn header_handling_never_panics(
+            values in proptest::collection::vec(
+                (
+                    prop::sample::select(vec!["authorization", "connection", "upgrade", "te", "x-trace", "host", "content-type"]),
+                    proptest::collection::vec(any::<u8>(), 0..64),
+                ),
+                0..12,
+            )
+        ) {
+            let mut map = http::HeaderMap::new();
+            for (name, bytes) in &values {
+                if let Ok(value) = http::HeaderValue::from_bytes(bytes) {
+                    map.append(*name, value);
+                }
+            }
+            let _ = bearer(&map);
+            let _ = crate::facts::is_json(&map);
+            let _ = crate::facts::allowed_headers(&map, &[http::HeaderName::from_static("x-trace")]);
+            let upgrade = crate::headers::upgrade_requested(&map);
+            let mut forwarded = map.clone();
+            crate::headers::to_upstream(&mut forwarded, upgrade.as_ref(), "127.0.0.1".parse().unwrap(), false, None);
+            prop_assert!(forwarded.get(http::header::AUTHORIZATION).is_none());
+        }
+    }
+}

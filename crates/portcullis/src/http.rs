@@ -1,0 +1,269 @@
+//! The HTTP front end's wiring: each `http` connection's upstream (URL, TLS, credential, routes) built
+//! from the configuration, and the [`Gate`] that verifies tokens and decides requests for the proxy.
+//!
+//! The pipeline of one request lives in `portcullis_http::Proxy::handle`: token → connection → facts →
+//! this gate's decision (revocation, `connect`, the request's Cedar action) → forward.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use portcullis_core::{Outcome, Principal, RejectReason};
+use portcullis_http::{
+    Gate, OAuthSettings, Problem, Proxy, ProxyLimits, RequestInfo, RouteTemplate, Upstream, UpstreamBase,
+    UpstreamCredential, UpstreamSettings,
+};
+use portcullis_identity::Verifier;
+use portcullis_policy::RequestContext;
+use sha2::{Digest, Sha256};
+use tracing::{debug, info, warn};
+
+use crate::audit::Audit;
+use crate::config::{ClientAuth, Config, ConnectionConfig, CredentialConfig, Protocol, UpstreamTlsMode};
+use crate::guard::PolicyStore;
+use crate::postgres::token_age_secs;
+use crate::telemetry;
+
+/// How many verified tokens the HTTP gate remembers.
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+/// Verified tokens by their SHA-256, until they expire. An HTTP agent presents its token with every
+/// request, and verifying a signature costs more than the rest of a request's work; a PostgreSQL
+/// session verifies once. Revocation is still checked on every request.
+pub struct TokenCache {
+    cache: quick_cache::sync::Cache<[u8; 32], Arc<Principal>>,
+}
+
+impl TokenCache {
+    pub fn new() -> Self {
+        TokenCache {
+            cache: quick_cache::sync::Cache::new(TOKEN_CACHE_ENTRIES),
+        }
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
+        self.cache
+            .get(key)
+            .filter(|principal| principal.expires_at > SystemTime::now())
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.cache.len())
+            .finish()
+    }
+}
+
+/// Verifies and decides HTTP requests for the proxy.
+#[derive(Debug)]
+pub struct HttpGate {
+    pub verifier: Verifier,
+    pub tokens: TokenCache,
+    pub policies: Arc<PolicyStore>,
+    /// Decide every request (`[policy] statement_checks`), or only who may connect.
+    pub checks: bool,
+    /// For operators' revocations; `None` when the audit trail is off.
+    pub audit: Option<Arc<Audit>>,
+}
+
+impl Gate for HttpGate {
+    type Identity = Arc<Principal>;
+
+    async fn authenticate(&self, token: &str, peer: SocketAddr) -> Result<Arc<Principal>, Problem> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let verified = match self.tokens.get(&key) {
+            Some(principal) => Ok(principal),
+            None => self.verifier.verify(token).await.map(|principal| {
+                let principal = Arc::new(principal);
+                self.tokens.cache.insert(key, Arc::clone(&principal));
+                principal
+            }),
+        };
+        let principal = match verified {
+            Ok(principal) => principal,
+            Err(rejected) => {
+                telemetry::auth_failure(rejected.reason);
+                warn!(client = %peer, reason = rejected.reason.label(), detail = %rejected.detail, "http token rejected");
+                return Err(Problem::unauthorized(
+                    rejected.reason.class(),
+                    format!("token rejected: {}: {}", rejected.reason.class(), rejected.detail),
+                ));
+            }
+        };
+        // An operator may have revoked this identity (`portcullis revoke`).
+        if let Some(revocation) = self.audit.as_ref().and_then(|a| a.controls.revoked(&principal)) {
+            telemetry::auth_failure(RejectReason::Revoked);
+            warn!(client = %peer, principal = %principal.name(), until_us = ?revocation.until_us, "revoked identity refused");
+            return Err(Problem::unauthorized(
+                RejectReason::Revoked.class(),
+                "token rejected: revoked: an operator revoked this identity",
+            ));
+        }
+        Ok(principal)
+    }
+
+    async fn decide(&self, who: &Arc<Principal>, request: &RequestInfo<'_>) -> Result<(), Problem> {
+        let who: &Principal = who;
+        let name = request.connection;
+        let facts = request.facts;
+        let context = RequestContext {
+            client_ip: request.peer.ip(),
+            token_age_secs: token_age_secs(who),
+        };
+        let policies = self.policies.current();
+        // `connect` guards an HTTP connection as it guards a PostgreSQL one.
+        let connect = policies.set.decide_connect(who, name, &context);
+        if connect.outcome != Outcome::Allow {
+            telemetry::auth_failure(RejectReason::NotPermitted);
+            warn!(client = %request.peer, connection = name, principal = %who.name(), policies = ?connect.policies,
+                reason = %connect.reason, "http connect not permitted");
+            return Err(Problem::forbidden(
+                format!(
+                    "{} may not use connection {name:?}: {}",
+                    who.name(),
+                    connect.reason
+                ),
+                connect.policies,
+            ));
+        }
+        if !self.checks {
+            return Ok(());
+        }
+        let decision = policies.set.decide_http(who, name, facts, &context);
+        telemetry::http_decision(decision.outcome);
+        match decision.outcome {
+            Outcome::Allow => {
+                debug!(connection = name, principal = %who.name(), method = %facts.method, path = %facts.path, policies = ?decision.policies, "http request allowed");
+                Ok(())
+            }
+            Outcome::Deny => {
+                info!(client = %request.peer, connection = name, principal = %who.name(), method = %facts.method,
+                    path = %facts.path, policies = ?decision.policies, reason = %decision.reason, "http request refused");
+                Err(Problem::forbidden(
+                    format!("refused by policy: {}", decision.reason),
+                    decision.policies,
+                ))
+            }
+            Outcome::ApprovalRequired => {
+                info!(client = %request.peer, connection = name, principal = %who.name(), method = %facts.method,
+                    path = %facts.path, policies = ?decision.policies, "http request needs approval, which HTTP does not offer yet");
+                Err(Problem::forbidden(
+                    format!(
+                        "approval required: {}; approvals are not yet supported over HTTP, so the request is refused",
+                        decision.reason
+                    ),
+                    decision.policies,
+                ))
+            }
+        }
+    }
+
+    fn completed(&self, connection: Option<&str>, status: http::StatusCode) {
+        telemetry::http_request(connection, status.as_u16());
+    }
+}
+
+/// The proxy for the configuration's `http` connections.
+pub fn proxy(config: &Config, gate: HttpGate) -> anyhow::Result<Arc<Proxy<HttpGate>>> {
+    let mut upstreams = Vec::new();
+    for (i, c) in config.connections.iter().enumerate() {
+        if c.protocol != Protocol::Http {
+            continue;
+        }
+        let settings = upstream_settings(c).with_context(|| format!("connections[{i}]"))?;
+        info!(connection = %c.name, upstream = settings.base.host(), hosts = ?c.hosts, routes = c.routes.len(), "http connection");
+        let upstream = Upstream::new(settings).with_context(|| format!("connections[{i}]: TLS settings"))?;
+        upstreams.push((c.hosts.clone(), upstream));
+    }
+    let limits = ProxyLimits {
+        inspect_body_bytes: config.server.http.inspect_body_bytes,
+    };
+    Ok(Arc::new(Proxy::new(gate, upstreams, limits)))
+}
+
+fn upstream_settings(c: &ConnectionConfig) -> anyhow::Result<UpstreamSettings> {
+    let url = c.upstream_url.as_deref().context("upstream_url: missing")?;
+    let base = UpstreamBase::parse(url).context("upstream_url")?;
+    let tls = if base.is_https() {
+        Some(upstream_tls(c)?)
+    } else {
+        None
+    };
+    let routes = c
+        .routes
+        .iter()
+        .map(|r| Ok((r.name.clone(), RouteTemplate::parse(&r.template)?)))
+        .collect::<Result<Vec<_>, portcullis_http::TemplateError>>()
+        .context("routes")?;
+    let context_headers = c
+        .context_headers
+        .iter()
+        .map(|h| http::HeaderName::from_bytes(h.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("context_headers")?;
+    Ok(UpstreamSettings {
+        name: c.name.clone(),
+        base,
+        routes,
+        context_headers,
+        credential: credential(c).context("credential")?,
+        tls,
+        connect_timeout: c.connect_timeout,
+        response_timeout: c.response_timeout,
+    })
+}
+
+/// Verified against `ca_file` (else the public web's roots) unless `tls = "require"`.
+fn upstream_tls(c: &ConnectionConfig) -> anyhow::Result<rustls::ClientConfig> {
+    let config = match (c.tls, &c.ca_file) {
+        (Some(UpstreamTlsMode::Require), _) => portcullis_postgres::upstream::unverified_config()?,
+        (_, Some(path)) => {
+            let pem = std::fs::read(path).with_context(|| format!("ca_file: reading {}", path.display()))?;
+            portcullis_postgres::upstream::verifying_config(&pem).context("ca_file")?
+        }
+        (_, None) => {
+            let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            Arc::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+        }
+    };
+    Ok(config.as_ref().clone())
+}
+
+fn credential(c: &ConnectionConfig) -> anyhow::Result<UpstreamCredential> {
+    let Some(config) = &c.credential else {
+        return Ok(UpstreamCredential::None);
+    };
+    let secret = config
+        .resolve_secret()
+        .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
+    let credential = match config {
+        CredentialConfig::Header { name, .. } => {
+            UpstreamCredential::header(http::HeaderName::from_bytes(name.as_bytes())?, &secret)?
+        }
+        CredentialConfig::Basic { user, .. } => UpstreamCredential::basic(user, &secret)?,
+        CredentialConfig::OauthClientCredentials {
+            token_url,
+            client_id,
+            scopes,
+            audience,
+            client_auth,
+            ..
+        } => UpstreamCredential::oauth(OAuthSettings {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            client_secret: secret,
+            scopes: scopes.clone(),
+            audience: audience.clone(),
+            basic_auth: *client_auth == ClientAuth::Basic,
+            extra_roots_pem: None,
+        })?,
+    };
+    Ok(credential)
+}

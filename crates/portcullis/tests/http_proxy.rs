@@ -1,0 +1,914 @@
+//! The HTTP proxy end to end: the real gateway binary in front of real HTTP services started here (an
+//! echo service that reports what it received, a streaming endpoint, an HTTPS service with its own CA, a
+//! WebSocket echo, an OAuth token endpoint), called with reqwest (HTTP/1.1 and HTTP/2) and a WebSocket
+//! client. Tokens come from the development issuer (`token mint`) and from a JWKS-serving test issuer.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use portcullis_testkit::gateway::{GatewayProcess, run_cli};
+use portcullis_testkit::issuer::TestIssuer;
+use portcullis_testkit::ports::{free_addr, free_port};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const API_KEY: &str = "upstream-api-key-7f3a";
+const BASIC_PASSWORD: &str = "upstream-basic-pw-91c2";
+const CLIENT_SECRET: &str = "oauth-client-secret-55d1";
+const SECRETS: [(&str, &str); 3] = [
+    ("PORTCULLIS_TEST_API_KEY", API_KEY),
+    ("PORTCULLIS_TEST_BASIC_PW", BASIC_PASSWORD),
+    ("PORTCULLIS_TEST_CLIENT_SECRET", CLIENT_SECRET),
+];
+
+const POLICY: &str = r#"
+@id("agents-connect")
+permit(principal in Group::"agents", action == Action::"connect", resource);
+
+@id("agents-read")
+permit(principal in Group::"agents", action == Action::"http_read", resource)
+unless { resource == Route::"crm/customer" };
+
+@id("customer-reads-need-tenant")
+permit(principal in Group::"agents", action == Action::"http_read", resource == Route::"crm/customer")
+when { context.query.contains({name: "tenant", value: "acme"}) };
+
+@id("agents-delete")
+permit(principal in Group::"agents", action == Action::"http_delete", resource in Connection::"crm");
+
+@id("no-customer-deletes")
+forbid(principal, action == Action::"http_delete", resource == Route::"crm/customer");
+
+@id("orders-in-eur")
+permit(principal in Group::"agents", action == Action::"http_write", resource == Route::"crm/orders")
+when { context has body && context.body.contains({name: "currency", value: "EUR"}) };
+
+@id("traced-writes")
+forbid(principal, action == Action::"http_write", resource in Connection::"crm")
+unless { context.headers.contains({name: "x-trace", value: "on"}) };
+
+@id("writes-elsewhere")
+permit(principal in Group::"agents", action == Action::"http_write", resource)
+unless { resource in Connection::"crm" };
+
+@id("held-crm-writes") @approval("required")
+permit(principal in Group::"agents", action == Action::"http_write", resource == Connection::"crm");
+"#;
+
+/// A response body for the test services.
+type TestBody = BoxBody<Bytes, Infallible>;
+
+fn json_response(value: &Value) -> Response<TestBody> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
+}
+
+/// Tokens issued to `short-client` (one test uses it).
+static SHORT_ISSUED: AtomicUsize = AtomicUsize::new(0);
+
+static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+/// The echo service: reports method, path, query, headers, body and HTTP version as JSON;
+/// `/stream?mib=N` streams N MiB.
+async fn echo(req: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if path.ends_with("/sleep") {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+    if path.ends_with("/stream") {
+        let mib: usize = req
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("mib="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let chunks = futures_util::stream::iter(
+            (0..mib * 16).map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from_static(&CHUNK)))),
+        );
+        return Ok(Response::new(BodyExt::boxed(StreamBody::new(chunks))));
+    }
+    let mut headers = serde_json::Map::new();
+    for (name, value) in req.headers() {
+        headers.insert(
+            name.as_str().to_owned(),
+            Value::String(value.to_str().unwrap_or("").to_owned()),
+        );
+    }
+    let method = req.method().to_string();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let version = format!("{:?}", req.version());
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    Ok(json_response(&json!({
+        "method": method, "path": path, "query": query, "headers": headers,
+        "body": String::from_utf8_lossy(&body), "version": version,
+    })))
+}
+
+/// Serves `service` on a new loopback port (optionally over TLS); returns the address.
+async fn start_service<F, Fut>(service: F, tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<TestBody>, Infallible>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let service = service.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let builder = auto::Builder::new(TokioExecutor::new());
+                match tls {
+                    Some(config) => {
+                        let Ok(stream) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await else {
+                            return;
+                        };
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service_fn(service))
+                            .await;
+                    }
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(tcp), service_fn(service))
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A WebSocket echo server.
+async fn start_websocket_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = ws.next().await {
+                    if message.is_text() || message.is_binary() {
+                        ws.send(message).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// An OAuth token endpoint for client `gateway-client`: checks the client's Basic credentials and the
+/// grant, counts the tokens it issues.
+async fn start_token_endpoint(issued: Arc<AtomicUsize>) -> SocketAddr {
+    start_service(
+        move |req: Request<Incoming>| {
+            let issued = Arc::clone(&issued);
+            async move {
+                use base64::Engine as _;
+                let basic = |client: &str| {
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(format!("{client}:{CLIENT_SECRET}"))
+                    )
+                };
+                let presented = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                // `short-client` gets tokens that live one second.
+                let short = presented == basic("short-client");
+                let authorized = short || presented == basic("gateway-client");
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+                let grant = form.contains(&("grant_type".into(), "client_credentials".into()))
+                    && form.contains(&("scope".into(), "crm.read crm.write".into()));
+                if !authorized || !grant {
+                    let mut response = json_response(&json!({"error": "invalid_client"}));
+                    *response.status_mut() = hyper::StatusCode::UNAUTHORIZED;
+                    return Ok(response);
+                }
+                if short {
+                    let n = SHORT_ISSUED.fetch_add(1, Ordering::SeqCst) + 1;
+                    return Ok(json_response(&json!({
+                        "access_token": format!("short-access-{n}"), "token_type": "Bearer", "expires_in": 1,
+                    })));
+                }
+                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok(json_response(&json!({
+                    "access_token": format!("oauth-access-{n}"), "token_type": "Bearer", "expires_in": 3600,
+                })))
+            }
+        },
+        None,
+    )
+    .await
+}
+
+/// A CA, and a server configuration for 127.0.0.1 signed by it (ALPN h2 and http/1.1).
+fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (ca.pem(), Arc::new(config))
+}
+
+/// The gateway and everything it talks to.
+struct Fixture {
+    gateway: GatewayProcess,
+    /// `http://127.0.0.1:<http listener>`.
+    base: String,
+    issuer: TestIssuer,
+    oauth_issued: Arc<AtomicUsize>,
+    http: reqwest::Client,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        Fixture::start_with(true).await
+    }
+
+    /// With `[server.http] allow_plaintext` as given.
+    async fn start_with(allow_plaintext: bool) -> Fixture {
+        let echo_addr = start_service(echo, None).await;
+        let (ca_pem, tls) = test_tls();
+        let secure_addr = start_service(echo, Some(tls)).await;
+        let ws_addr = start_websocket_echo().await;
+        let oauth_issued = Arc::new(AtomicUsize::new(0));
+        let token_addr = start_token_endpoint(Arc::clone(&oauth_issued)).await;
+        let issuer = TestIssuer::start().await.unwrap();
+        let http_port = free_port().unwrap();
+        let admin = free_addr().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("portcullis-http-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("policy.cedar"), POLICY).unwrap();
+        std::fs::write(dir.path().join("upstream-ca.pem"), &ca_pem).unwrap();
+        let config = format!(
+            r#"
+[server]
+state_dir = "{state}"
+[server.postgres]
+listen = "127.0.0.1:{pg}"
+[server.http]
+listen = "127.0.0.1:{http_port}"
+allow_plaintext = {allow_plaintext}
+[server.admin]
+listen = "{admin}"
+[identity.dev_issuer]
+enabled = true
+[[identity.issuers]]
+issuer = "{issuer}"
+audience = "portcullis"
+alias = "corp"
+algorithms = ["RS256"]
+[policy]
+files = ["policy.cedar"]
+
+[[connections]]
+name = "crm"
+protocol = "http"
+upstream_url = "http://{echo_addr}/api"
+credential = {{ type = "header", name = "X-Api-Key", value = "${{PORTCULLIS_TEST_API_KEY}}" }}
+hosts = ["crm.internal"]
+routes = [
+  {{ template = "/customers/{{id}}", name = "customer" }},
+  {{ template = "/orders", name = "orders" }},
+]
+context_headers = ["x-trace"]
+
+[[connections]]
+name = "billing"
+protocol = "http"
+upstream_url = "http://{echo_addr}"
+credential = {{ type = "basic", user = "svc-billing", password = "${{PORTCULLIS_TEST_BASIC_PW}}" }}
+
+[[connections]]
+name = "tickets"
+protocol = "http"
+upstream_url = "http://{echo_addr}"
+credential = {{ type = "oauth_client_credentials", token_url = "http://{token_addr}/token", client_id = "gateway-client", client_secret = "${{PORTCULLIS_TEST_CLIENT_SECRET}}", scopes = ["crm.read", "crm.write"] }}
+
+[[connections]]
+name = "tickets-short"
+protocol = "http"
+upstream_url = "http://{echo_addr}"
+credential = {{ type = "oauth_client_credentials", token_url = "http://{token_addr}/token", client_id = "short-client", client_secret = "${{PORTCULLIS_TEST_CLIENT_SECRET}}", scopes = ["crm.read", "crm.write"] }}
+
+[[connections]]
+name = "secure"
+protocol = "http"
+upstream_url = "https://{secure_addr}"
+ca_file = "upstream-ca.pem"
+
+[[connections]]
+name = "live"
+protocol = "http"
+upstream_url = "http://{ws_addr}"
+
+[[connections]]
+name = "slow"
+protocol = "http"
+upstream_url = "http://{echo_addr}"
+response_timeout = "1s"
+
+[[connections]]
+name = "down"
+protocol = "http"
+upstream_url = "http://127.0.0.1:{dead}"
+"#,
+            state = dir.path().join("state").display(),
+            pg = free_port().unwrap(),
+            issuer = issuer.url(),
+            dead = free_port().unwrap(),
+        );
+        let gateway = GatewayProcess::start_in(dir, Path::new(BIN), &config, &admin, &SECRETS)
+            .await
+            .expect("gateway starts");
+        Fixture {
+            gateway,
+            base: format!("http://127.0.0.1:{http_port}"),
+            issuer,
+            oauth_issued,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    /// A development-issuer token minted with the CLI, as a user would.
+    fn mint(&self, sub: &str, groups: &[&str]) -> String {
+        let config = self.gateway.config_path();
+        let mut args = vec![
+            "token",
+            "mint",
+            "--config",
+            config.to_str().unwrap(),
+            "--sub",
+            sub,
+            "--ttl",
+            "15m",
+        ];
+        for g in groups {
+            args.extend(["--group", g]);
+        }
+        let out = run_cli(Path::new(BIN), &args, &SECRETS).unwrap();
+        assert!(
+            out.status.success(),
+            "mint: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `method path` through the gateway; (status, content type, body as JSON or Null).
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        configure: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> (u16, String, Value, reqwest::header::HeaderMap) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = configure(request).send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            content_type,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let (status, _, body, _) = self.call("GET", path, Some(token), |r| r).await;
+        (status, body)
+    }
+}
+
+fn assert_problem(status: u16, content_type: &str, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["status"], expected);
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn credentials_are_injected_and_the_token_never_forwarded() {
+    let f = Fixture::start().await;
+    let token = f.mint("crm-bot", &["agents"]);
+
+    // A static header, on HTTP/1.1, under the base path; the prefix is removed.
+    let (status, echo) = f.get("/crm/customers/42?tenant=acme", &token).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["path"], "/api/customers/42");
+    assert_eq!(echo["query"], "tenant=acme");
+    assert_eq!(echo["headers"]["x-api-key"], API_KEY);
+    assert!(
+        echo["headers"].get("authorization").is_none(),
+        "the agent's token was forwarded"
+    );
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "http");
+
+    // An agent cannot choose the upstream credential: the gateway's replaces its own.
+    let (_, _, echo, _) = f
+        .call("GET", "/crm/other", Some(&token), |r| {
+            r.header("x-api-key", "agent-chosen")
+        })
+        .await;
+    assert_eq!(echo["headers"]["x-api-key"], API_KEY);
+
+    // HTTP Basic.
+    let (status, echo) = f.get("/billing/invoices", &token).await;
+    assert_eq!(status, 200);
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("svc-billing:{BASIC_PASSWORD}"));
+    assert_eq!(echo["headers"]["authorization"], format!("Basic {basic}"));
+
+    // OAuth client credentials: one token for many requests, even concurrent ones.
+    let calls = (0..8).map(|_| f.get("/tickets/queue", &token));
+    for (status, echo) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200, "{echo}");
+        assert_eq!(echo["headers"]["authorization"], "Bearer oauth-access-1");
+    }
+    assert_eq!(
+        f.oauth_issued.load(Ordering::SeqCst),
+        1,
+        "the token is cached and fetched once"
+    );
+
+    // A token that lives a second is used for half of it, then replaced.
+    let (_, echo) = f.get("/tickets-short/queue", &token).await;
+    assert_eq!(echo["headers"]["authorization"], "Bearer short-access-1");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let (_, echo) = f.get("/tickets-short/queue", &token).await;
+    assert_eq!(echo["headers"]["authorization"], "Bearer short-access-2");
+
+    // HTTP/2 from the agent (prior knowledge, h2c), the same answers.
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2
+        .get(format!("{}/crm/customers/7?tenant=acme", f.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-api-key"], API_KEY);
+
+    // HTTPS upstream verified against the configured CA; HTTP/2 negotiated by ALPN.
+    let (status, echo) = f.get("/secure/ping", &token).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["version"], "HTTP/2.0");
+
+    // The same listener over TLS (its development certificate): HTTP/2 by ALPN.
+    let tls = reqwest::Client::builder()
+        .no_proxy()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let response = tls
+        .get(format!("{}/crm/products", f.base.replace("http://", "https://")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.status().as_u16(), response.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
+
+    // Routing by Host: the whole path is forwarded.
+    let (status, _, echo, _) = f
+        .call("GET", "/customers/9?tenant=acme", Some(&token), |r| {
+            r.header("host", "crm.internal")
+        })
+        .await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["path"], "/api/customers/9");
+    assert_eq!(echo["headers"]["x-forwarded-host"], "crm.internal");
+
+    let log = f.gateway.log().unwrap();
+    for secret in [
+        token.as_str(),
+        API_KEY,
+        BASIC_PASSWORD,
+        CLIENT_SECRET,
+        "oauth-access-1",
+    ] {
+        assert!(!log.contains(secret), "a secret appeared in the gateway log");
+    }
+}
+
+#[tokio::test]
+async fn bad_tokens_get_401_problems_and_learn_nothing() {
+    let f = Fixture::start().await;
+
+    let (status, content_type, body, headers) = f.call("GET", "/crm/customers/1", None, |r| r).await;
+    assert_problem(status, &content_type, &body, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer error=\"invalid_token\", error_description=\"missing token\""
+    );
+
+    let expired = f
+        .issuer
+        .token()
+        .subject("svc")
+        .groups(&["agents"])
+        .audience("portcullis")
+        .expires_in(-600)
+        .sign();
+    let wrong_audience = f
+        .issuer
+        .token()
+        .subject("svc")
+        .groups(&["agents"])
+        .audience("someone-else")
+        .sign();
+    for (token, class) in [
+        (&expired, "expired"),
+        (&wrong_audience, "wrong audience"),
+        (&"not-a-jwt".to_owned(), "malformed token"),
+    ] {
+        // An unknown connection answers the same as a known one: nothing before the token.
+        for path in ["/crm/customers/1", "/no-such-connection/x"] {
+            let (status, content_type, body, headers) = f.call("GET", path, Some(token), |r| r).await;
+            assert_problem(status, &content_type, &body, 401);
+            assert_eq!(
+                headers["www-authenticate"],
+                format!("Bearer error=\"invalid_token\", error_description=\"{class}\"").as_str()
+            );
+            assert!(!body.to_string().contains(token.as_str()), "the token was echoed");
+        }
+    }
+
+    // A good token (from the other issuer) reaches the 404.
+    let good = f
+        .issuer
+        .token()
+        .subject("svc")
+        .groups(&["agents"])
+        .audience("portcullis")
+        .sign();
+    let (status, content_type, body, _) = f.call("GET", "/no-such-connection/x", Some(&good), |r| r).await;
+    assert_problem(status, &content_type, &body, 404);
+
+    // An operator's revocation bars the identity within the control interval.
+    let revoked = f.mint("revoke-me", &["agents"]);
+    assert_eq!(f.get("/crm/products", &revoked).await.0, 200);
+    let config = f.gateway.config_path();
+    let out = run_cli(
+        Path::new(BIN),
+        &[
+            "revoke",
+            "--subject",
+            "revoke-me",
+            "--until",
+            "1h",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &SECRETS,
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, _, body, headers) = f.call("GET", "/crm/products", Some(&revoked), |r| r).await;
+        if status == 401 {
+            assert_eq!(
+                headers["www-authenticate"],
+                "Bearer error=\"invalid_token\", error_description=\"revoked\""
+            );
+            assert!(body["detail"].as_str().unwrap().contains("revoked"), "{body}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revocation was not applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn policy_decides_each_request_by_method_route_and_context() {
+    let f = Fixture::start().await;
+    let token = f.mint("crm-bot", &["agents"]);
+    let outsider = f.mint("stranger", &["visitors"]);
+
+    let status = |(s, _, _, _): (u16, String, Value, reqwest::header::HeaderMap)| s;
+    // GET on the customer route only with the right tenant.
+    assert_eq!(f.get("/crm/customers/1?tenant=acme", &token).await.0, 200);
+    let (s, ct, body, _) = f
+        .call("GET", "/crm/customers/1?tenant=globex", Some(&token), |r| r)
+        .await;
+    assert_problem(s, &ct, &body, 403);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no policy permits http_read on Route \"crm/customer\""),
+        "{body}"
+    );
+    // Other reads are permitted.
+    assert_eq!(f.get("/crm/products", &token).await.0, 200);
+
+    // DELETE: forbidden on customers (the forbid is named), permitted elsewhere on the connection.
+    let (s, ct, body, _) = f.call("DELETE", "/crm/customers/1", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 403);
+    assert_eq!(body["policies"], json!(["no-customer-deletes"]));
+    assert!(body["detail"].as_str().unwrap().contains("no-customer-deletes"));
+    assert_eq!(
+        status(f.call("DELETE", "/crm/products/3", Some(&token), |r| r).await),
+        200
+    );
+
+    // POST /orders: a JSON body field decides; the allow-listed header is seen; the body arrives intact.
+    let order = |currency: &str| json!({"currency": currency, "lines": [{"sku": "a", "qty": 2}]});
+    let (s, _, echo, _) = f
+        .call("POST", "/crm/orders", Some(&token), |r| {
+            r.header("x-trace", "on").json(&order("EUR"))
+        })
+        .await;
+    assert_eq!(s, 200, "{echo}");
+    assert_eq!(
+        serde_json::from_str::<Value>(echo["body"].as_str().unwrap()).unwrap(),
+        order("EUR")
+    );
+    let (s, ct, body, _) = f
+        .call("POST", "/crm/orders", Some(&token), |r| {
+            r.header("x-trace", "on").json(&order("USD"))
+        })
+        .await;
+    assert_problem(s, &ct, &body, 403);
+    let (s, _, body, _) = f
+        .call("POST", "/crm/orders", Some(&token), |r| r.json(&order("EUR")))
+        .await;
+    assert_eq!((s, body["policies"].clone()), (403, json!(["traced-writes"])));
+    // A body too large to inspect has no fields: the body condition cannot hold, and it is not
+    // buffered to find out.
+    let mut big = order("EUR");
+    big["padding"] = json!("p".repeat(64 * 1024));
+    let (s, _, _, _) = f
+        .call("POST", "/crm/orders", Some(&token), |r| {
+            r.header("x-trace", "on").json(&big)
+        })
+        .await;
+    assert_eq!(s, 403);
+    // Elsewhere, a large body streams through intact.
+    let (s, _, echo, _) = f
+        .call("POST", "/billing/upload", Some(&token), |r| r.json(&big))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(echo["body"].as_str().unwrap()).unwrap(),
+        big
+    );
+
+    // Permitted only by an approval policy: refused, saying approvals are not yet offered over HTTP.
+    let (s, ct, body, _) = f
+        .call("PUT", "/crm/settings", Some(&token), |r| {
+            r.header("x-trace", "on").body("x")
+        })
+        .await;
+    assert_problem(s, &ct, &body, 403);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("approvals are not yet supported over HTTP"),
+        "{body}"
+    );
+    assert_eq!(body["policies"], json!(["held-crm-writes"]));
+
+    // Who may not connect is refused before anything else is decided.
+    let (s, ct, body, _) = f.call("GET", "/crm/products", Some(&outsider), |r| r).await;
+    assert_problem(s, &ct, &body, 403);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("may not use connection"),
+        "{body}"
+    );
+
+    // Paths an upstream could read two ways, and methods no action covers, are refused.
+    // (The client normalises `..` itself; these it sends as they are.)
+    for path in [
+        "/crm//customers/1",
+        "/crm/customers%2F1",
+        "/crm/a%5C..%5Ccustomers/1",
+    ] {
+        let (s, ct, body, _) = f.call("GET", path, Some(&token), |r| r).await;
+        assert_problem(s, &ct, &body, 400);
+    }
+    let (s, _, _, _) = f.call("TRACE", "/crm/x", Some(&token), |r| r).await;
+    assert_eq!(s, 405);
+
+    // `policy check` decides HTTP requests offline exactly as the proxy does.
+    let check = |extra: &[&str]| {
+        let config = f.gateway.config_path();
+        let mut args = vec![
+            "policy",
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--subject",
+            "crm-bot",
+            "--group",
+            "agents",
+            "--connection",
+            "crm",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_cli(Path::new(BIN), &args, &[]).unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = check(&["--http", "DELETE /crm/customers/1"]);
+    assert!(
+        !ok && text.contains("no-customer-deletes") && text.contains("route         customer"),
+        "{text}"
+    );
+    let (ok, text) = check(&["--http", "GET /crm/customers/1?tenant=acme"]);
+    assert!(ok, "{text}");
+    let (ok, text) = check(&[
+        "--http",
+        "POST /crm/orders",
+        "--header",
+        "x-trace: on",
+        "--body",
+        r#"{"currency": "EUR"}"#,
+    ]);
+    assert!(ok && text.contains("currency=EUR"), "{text}");
+
+    let metrics = reqwest::get(format!("http://{}/metrics", admin_of(&f)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_http_requests_total{connection=\"crm\",status=\"403\"}"),
+        "{metrics}"
+    );
+}
+
+fn admin_of(f: &Fixture) -> String {
+    let config = std::fs::read_to_string(f.gateway.config_path()).unwrap();
+    let admin = config.split("[server.admin]\nlisten = \"").nth(1).unwrap();
+    admin.split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn upstream_failures_and_websockets() {
+    let f = Fixture::start().await;
+    let token = f.mint("crm-bot", &["agents"]);
+
+    let (s, ct, body, _) = f.call("GET", "/down/x", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 502);
+    assert!(body["detail"].as_str().unwrap().contains("unreachable"), "{body}");
+    let (s, ct, body, _) = f.call("GET", "/slow/sleep", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 504);
+
+    // A WebSocket upgrade passes through; messages echo both ways.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("{}/live/socket", f.base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    for text in ["hello", "through the gateway"] {
+        ws.send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+    ws.close(None).await.unwrap();
+
+    // Without a token, no upgrade.
+    let request = format!("{}/live/socket", f.base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    let err = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+}
+
+#[tokio::test]
+async fn large_responses_stream_with_bounded_gateway_memory() {
+    let f = Fixture::start().await;
+    let token = f.mint("crm-bot", &["agents"]);
+    // Warm up pools and caches first, so the baseline includes them.
+    let (status, _) = f.get("/billing/stream?mib=1", &token).await;
+    assert_eq!(status, 200);
+    let before = f.gateway.rss_kib().unwrap();
+    let mut response = f
+        .http
+        .get(format!("{}/billing/stream?mib=200", f.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut total = 0usize;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        total += chunk.len();
+    }
+    assert_eq!(total, 200 * 1024 * 1024);
+    let peak = f.gateway.peak_rss_kib().unwrap();
+    assert!(
+        peak.saturating_sub(before) < 32 * 1024,
+        "gateway RSS grew from {before} KiB to a peak of {peak} KiB while streaming 200 MiB"
+    );
+}
+
+#[tokio::test]
+async fn plaintext_is_refused_unless_allowed() {
+    let f = Fixture::start_with(false).await;
+    let token = f.mint("crm-bot", &["agents"]);
+    let (s, ct, body, _) = f.call("GET", "/crm/products", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 400);
+    assert!(body["detail"].as_str().unwrap().contains("HTTPS only"), "{body}");
+    let tls = reqwest::Client::builder()
+        .no_proxy()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let response = tls
+        .get(format!("{}/crm/products", f.base.replace("http://", "https://")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
