@@ -215,6 +215,7 @@ fn texts(n: usize) -> Vec<String> {
 fn all_detectors() -> RuleSpec {
     RuleSpec {
         columns: Vec::new(),
+        fields: Vec::new(),
         detectors: Detector::ALL.to_vec(),
         strategy: StrategyName::Redact,
         keep: None,

@@ -1,0 +1,1 @@
+//! The JSON masker: exact outputs, escapes, bounds, and chunk boundaries.
