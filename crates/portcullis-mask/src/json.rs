@@ -43,6 +43,7 @@ pub enum JsonError {
     Syntax { offset: u64, what: &'static str },
     #[error("JSON nested deeper than {max} levels at byte {offset}")]
     TooDeep { offset: u64, max: usize },
+    /// `offset` is where the key starts (its opening quote).
     #[error("JSON object key longer than {max} bytes at byte {offset}")]
     KeyTooLong { offset: u64, max: usize },
     #[error("JSON body ended inside a value")]
@@ -68,6 +69,8 @@ pub struct JsonMasker {
     counts: Counts,
     /// Bytes consumed before the current chunk (for error offsets).
     offset: u64,
+    /// Where the key being read starts (for its error).
+    key_start: u64,
     failed: Option<JsonError>,
 }
 
@@ -310,6 +313,7 @@ impl JsonMasker {
             scratch: Vec::new(),
             counts: Counts::default(),
             offset: 0,
+            key_start: 0,
             failed: None,
         }
     }
@@ -417,6 +421,7 @@ impl JsonMasker {
             (State::Value | State::FirstElement, _) => self.value(chunk, i, out),
             (State::FirstKey | State::Key, b'"') => {
                 self.token.reset(true);
+                self.key_start = self.offset + i as u64;
                 self.state = State::String {
                     role: Role::Key,
                     escape: Escape::None,
@@ -622,7 +627,7 @@ impl JsonMasker {
                         if pass {
                             out.extend_from_slice(plain);
                         } else if !self.token.extend(plain, max) && role == Role::Key {
-                            return Err(self.key_too_long(i));
+                            return Err(self.key_too_long());
                         }
                         i += run;
                         continue;
@@ -682,7 +687,7 @@ impl JsonMasker {
             if pass {
                 out.push(b);
             } else if !self.hold_escape_byte(b) && role == Role::Key {
-                return Err(self.key_too_long(i));
+                return Err(self.key_too_long());
             }
             i += 1;
         }
@@ -706,9 +711,9 @@ impl JsonMasker {
         true
     }
 
-    fn key_too_long(&self, i: usize) -> JsonError {
+    fn key_too_long(&self) -> JsonError {
         JsonError::KeyTooLong {
-            offset: self.offset + i as u64,
+            offset: self.key_start,
             max: self.limits.max_value_bytes,
         }
     }
