@@ -252,7 +252,8 @@ fn bad_bodies_are_errors_at_their_offset() {
     };
     let syntax =
         |offset| move |e: &JsonError| matches!(e, JsonError::Syntax { offset: o, .. } if *o == offset);
-    let cases: Vec<(&str, Box<dyn Fn(&JsonError) -> bool>)> = vec![
+    type Check = Box<dyn Fn(&JsonError) -> bool>;
+    let cases: Vec<(&str, Check)> = vec![
         (r#"{"a" 1}"#, Box::new(syntax(5))),
         ("[1,]", Box::new(syntax(3))),
         ("[01]", Box::new(syntax(2))),
