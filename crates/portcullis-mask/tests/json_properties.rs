@@ -87,8 +87,8 @@ fn value(rng: &mut Rng, depth: usize, out: &mut String) {
     let kind = if depth > 5 { rng.below(4) } else { rng.below(7) };
     match kind {
         0 => out.push_str(&format!("\"{}\"", rng.pick(STRINGS))),
-        1 => out.push_str(*rng.pick(NUMBERS)),
-        2 => out.push_str(*rng.pick(&["true", "false", "null"])),
+        1 => out.push_str(rng.pick::<&str>(NUMBERS)),
+        2 => out.push_str(rng.pick::<&str>(&["true", "false", "null"])),
         3 => out.push_str(&format!("\"{}\"", rng.pick(STRINGS))),
         4 | 5 => {
             out.push('{');
@@ -96,13 +96,13 @@ fn value(rng: &mut Rng, depth: usize, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(*rng.pick(SPACE));
+                out.push_str(rng.pick::<&str>(SPACE));
                 out.push_str(&format!("\"{}\"", rng.pick(KEYS)));
-                out.push_str(*rng.pick(SPACE));
+                out.push_str(rng.pick::<&str>(SPACE));
                 out.push(':');
-                out.push_str(*rng.pick(SPACE));
+                out.push_str(rng.pick::<&str>(SPACE));
                 value(rng, depth + 1, out);
-                out.push_str(*rng.pick(SPACE));
+                out.push_str(rng.pick::<&str>(SPACE));
             }
             out.push('}');
         }
@@ -112,7 +112,7 @@ fn value(rng: &mut Rng, depth: usize, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(*rng.pick(SPACE));
+                out.push_str(rng.pick::<&str>(SPACE));
                 value(rng, depth + 1, out);
             }
             out.push(']');
@@ -123,7 +123,7 @@ fn value(rng: &mut Rng, depth: usize, out: &mut String) {
 fn document(rng: &mut Rng) -> String {
     let mut out = (*rng.pick(SPACE)).to_string();
     value(rng, 0, &mut out);
-    out.push_str(*rng.pick(SPACE));
+    out.push_str(rng.pick::<&str>(SPACE));
     out
 }
 
