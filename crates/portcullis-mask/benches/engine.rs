@@ -392,7 +392,10 @@ fn json(c: &mut Criterion) {
     let body = api_response(2_000);
     let mut group = c.benchmark_group("json");
     group.throughput(Throughput::Bytes(body.len() as u64));
-    for (name, rules) in [("fields_and_all_detectors", with_detectors), ("fields_only", fields())] {
+    for (name, rules) in [
+        ("fields_and_all_detectors", with_detectors),
+        ("fields_only", fields()),
+    ] {
         let policy = MaskPolicy::compile(&rules, b"bench-key-0123456789abcdef").expect("compile");
         let mask = policy.for_connection("api");
         let mut out = Vec::with_capacity(body.len() + body.len() / 4);
