@@ -193,21 +193,29 @@ impl Finding {
     }
 }
 
-/// Why a value was masked: a content detector, or a column rule. Counters are kept per reason.
+/// Why a value was masked: a content detector, a column rule, a JSON field rule, or a JSON value too long
+/// to inspect. Counters are kept per reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     Detector(Detector),
     Column,
+    /// A JSON value (a scalar) masked whole by a `fields` rule.
+    Field,
+    /// A JSON value longer than the masker's `max_value_bytes` that had to be inspected: replaced whole
+    /// by the redaction, unread.
+    Oversized,
 }
 
 impl Reason {
     /// Number of distinct reasons: the length of [`Counts`].
-    pub const COUNT: usize = Detector::ALL.len() + 1;
+    pub const COUNT: usize = Detector::ALL.len() + 3;
 
     pub fn index(self) -> usize {
         match self {
             Reason::Detector(d) => d as usize,
             Reason::Column => Detector::ALL.len(),
+            Reason::Field => Detector::ALL.len() + 1,
+            Reason::Oversized => Detector::ALL.len() + 2,
         }
     }
 
@@ -215,14 +223,17 @@ impl Reason {
         match self {
             Reason::Detector(d) => d.name(),
             Reason::Column => "column",
+            Reason::Field => "field",
+            Reason::Oversized => "oversized",
         }
     }
 
     pub fn from_index(i: usize) -> Option<Reason> {
         match Detector::ALL.get(i) {
             Some(d) => Some(Reason::Detector(*d)),
-            None if i == Detector::ALL.len() => Some(Reason::Column),
-            None => None,
+            None => [Reason::Column, Reason::Field, Reason::Oversized]
+                .get(i.checked_sub(Detector::ALL.len())?)
+                .copied(),
         }
     }
 }

@@ -24,7 +24,7 @@ fn fold(c: char) -> char {
 }
 
 impl Glob {
-    fn new(part: &str) -> Glob {
+    pub(crate) fn new(part: &str) -> Glob {
         Glob {
             pattern: part.chars().map(fold).collect(),
         }

@@ -10,6 +10,8 @@
 //! - [`ConnectionMask::column`] resolves the plan for one result column; [`ColumnPlan::apply`] masks a
 //!   cell's text.
 //! - [`ConnectionMask::scrub`] masks free text (error messages, statement text, parameters) by detectors.
+//! - [`JsonMasker`] masks a JSON body streamed in chunks (field rules and detectors); [`TextMasker`] a
+//!   text body (detectors), both with bounded memory.
 //! - [`detect`] runs detectors alone (tests, tools).
 //!
 //! `docs/masking.md` describes each detector, the strategies, the rule syntax and the measured accuracy
@@ -17,13 +19,18 @@
 
 mod detect;
 mod detector;
+mod field;
 mod glob;
+mod json;
 mod plan;
 mod rules;
 mod strategy;
+mod text;
 
 pub use detect::{detect, detect_into};
 pub use detector::{Counts, Detector, DetectorSet, Finding, Reason};
+pub use json::{JsonError, JsonLimits, JsonMasker};
 pub use plan::{Applied, ColumnPlan, Masked, PlanInner};
 pub use rules::{ColumnRef, ConnectionMask, MIN_KEY_LEN, MaskPolicy, RuleError, RuleSpec};
 pub use strategy::{DEFAULT_KEEP, DEFAULT_REDACTION, StrategyName};
+pub use text::{TextLimits, TextMasker};

@@ -149,7 +149,7 @@ impl DetectorRules {
     /// A cell: unchanged without findings or when it is not UTF-8, NULL when a finding's strategy is
     /// `null`, else the text with each finding masked, appended to `out`. UTF-8 is checked only once
     /// something was found: the scan reads bytes, and most cells have nothing.
-    fn mask_cell(&self, cell: &[u8], counts: &mut Counts, out: &mut Vec<u8>) -> Applied {
+    pub(crate) fn mask_cell(&self, cell: &[u8], counts: &mut Counts, out: &mut Vec<u8>) -> Applied {
         FINDINGS.with_borrow_mut(|findings| {
             detect_bytes(cell, self.set, findings);
             // The common case, kept inline: nothing found, nothing to do.
@@ -232,6 +232,50 @@ impl DetectorRules {
         }
         out.extend_from_slice(cell.get(last..)?);
         Some(())
+    }
+
+    /// Text with each finding masked, appended to `out` (`null` redacts, as in free text); `false`, with
+    /// nothing appended, when nothing was found. Text that is not UTF-8 is scanned as bytes; a finding's
+    /// value is read lossily by the strategies that look at it.
+    pub(crate) fn mask_text_into(&self, text: &[u8], counts: &mut Counts, out: &mut Vec<u8>) -> bool {
+        FINDINGS.with_borrow_mut(|findings| {
+            detect_bytes(text, self.set, findings);
+            if findings.is_empty() {
+                return false;
+            }
+            self.rewrite_text(text, findings, counts, out);
+            if findings.capacity() > MAX_KEPT_FINDINGS {
+                *findings = Vec::new();
+            }
+            true
+        })
+    }
+
+    /// `text` with the given findings (sorted, disjoint, from [`detect_bytes`] over `text` or a text it
+    /// starts) masked, appended to `out`; `null` redacts. Counts the findings.
+    pub(crate) fn rewrite_text(
+        &self,
+        text: &[u8],
+        findings: &[Finding],
+        counts: &mut Counts,
+        out: &mut Vec<u8>,
+    ) {
+        self.count(findings, counts);
+        let mut last = 0;
+        for f in findings {
+            // Findings are sorted and disjoint; were one not, the bytes between are dropped, not shown.
+            out.extend_from_slice(text.get(last..f.start).unwrap_or_default());
+            let value = text.get(f.start..f.end).unwrap_or_default();
+            match self.strategy(f.detector) {
+                Some(strategy) => match strategy.fixed_text() {
+                    Some(fixed) => out.extend_from_slice(fixed.as_bytes()),
+                    None => strategy.mask_text(&self.key, &String::from_utf8_lossy(value), out),
+                },
+                None => out.extend_from_slice(DEFAULT_REDACTION.as_bytes()),
+            }
+            last = last.max(f.end);
+        }
+        out.extend_from_slice(text.get(last..).unwrap_or_default());
     }
 
     /// Free text: `None` without findings, else the text with each finding masked (`null` redacts).

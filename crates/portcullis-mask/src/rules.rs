@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::detector::{Counts, Detector, DetectorSet};
+use crate::field::{FieldMatcher, FieldPattern};
 use crate::glob::ColumnPattern;
 use crate::plan::{ColumnPlan, DetectorRules, PlanInner};
 use crate::strategy::{Key, Strategy, StrategyName};
@@ -26,6 +27,12 @@ pub struct RuleSpec {
     /// glob with `*` and `?` (`*.email`, `*ssn*`, `public.customers.card_number`).
     #[serde(default)]
     pub columns: Vec<String>,
+    /// JSON field patterns over the key path (HTTP bodies): `email`, `*.email`, `customers[].card_number`,
+    /// `$.data.*.ssn`. Each part a glob like the columns'; `[]` after a key requires an array there; a
+    /// leading `$.` anchors at the root. A matched value (every scalar inside it, for an object or an
+    /// array) is masked whole by `strategy`.
+    #[serde(default)]
+    pub fields: Vec<String>,
     /// Content detectors this rule applies to every text value.
     #[serde(default)]
     pub detectors: Vec<Detector>,
@@ -62,6 +69,7 @@ pub struct MaskPolicy {
 #[derive(Debug)]
 struct Rule {
     columns: Arc<[ColumnPattern]>,
+    fields: Vec<FieldPattern>,
     detectors: Vec<Detector>,
     strategy: Arc<Strategy>,
     connections: Vec<String>,
@@ -108,8 +116,8 @@ impl MaskPolicy {
 
 impl Rule {
     fn compile(spec: &RuleSpec, key: &Arc<Key>, key_ok: bool) -> Result<Rule, String> {
-        if spec.columns.is_empty() && spec.detectors.is_empty() {
-            return Err("names no `columns` and no `detectors`: it would never apply".into());
+        if spec.columns.is_empty() && spec.fields.is_empty() && spec.detectors.is_empty() {
+            return Err("names no `columns`, no `fields` and no `detectors`: it would never apply".into());
         }
         if spec.connections.iter().any(|c| c.is_empty()) {
             return Err("`connections` holds an empty name".into());
@@ -119,6 +127,11 @@ impl Rule {
             .iter()
             .map(|c| ColumnPattern::parse(c))
             .collect::<Result<Arc<[_]>, _>>()?;
+        let fields = spec
+            .fields
+            .iter()
+            .map(|f| FieldPattern::parse(f))
+            .collect::<Result<Vec<_>, _>>()?;
         let strategy = Arc::new(Strategy::from_spec(spec)?);
         if strategy.keyed() && !key_ok {
             return Err(format!(
@@ -130,6 +143,7 @@ impl Rule {
             .then(|| ColumnPlan::Apply(Arc::new(PlanInner::column(strategy.clone(), key.clone()))));
         Ok(Rule {
             columns,
+            fields,
             detectors: spec.detectors.clone(),
             strategy,
             connections: spec.connections.clone(),
@@ -147,6 +161,10 @@ pub struct ConnectionMask {
     detect: ColumnPlan,
     /// The detectors with the strategy of each, shared with `detect`.
     detectors: Option<Arc<DetectorRules>>,
+    /// JSON field patterns in rule order, each naming its rule's strategy in `field_strategies`.
+    fields: FieldMatcher,
+    field_strategies: Vec<Arc<Strategy>>,
+    key: Arc<Key>,
 }
 
 /// Where a result column comes from. `schema` and `table` are `None` for a computed column.
@@ -174,6 +192,14 @@ impl ConnectionMask {
                 }
             }
         }
+        let mut fields = FieldMatcher::default();
+        let mut field_strategies = Vec::new();
+        for rule in applying().filter(|r| !r.fields.is_empty()) {
+            for pattern in &rule.fields {
+                fields.push(pattern.clone(), field_strategies.len());
+            }
+            field_strategies.push(rule.strategy.clone());
+        }
         let detectors = DetectorRules::new(strategies, key.clone()).map(Arc::new);
         let detect = match &detectors {
             Some(d) => ColumnPlan::Apply(Arc::new(PlanInner::detect(d.clone()))),
@@ -183,12 +209,36 @@ impl ConnectionMask {
             columns,
             detect,
             detectors,
+            fields,
+            field_strategies,
+            key: key.clone(),
         }
     }
 
     /// Whether any rule applies at all (no column rules and no detectors: results pass untouched).
     pub fn is_empty(&self) -> bool {
-        self.columns.is_empty() && self.detectors.is_none()
+        self.columns.is_empty() && self.detectors.is_none() && self.fields.is_empty()
+    }
+
+    /// Whether any JSON field rule exists (a JSON body is then masked even without detectors).
+    pub fn has_field_rules(&self) -> bool {
+        !self.fields.is_empty()
+    }
+
+    pub(crate) fn field_matcher(&self) -> &FieldMatcher {
+        &self.fields
+    }
+
+    pub(crate) fn field_strategy(&self, slot: usize) -> Option<&Strategy> {
+        self.field_strategies.get(slot).map(|s| &**s)
+    }
+
+    pub(crate) fn detector_rules(&self) -> Option<&DetectorRules> {
+        self.detectors.as_deref()
+    }
+
+    pub(crate) fn key(&self) -> &Key {
+        &self.key
     }
 
     /// Whether any column rule exists (the gateway then resolves result columns to tables).

@@ -739,6 +739,7 @@ mod tests {
     fn settings() -> MaskSettings {
         let rule = |columns: &[&str], detectors: &[Detector], strategy| RuleSpec {
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            fields: Vec::new(),
             detectors: detectors.to_vec(),
             strategy,
             keep: None,

@@ -16,6 +16,7 @@ const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 fn rule(strategy: StrategyName) -> RuleSpec {
     RuleSpec {
         columns: Vec::new(),
+        fields: Vec::new(),
         detectors: Vec::new(),
         strategy,
         keep: None,
@@ -217,7 +218,11 @@ fn bad_rules_are_refused_with_their_index() {
     let mut empty_connection = columns(rule(StrategyName::Redact), &["x"]);
     empty_connection.connections = vec![String::new()];
     let cases: [(RuleSpec, &[u8], &str); 6] = [
-        (rule(StrategyName::Redact), KEY, "no `columns` and no `detectors`"),
+        (
+            rule(StrategyName::Redact),
+            KEY,
+            "no `columns`, no `fields` and no `detectors`",
+        ),
         (keep_on_redact, KEY, "`keep` is an option of `partial`"),
         (with_on_hash, KEY, "`with` is an option of `redact` and `null`"),
         (columns(rule(StrategyName::Redact), &["a..b"]), KEY, "empty part"),

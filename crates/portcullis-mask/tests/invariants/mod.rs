@@ -29,6 +29,7 @@ impl Plans {
     pub fn new(key: &[u8]) -> Plans {
         let rule = |strategy, columns: Vec<String>, detectors: Vec<Detector>| RuleSpec {
             columns,
+            fields: Vec::new(),
             detectors,
             strategy,
             keep: None,
