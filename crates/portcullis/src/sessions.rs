@@ -1631,6 +1631,108 @@ mod tests {
         assert!(!out.contains("no outcome recorded"), "{out}");
     }
 
+    /// An allowed HTTP request (`h-1`) and one refused by policy (`h-2`).
+    fn record_http_requests(store: &mut SqliteStore) {
+        let http_start = || {
+            let EventBody::SessionStart(mut s) = start("crm-bot") else {
+                unreachable!()
+            };
+            s.protocol = "http".into();
+            s.connection = "crm".into();
+            s.upstream_role = "header".into();
+            s.client_user = String::new();
+            EventBody::SessionStart(s)
+        };
+        let request = |text: &str, decision: &str, policy: &str, reason: &str| {
+            let mut s = statement(1, text, decision, policy, reason);
+            s.message = "http".into();
+            s.params = vec![Some("x-trace: on".into())];
+            EventBody::Statement(s)
+        };
+        let outcome = |status: &str, ran: bool, error: Option<&str>| {
+            EventBody::Outcome(OutcomeEvent {
+                n: 1,
+                ran,
+                tags: vec![status.into()],
+                rows: 0,
+                duration_us: 2_100,
+                error: error.map(|message| ErrorInfo {
+                    sqlstate: status.into(),
+                    message: message.into(),
+                }),
+                result: None,
+                masked: Default::default(),
+            })
+        };
+        let end = |reason: &str, refused: u64| {
+            EventBody::SessionEnd(SessionEndEvent {
+                reason: reason.into(),
+                detail: String::new(),
+                statements: 1,
+                refused,
+                duration_ms: 3,
+            })
+        };
+        store
+            .append(&[
+                draft("h-1", T0, http_start()),
+                draft(
+                    "h-1",
+                    T0 + 100,
+                    request("GET /crm/customers/42?tenant=acme", "allow", "agents-read", ""),
+                ),
+                draft("h-1", T0 + 2_300, outcome("200", true, None)),
+                draft("h-1", T0 + 2_400, end("completed", 0)),
+                draft("h-2", T0 + 10_000, http_start()),
+                draft(
+                    "h-2",
+                    T0 + 10_100,
+                    request(
+                        "DELETE /crm/customers/1",
+                        "deny",
+                        "no-customer-deletes",
+                        "forbidden",
+                    ),
+                ),
+                draft(
+                    "h-2",
+                    T0 + 10_200,
+                    outcome("403", false, Some("refused by policy: forbidden")),
+                ),
+                draft("h-2", T0 + 10_300, end("refused", 1)),
+            ])
+            .unwrap();
+    }
+
+    #[test]
+    fn http_requests_replay_as_request_lines_and_statuses() {
+        let (_dir, mut store) = store();
+        record_http_requests(&mut store);
+        let out = render_replay("h-1", &timeline(&load_session(&mut store, "h-1").unwrap()));
+        for expected in [
+            "  +0.000s  request #1     GET /crm/customers/42?tenant=acme, allowed by agents-read\n             headers: x-trace: on\n",
+            "  +0.002s  outcome #1     200 (2.1ms)\n",
+            "  +0.002s  session end    completed: 1 statement, 0 refused, after 3.0ms\n",
+        ] {
+            assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+        }
+        let out = render_replay("h-2", &timeline(&load_session(&mut store, "h-2").unwrap()));
+        for expected in [
+            "request #1     DELETE /crm/customers/1, REFUSED by no-customer-deletes (forbidden)\n",
+            "outcome #1     403 refused by the gateway, not forwarded: refused by policy: forbidden\n",
+        ] {
+            assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+        }
+        assert!(!out.contains("no outcome recorded"), "{out}");
+        let show = render_show("h-1", &load_session(&mut store, "h-1").unwrap());
+        assert!(show.contains("connection  crm (http)"), "{show}");
+        assert!(
+            show.contains("#1 http allowed by agents-read: GET /crm/customers/42?tenant=acme"),
+            "{show}"
+        );
+        assert!(show.contains("#1 200 (2.1ms)"), "{show}");
+    }
+
     #[test]
     fn replay_marks_truncated_results() {
         let (_dir, mut store) = store();
