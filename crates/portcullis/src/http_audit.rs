@@ -57,12 +57,15 @@ pub struct Verdict {
     pub reason: String,
 }
 
-/// One request's audit session, from its committed statement to its end.
+/// One request's audit session, from its committed statement to its end. Dropped without an ending
+/// (the client went away while the gateway waited for the upstream), it records the session's end.
 #[derive(Debug)]
 pub struct RequestRecord {
     log: AuditLog,
     session: String,
+    /// When the request's events were committed (its forwarding began).
     started: Instant,
+    ended: bool,
 }
 
 impl RequestRecord {
@@ -75,7 +78,6 @@ impl RequestRecord {
         verdict: Verdict,
     ) -> Result<RequestRecord, AuditError> {
         let session = new_session_id();
-        let started = Instant::now();
         let start = Draft::now(&session, EventBody::SessionStart(start_event(request)));
         let statement = Draft::now(&session, EventBody::Statement(statement_event(request, verdict)));
         let (start, statement) = tokio::join!(log.commit(start), log.commit(statement));
@@ -84,13 +86,14 @@ impl RequestRecord {
         Ok(RequestRecord {
             log: log.clone(),
             session,
-            started,
+            started: Instant::now(),
+            ended: false,
         })
     }
 
     /// The request was refused (nothing forwarded): its outcome carries the status and the gateway's
     /// words, then the session ends.
-    pub fn refused(self, problem: &Problem) {
+    pub fn refused(mut self, problem: &Problem) {
         self.outcome(false, problem.status.as_u16(), Some(problem));
         self.end("refused", String::new(), 1);
     }
@@ -115,7 +118,8 @@ impl RequestRecord {
         ));
     }
 
-    fn end(&self, reason: &str, detail: String, refused: u64) {
+    fn end(&mut self, reason: &str, detail: String, refused: u64) {
+        self.ended = true;
         self.log.submit(Draft::now(
             &self.session,
             EventBody::SessionEnd(SessionEndEvent {
@@ -129,8 +133,16 @@ impl RequestRecord {
     }
 }
 
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end("client_disconnected", "before the response arrived".to_owned(), 0);
+        }
+    }
+}
+
 impl Completion for RequestRecord {
-    fn finished(self, ending: Ending<'_>) {
+    fn finished(mut self, ending: Ending<'_>) {
         match ending {
             // Forwarded, but the gateway answered (502, 504): the upstream may have seen the request.
             Ending::Refused(problem) => {
