@@ -1,5 +1,6 @@
 //! Bodies: the one boxed body type the proxy answers with, the request body whose start was read for
-//! policy (`Replayed`), and the response-body hook (`ResponseFilter`) later stages rewrite through.
+//! policy (`Replayed`), the response-body hook (`ResponseFilter`) later stages rewrite through, and the
+//! response body that tells the gate's [`Completion`] how the exchange ended (`Watched`).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -9,6 +10,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+
+use crate::proxy::{BodyEnd, Completion, Ending};
 
 /// Errors bodies carry: hyper's, a filter's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -166,5 +169,70 @@ where
                 sum
             }
         }
+    }
+}
+
+/// A response body that reports, once, how it ended: streamed to its end, failed, or dropped before
+/// the end (the client went away). The report goes to the gate's [`Completion`] for the request.
+pub(crate) struct Watched<C: Completion> {
+    inner: ProxyBody,
+    status: http::StatusCode,
+    completion: Option<Box<C>>,
+}
+
+impl<C: Completion> Watched<C> {
+    pub(crate) fn new(inner: ProxyBody, status: http::StatusCode, completion: C) -> Self {
+        Watched {
+            inner,
+            status,
+            completion: Some(Box::new(completion)),
+        }
+    }
+
+    fn finish(&mut self, body: BodyEnd) {
+        if let Some(completion) = self.completion.take() {
+            completion.finished(Ending::Responded {
+                status: self.status,
+                body,
+            });
+        }
+    }
+}
+
+impl<C: Completion> Body for Watched<C> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(BodyEnd::Complete),
+            Poll::Ready(Some(Err(_))) => self.finish(BodyEnd::Failed),
+            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<C: Completion> Drop for Watched<C> {
+    fn drop(&mut self) {
+        // hyper drops a body it knows is empty (HEAD, 204, 304) without polling it.
+        let end = if self.inner.is_end_stream() {
+            BodyEnd::Complete
+        } else {
+            BodyEnd::ClientGone
+        };
+        self.finish(end);
     }
 }

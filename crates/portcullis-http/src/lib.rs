@@ -2,8 +2,9 @@
 //! request into [`portcullis_core::HttpRequestFacts`] for the gateway to decide on, and forwards it with
 //! the connection's credential, streaming bodies both ways and passing upgrades (WebSocket) through.
 //!
-//! This crate never decides: the binary implements [`Gate`] (token verification, policy) and may filter
-//! response bodies through [`ResponseFilter`] (masking, audit), as the PostgreSQL relay has its
+//! This crate never decides or records: the binary implements [`Gate`] (token verification, policy, the
+//! audit record written before forwarding, told how each exchange ended through its [`Completion`]) and
+//! may filter response bodies through [`ResponseFilter`] (masking), as the PostgreSQL relay has its
 //! `Inspector` and `ResultSink`.
 
 mod body;
@@ -21,6 +22,6 @@ pub use credential::{CredentialError, OAuthSettings, UpstreamCredential};
 pub use facts::{flatten_json_object, parse_query, request_facts};
 pub use listener::{ListenerSettings, serve};
 pub use problem::Problem;
-pub use proxy::{Gate, Proxy, ProxyLimits, RequestInfo};
+pub use proxy::{BodyEnd, Completion, Ending, Gate, Proxy, ProxyLimits, RefusedRequest, RequestInfo};
 pub use route::{PathError, RouteTemplate, Routes, TemplateError, UpstreamBase, UrlError, normalize_path};
 pub use upstream::{Upstream, UpstreamSettings};

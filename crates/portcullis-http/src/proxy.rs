@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use portcullis_core::HttpRequestFacts;
 use tracing::{debug, info};
 
-use crate::body::{Filtered, ProxyBody, Replayed, ResponseFilter, boxed, empty};
+use crate::body::{Filtered, ProxyBody, Replayed, ResponseFilter, Watched, boxed, empty};
 use crate::facts::{self, is_json, peek_body};
 use crate::headers;
 use crate::problem::Problem;
@@ -20,10 +20,15 @@ use crate::route::Routes;
 use crate::upstream::Upstream;
 
 /// What the gateway decides for the proxy. The binary implements it: token verification and
-/// revocation, policy, and (later) approvals, audit and masking. The proxy never decides itself.
+/// revocation, policy, the audit record, and (later) approvals and masking. The proxy never decides
+/// or records itself.
 pub trait Gate: Send + Sync + 'static {
     /// A verified caller.
     type Identity: Send + Sync + 'static;
+
+    /// What the gate keeps of a request it let through (its audit record), told how the exchange
+    /// ended. `()` when the gate keeps nothing.
+    type Pass: Completion;
 
     /// Verifies the bearer token (the first thing done with any request): the caller, or the 401
     /// (or 503) problem to answer with.
@@ -33,12 +38,25 @@ pub trait Gate: Send + Sync + 'static {
         peer: SocketAddr,
     ) -> impl Future<Output = Result<Self::Identity, Problem>> + Send;
 
-    /// May the caller make this request? Nothing is forwarded before this says yes.
+    /// May the caller make this request? Nothing is forwarded before this says yes (and whatever
+    /// the gate must write first is written). A refusal here is the gate's to record.
     fn decide(
         &self,
         who: &Self::Identity,
         request: &RequestInfo<'_>,
-    ) -> impl Future<Output = Result<(), Problem>> + Send;
+    ) -> impl Future<Output = Result<Self::Pass, Problem>> + Send;
+
+    /// A verified caller's request is refused before [`Gate::decide`] could see it: no connection by
+    /// that host or prefix (404), a path or method the gateway will not forward (400, 405). Called
+    /// before the refusal is sent.
+    fn refused(
+        &self,
+        _who: &Self::Identity,
+        _request: &RefusedRequest<'_>,
+        _problem: &Problem,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// A filter for this response's body (masking, recording), or `None` to stream it untouched.
     fn response_filter(
@@ -62,7 +80,62 @@ pub struct RequestInfo<'a> {
     /// Whether the client reached the gateway over TLS.
     pub tls: bool,
     pub connection: &'a str,
+    /// The request target as the agent sent it: path (with the connection's prefix) and query.
+    pub target: &'a str,
     pub facts: &'a HttpRequestFacts,
+}
+
+/// A verified caller's request the proxy refused before the gate's decision.
+#[derive(Debug)]
+pub struct RefusedRequest<'a> {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// The connection, when one was selected.
+    pub connection: Option<&'a str>,
+    pub method: &'a str,
+    /// The request target as the agent sent it: path and query.
+    pub target: &'a str,
+}
+
+/// Told once how an exchange that [`Gate::decide`] let through ended. Runs on the proxy's task (or
+/// the body's, when the client drops it): it must not block.
+pub trait Completion: Send + 'static {
+    fn finished(self, ending: Ending<'_>);
+}
+
+impl Completion for () {
+    fn finished(self, _ending: Ending<'_>) {}
+}
+
+impl<C: Completion> Completion for Option<C> {
+    fn finished(self, ending: Ending<'_>) {
+        if let Some(completion) = self {
+            completion.finished(ending);
+        }
+    }
+}
+
+/// How an allowed exchange ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    /// The gateway answered with a problem after the decision (the upstream unreachable, 502; no
+    /// response in time, 504; the credential unavailable, 502; a target it cannot forward, 400).
+    Refused(&'a Problem),
+    /// The upstream's response was passed on: its status, and how its body ended.
+    Responded { status: StatusCode, body: BodyEnd },
+}
+
+/// How a passed-on response body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Streamed to its end.
+    Complete,
+    /// The upstream's body failed (or a response filter cut it off) part-way.
+    Failed,
+    /// The client went away before the end.
+    ClientGone,
+    /// A `101`: both sides switched protocols and have now closed the upgraded connection.
+    Upgraded,
 }
 
 /// Bounds on what the proxy holds per request.
@@ -117,20 +190,32 @@ impl<G: Gate> Proxy<G> {
 
         // 2. The connection, by host or by the first path segment.
         let host = request_host(&req).map(str::to_owned);
+        let target = request_target(&req).to_owned();
         let Some((upstream, path)) = self.routes.select(host.as_deref(), req.uri().path()) else {
             let problem = Problem::no_connection(
                 "no connection by this host or path prefix: call /<connection>/<path> with a configured connection's name",
             );
+            let refused = RefusedRequest {
+                peer,
+                tls,
+                connection: None,
+                method: req.method().as_str(),
+                target: &target,
+            };
+            self.gate.refused(&who, &refused, &problem).await;
             return refuse(None, problem);
         };
         let upstream = Arc::clone(upstream);
         let path = path.to_owned();
 
         // 3. Facts, decision, forward.
-        match self
-            .forward(&who, &upstream, &path, host.as_deref(), req, peer, tls)
-            .await
-        {
+        let sent = Sent {
+            peer,
+            tls,
+            host: host.as_deref(),
+            target: &target,
+        };
+        match self.forward(&who, &upstream, &path, sent, req).await {
             Ok(response) => {
                 self.gate.completed(Some(upstream.name()), response.status());
                 response
@@ -139,72 +224,99 @@ impl<G: Gate> Proxy<G> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)] // one request's parts, spelled out
     async fn forward(
         &self,
         who: &G::Identity,
         upstream: &Upstream,
         path: &str,
-        host: Option<&str>,
+        sent: Sent<'_>,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
-        tls: bool,
     ) -> Result<Response<ProxyBody>, Problem> {
         let settings = &upstream.settings;
         let name = settings.name.as_str();
+        let (peer, tls) = (sent.peer, sent.tls);
+        let method = req.method().clone();
 
-        // 3a. What the request is, in policy's terms. Paths an upstream could read two ways are refused.
-        let mut facts = facts::request_facts(
+        // 3a. What the request is, in policy's terms. Paths an upstream could read two ways are refused
+        //     (and the refusal shown to the gate, which records it).
+        let refused = RefusedRequest {
+            peer,
+            tls,
+            connection: Some(name),
+            method: method.as_str(),
+            target: sent.target,
+        };
+        let mut facts = match facts::request_facts(
             req.method(),
             path,
             req.uri().query(),
             req.headers(),
             &settings.routes,
             &settings.context_headers,
-        )?;
+        ) {
+            Ok(facts) => facts,
+            Err(problem) => return Err(self.refused(who, &refused, problem).await),
+        };
         let query = req.uri().query().map(str::to_owned);
         let upgrade = headers::upgrade_requested(req.headers());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let (body_fields, body) = self.inspect_body(&parts.headers, body).await?;
+        let (body_fields, body) = match self.inspect_body(&parts.headers, body).await {
+            Ok(inspected) => inspected,
+            Err(problem) => return Err(self.refused(who, &refused, problem).await),
+        };
         facts.body = body_fields;
         let info = RequestInfo {
             peer,
             tls,
             connection: name,
+            target: sent.target,
             facts: &facts,
         };
 
-        // 3b. The decision. Nothing reaches the upstream before it.
-        self.gate.decide(who, &info).await?;
+        // 3b. The decision (and the gate's write-ahead record). Nothing reaches the upstream before it.
+        let pass = self.gate.decide(who, &info).await?;
 
-        // 3c. The upstream request: the gateway's URI, headers and credential.
-        parts.uri = settings
-            .base
-            .uri(&facts.path, query.as_deref())
-            .map_err(|_| Problem::bad_request("the request target cannot be forwarded"))?;
-        parts.version = Version::HTTP_11;
-        parts.extensions = http::Extensions::new();
-        headers::to_upstream(&mut parts.headers, upgrade.as_ref(), peer.ip(), tls, host);
-        settings.credential.apply(&mut parts.headers).await.map_err(|e| {
-            info!(connection = name, error = %e, "upstream credential unavailable");
-            Problem::bad_gateway(format!(
-                "connection {name:?}: the gateway could not obtain its upstream credential"
-            ))
-        })?;
-        let response = send(upstream, Request::from_parts(parts, body), upgrade.is_some()).await?;
+        // 3c. The upstream request: the gateway's URI, headers and credential. From here on, the pass
+        //     hears how the exchange ended.
+        let prepared = async {
+            parts.uri = settings
+                .base
+                .uri(&facts.path, query.as_deref())
+                .map_err(|_| Problem::bad_request("the request target cannot be forwarded"))?;
+            parts.version = Version::HTTP_11;
+            parts.extensions = http::Extensions::new();
+            headers::to_upstream(&mut parts.headers, upgrade.as_ref(), peer.ip(), tls, sent.host);
+            settings.credential.apply(&mut parts.headers).await.map_err(|e| {
+                info!(connection = name, error = %e, "upstream credential unavailable");
+                Problem::bad_gateway(format!(
+                    "connection {name:?}: the gateway could not obtain its upstream credential"
+                ))
+            })?;
+            send(upstream, Request::from_parts(parts, body), upgrade.is_some()).await
+        };
+        let response = match prepared.await {
+            Ok(response) => response,
+            Err(problem) => {
+                pass.finished(Ending::Refused(&problem));
+                return Err(problem);
+            }
+        };
 
         // 4. An upgrade (WebSocket): both sides switch, then bytes flow both ways untouched.
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
-                return Err(Problem::bad_gateway(format!(
+                let problem = Problem::bad_gateway(format!(
                     "connection {name:?}: the upstream switched protocols unasked"
-                )));
+                ));
+                pass.finished(Ending::Refused(&problem));
+                return Err(problem);
             };
-            return Ok(switch_protocols(name, response, client_upgrade));
+            return Ok(switch_protocols(name, response, client_upgrade, pass));
         }
 
-        // 5. The response streams back, through the gate's filter when it installs one.
+        // 5. The response streams back, through the gate's filter when it installs one; the pass
+        //    hears when the body ended (or the client left).
         let (mut parts, body) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, None);
         parts.version = Version::HTTP_11;
@@ -213,7 +325,14 @@ impl<G: Gate> Proxy<G> {
             parts.headers.remove(header::CONTENT_LENGTH);
             body = boxed(Filtered::new(body, filter));
         }
+        let body = boxed(Watched::new(body, parts.status, pass));
         Ok(Response::from_parts(parts, body))
+    }
+
+    /// Shows the gate a refusal made before its decision; returns the problem to answer with.
+    async fn refused(&self, who: &G::Identity, request: &RefusedRequest<'_>, problem: Problem) -> Problem {
+        self.gate.refused(who, request, &problem).await;
+        problem
     }
 
     /// The request body, and its fields when it is a JSON object within the inspection cap. A larger
@@ -288,6 +407,7 @@ fn switch_protocols(
     name: &str,
     mut response: Response<Incoming>,
     client_upgrade: hyper::upgrade::OnUpgrade,
+    pass: impl Completion,
 ) -> Response<ProxyBody> {
     let upstream_upgrade = hyper::upgrade::on(&mut response);
     let protocol = response.headers().get(header::UPGRADE).cloned();
@@ -304,8 +424,30 @@ fn switch_protocols(
             }
             Err(e) => debug!(connection, error = %e, "upgrade did not complete"),
         }
+        pass.finished(Ending::Responded {
+            status: StatusCode::SWITCHING_PROTOCOLS,
+            body: BodyEnd::Upgraded,
+        });
     });
     Response::from_parts(parts, empty())
+}
+
+/// Where the client reached the gateway, and what it asked for.
+#[derive(Debug, Clone, Copy)]
+struct Sent<'a> {
+    peer: SocketAddr,
+    tls: bool,
+    host: Option<&'a str>,
+    /// Path and query as sent.
+    target: &'a str,
+}
+
+/// The request target as sent: path and query (an absolute-form or HTTP/2 target without its
+/// scheme and authority).
+fn request_target(req: &Request<Incoming>) -> &str {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path(), http::uri::PathAndQuery::as_str)
 }
 
 /// The bearer token of `Authorization: Bearer <token>`; exactly one such header.

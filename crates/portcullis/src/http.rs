@@ -1,9 +1,12 @@
 //! The HTTP front end's wiring: each `http` connection's upstream (URL, TLS, credential, routes) built
-//! from the configuration, and the [`Gate`] that verifies tokens and decides requests for the proxy.
+//! from the configuration, and the [`Gate`] that verifies tokens, decides requests and records them in
+//! the audit trail for the proxy.
 //!
 //! The pipeline of one request lives in `portcullis_http::Proxy::handle`: token → connection → facts →
-//! this gate's decision (revocation, `connect`, the request's Cedar action) → forward.
+//! this gate's decision (revocation, `connect`, the request's Cedar action) → audit (write-ahead) →
+//! forward → outcome.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,17 +14,19 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use portcullis_core::{Outcome, Principal, RejectReason};
 use portcullis_http::{
-    Gate, OAuthSettings, Problem, Proxy, ProxyLimits, RequestInfo, RouteTemplate, Upstream, UpstreamBase,
-    UpstreamCredential, UpstreamSettings,
+    Gate, OAuthSettings, Problem, Proxy, ProxyLimits, RefusedRequest, RequestInfo, RouteTemplate, Upstream,
+    UpstreamBase, UpstreamCredential, UpstreamSettings,
 };
 use portcullis_identity::Verifier;
+use portcullis_mask::{ConnectionMask, MaskPolicy};
 use portcullis_policy::RequestContext;
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::audit::Audit;
 use crate::config::{ClientAuth, Config, ConnectionConfig, CredentialConfig, Protocol, UpstreamTlsMode};
-use crate::guard::PolicyStore;
+use crate::guard::{Loaded, PolicyStore};
+use crate::http_audit::{self, Recorded, RequestRecord, UpstreamInfo, Verdict};
 use crate::postgres::token_age_secs;
 use crate::telemetry;
 
@@ -65,12 +70,23 @@ pub struct HttpGate {
     pub policies: Arc<PolicyStore>,
     /// Decide every request (`[policy] statement_checks`), or only who may connect.
     pub checks: bool,
-    /// For operators' revocations; `None` when the audit trail is off.
+    /// The audit trail (each request's record) and operators' revocations; `None` when it is off.
     pub audit: Option<Arc<Audit>>,
+    /// Each `http` connection's upstream, as the audit trail names it.
+    pub upstreams: HashMap<String, UpstreamInfo>,
+    /// Masking's rules: their detectors scrub request targets before they are recorded.
+    pub masking: Option<Arc<MaskPolicy>>,
+}
+
+/// The gate's decision on one request: the answer, and what the audit trail says of it.
+struct Judged {
+    answer: Result<(), Problem>,
+    verdict: Verdict,
 }
 
 impl Gate for HttpGate {
     type Identity = Arc<Principal>;
+    type Pass = Option<RequestRecord>;
 
     async fn authenticate(&self, token: &str, peer: SocketAddr) -> Result<Arc<Principal>, Problem> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -105,58 +121,76 @@ impl Gate for HttpGate {
         Ok(principal)
     }
 
-    async fn decide(&self, who: &Arc<Principal>, request: &RequestInfo<'_>) -> Result<(), Problem> {
-        let who: &Principal = who;
-        let name = request.connection;
-        let facts = request.facts;
+    async fn decide(
+        &self,
+        who: &Arc<Principal>,
+        request: &RequestInfo<'_>,
+    ) -> Result<Option<RequestRecord>, Problem> {
         let context = RequestContext {
             client_ip: request.peer.ip(),
             token_age_secs: token_age_secs(who),
         };
         let policies = self.policies.current();
-        // `connect` guards an HTTP connection as it guards a PostgreSQL one.
-        let connect = policies.set.decide_connect(who, name, &context);
-        if connect.outcome != Outcome::Allow {
-            telemetry::auth_failure(RejectReason::NotPermitted);
-            warn!(client = %request.peer, connection = name, principal = %who.name(), policies = ?connect.policies,
-                reason = %connect.reason, "http connect not permitted");
-            return Err(Problem::forbidden(
-                format!(
-                    "{} may not use connection {name:?}: {}",
-                    who.name(),
-                    connect.reason
-                ),
-                connect.policies,
-            ));
-        }
-        if !self.checks {
-            return Ok(());
-        }
-        let decision = policies.set.decide_http(who, name, facts, &context);
-        telemetry::http_decision(decision.outcome);
-        match decision.outcome {
-            Outcome::Allow => {
-                debug!(connection = name, principal = %who.name(), method = %facts.method, path = %facts.path, policies = ?decision.policies, "http request allowed");
-                Ok(())
+        let Judged { answer, verdict } = self.judge(&policies, who, request, &context);
+        let Some(audit) = &self.audit else {
+            return answer.map(|()| None);
+        };
+        // Write-ahead: the request's start and statement are durable before anything is forwarded; a
+        // refusal is recorded too. A store failure refuses the request (503), whatever was decided.
+        let recorded = Recorded {
+            principal: who,
+            peer: request.peer,
+            tls: request.tls,
+            connection: Some(request.connection),
+            upstream: self.upstreams.get(request.connection),
+            method: &request.facts.method,
+            target: request.target,
+            facts: Some(request.facts),
+            scrub: self.scrub(&policies, who, request.connection, &context),
+        };
+        let record = match RequestRecord::begin(&audit.log, &recorded, verdict).await {
+            Ok(record) => record,
+            Err(e) => return Err(http_audit::store_failure(&e)),
+        };
+        match answer {
+            Ok(()) => Ok(Some(record)),
+            Err(problem) => {
+                record.refused(&problem);
+                Err(problem)
             }
-            Outcome::Deny => {
-                info!(client = %request.peer, connection = name, principal = %who.name(), method = %facts.method,
-                    path = %facts.path, policies = ?decision.policies, reason = %decision.reason, "http request refused");
-                Err(Problem::forbidden(
-                    format!("refused by policy: {}", decision.reason),
-                    decision.policies,
-                ))
-            }
-            Outcome::ApprovalRequired => {
-                info!(client = %request.peer, connection = name, principal = %who.name(), method = %facts.method,
-                    path = %facts.path, policies = ?decision.policies, "http request needs approval, which HTTP does not offer yet");
-                Err(Problem::forbidden(
-                    format!(
-                        "approval required: {}; approvals are not yet supported over HTTP, so the request is refused",
-                        decision.reason
-                    ),
-                    decision.policies,
-                ))
+        }
+    }
+
+    async fn refused(&self, who: &Arc<Principal>, request: &RefusedRequest<'_>, problem: &Problem) {
+        let Some(audit) = &self.audit else { return };
+        let context = RequestContext {
+            client_ip: request.peer.ip(),
+            token_age_secs: token_age_secs(who),
+        };
+        let scrub = request
+            .connection
+            .and_then(|name| self.scrub(&self.policies.current(), who, name, &context));
+        let recorded = Recorded {
+            principal: who,
+            peer: request.peer,
+            tls: request.tls,
+            connection: request.connection,
+            upstream: request.connection.and_then(|name| self.upstreams.get(name)),
+            method: request.method,
+            target: request.target,
+            facts: None,
+            scrub,
+        };
+        let verdict = Verdict {
+            decision: "deny",
+            policies: Vec::new(),
+            reason: problem.detail.clone(),
+        };
+        // Nothing is forwarded either way: a store failure is logged and counted, the refusal stands.
+        match RequestRecord::begin(&audit.log, &recorded, verdict).await {
+            Ok(record) => record.refused(problem),
+            Err(e) => {
+                let _ = http_audit::store_failure(&e);
             }
         }
     }
@@ -164,6 +198,131 @@ impl Gate for HttpGate {
     fn completed(&self, connection: Option<&str>, status: http::StatusCode) {
         telemetry::http_request(connection, status.as_u16());
     }
+}
+
+impl HttpGate {
+    /// `connect`, then (with statement checks) the request's Cedar action.
+    fn judge(
+        &self,
+        policies: &Loaded,
+        who: &Principal,
+        request: &RequestInfo<'_>,
+        context: &RequestContext,
+    ) -> Judged {
+        let name = request.connection;
+        let facts = request.facts;
+        let refuse = |problem: Problem, reason: String| Judged {
+            verdict: Verdict {
+                decision: "deny",
+                policies: problem.policies.clone(),
+                reason,
+            },
+            answer: Err(problem),
+        };
+        // `connect` guards an HTTP connection as it guards a PostgreSQL one.
+        let connect = policies.set.decide_connect(who, name, context);
+        if connect.outcome != Outcome::Allow {
+            telemetry::auth_failure(RejectReason::NotPermitted);
+            warn!(client = %request.peer, connection = name, principal = %who.name(), policies = ?connect.policies,
+                reason = %connect.reason, "http connect not permitted");
+            let detail = format!(
+                "{} may not use connection {name:?}: {}",
+                who.name(),
+                connect.reason
+            );
+            return refuse(Problem::forbidden(detail.clone(), connect.policies), detail);
+        }
+        if !self.checks {
+            return Judged {
+                answer: Ok(()),
+                verdict: Verdict {
+                    decision: "allow",
+                    policies: connect.policies,
+                    reason: String::new(),
+                },
+            };
+        }
+        let decision = policies.set.decide_http(who, name, facts, context);
+        telemetry::http_decision(decision.outcome);
+        match decision.outcome {
+            Outcome::Allow => {
+                debug!(connection = name, principal = %who.name(), method = %facts.method, path = %facts.path, policies = ?decision.policies, "http request allowed");
+                Judged {
+                    answer: Ok(()),
+                    verdict: Verdict {
+                        decision: "allow",
+                        policies: decision.policies,
+                        reason: String::new(),
+                    },
+                }
+            }
+            Outcome::Deny => {
+                info!(client = %request.peer, connection = name, principal = %who.name(), method = %facts.method,
+                    path = %facts.path, policies = ?decision.policies, reason = %decision.reason, "http request refused");
+                refuse(
+                    Problem::forbidden(
+                        format!("refused by policy: {}", decision.reason),
+                        decision.policies,
+                    ),
+                    decision.reason,
+                )
+            }
+            Outcome::ApprovalRequired => {
+                info!(client = %request.peer, connection = name, principal = %who.name(), method = %facts.method,
+                    path = %facts.path, policies = ?decision.policies, "http request needs approval, which HTTP does not offer yet");
+                let detail = format!(
+                    "approval required: {}; approvals are not yet supported over HTTP, so the request is refused",
+                    decision.reason
+                );
+                refuse(Problem::forbidden(detail.clone(), decision.policies), detail)
+            }
+        }
+    }
+
+    /// Masking's detectors for what `who` sends to `connection`, unless policy lets it see the
+    /// connection in clear (`unmask`), as for a PostgreSQL session's statement texts.
+    fn scrub(
+        &self,
+        policies: &Loaded,
+        who: &Principal,
+        connection: &str,
+        context: &RequestContext,
+    ) -> Option<Arc<ConnectionMask>> {
+        let rules = self.masking.as_ref()?.for_connection(connection);
+        if rules.is_empty() {
+            return None;
+        }
+        let set = &policies.set;
+        if set.unmask_possible()
+            && set.decide_unmask(who, connection, None, context).outcome == Outcome::Allow
+        {
+            return None;
+        }
+        Some(rules)
+    }
+}
+
+/// Each `http` connection's upstream as the audit trail names it: the kind of credential the gateway
+/// adds (its `upstream_role`), and whether it is reached over TLS.
+pub fn upstream_infos(config: &Config) -> HashMap<String, UpstreamInfo> {
+    config
+        .connections
+        .iter()
+        .filter(|c| c.protocol == Protocol::Http)
+        .map(|c| {
+            let role = match &c.credential {
+                None => "none",
+                Some(CredentialConfig::Header { .. }) => "header",
+                Some(CredentialConfig::Basic { .. }) => "basic",
+                Some(CredentialConfig::OauthClientCredentials { .. }) => "oauth_client_credentials",
+            };
+            let tls = c
+                .upstream_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"));
+            (c.name.clone(), UpstreamInfo { role, tls })
+        })
+        .collect()
 }
 
 /// The proxy for the configuration's `http` connections.

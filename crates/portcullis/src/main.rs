@@ -11,6 +11,7 @@ mod console;
 mod demo;
 mod guard;
 mod http;
+mod http_audit;
 mod masking;
 mod notify;
 mod policy_check;

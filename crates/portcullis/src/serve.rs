@@ -60,7 +60,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
-    let connections = connections(&config)?;
+    let masking = crate::masking::policy(&config)?.map(Arc::new);
+    if masking.is_some() {
+        info!(rules = config.masking.rules.len(), "masking on");
+    }
+    let connections = connections(&config, masking.as_deref())?;
     let approvals = start_approvals(&config, audit.as_deref(), &connections)?;
     let guard_policies = Arc::clone(&policies);
     let http_gate = HttpGate {
@@ -69,6 +73,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         policies: Arc::clone(&policies),
         checks: config.policy.statement_checks,
         audit: audit.clone(),
+        upstreams: crate::http::upstream_infos(&config),
+        masking,
     };
     let guard = GuardSettings {
         policies,
@@ -135,9 +141,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Binds the HTTP listener and serves the `http` connections through the proxy.
 async fn start_http(config: &Config, gate: HttpGate) -> anyhow::Result<()> {
     let h = &config.server.http;
-    if config.audit.enabled {
-        warn!("HTTP requests are not yet recorded in the audit trail");
-    }
     if config.masking.active() {
         warn!("masking applies to PostgreSQL connections only: HTTP responses are not masked yet");
     }
@@ -368,12 +371,10 @@ fn dev_issuer_settings(dev: &DevIssuer, settings: &DevIssuerConfig) -> IssuerSet
     }
 }
 
-fn connections(config: &Config) -> anyhow::Result<HashMap<String, Connection>> {
-    let masking = crate::masking::policy(config)?;
-    if let Some(policy) = &masking {
-        let _ = policy;
-        info!(rules = config.masking.rules.len(), "masking on");
-    }
+fn connections(
+    config: &Config,
+    masking: Option<&portcullis_mask::MaskPolicy>,
+) -> anyhow::Result<HashMap<String, Connection>> {
     config
         .connections
         .iter()
@@ -386,9 +387,7 @@ fn connections(config: &Config) -> anyhow::Result<HashMap<String, Connection>> {
                 c.name.clone(),
                 Connection {
                     config: c.clone(),
-                    masking: masking
-                        .as_ref()
-                        .and_then(|m| ConnectionMasking::new(m, config, &c.name, &upstream)),
+                    masking: masking.and_then(|m| ConnectionMasking::new(m, config, &c.name, &upstream)),
                     upstream,
                 },
             ))

@@ -645,6 +645,7 @@ pub fn render_show(id: &str, events: &[StoredEvent]) -> String {
     let header = ["SEQ", "TIME (UTC)", "KIND", "SUMMARY"]
         .map(str::to_owned)
         .to_vec();
+    let http = session_start(&decoded).is_some_and(|s| s.protocol == "http");
     let rows: Vec<Vec<String>> = decoded
         .iter()
         .map(|d| {
@@ -652,7 +653,7 @@ pub fn render_show(id: &str, events: &[StoredEvent]) -> String {
                 d.stored.seq.to_string(),
                 utc_millis(d.stored.at_us),
                 one_line(&d.stored.kind),
-                event_summary(d),
+                event_summary(d, http),
             ]
         })
         .collect();
@@ -660,8 +661,8 @@ pub fn render_show(id: &str, events: &[StoredEvent]) -> String {
     out
 }
 
-/// One line about an event, for `sessions show`.
-fn event_summary(d: &Decoded<'_>) -> String {
+/// One line about an event, for `sessions show`; `http` when the session is an HTTP request.
+fn event_summary(d: &Decoded<'_>, http: bool) -> String {
     match &d.body {
         Err(e) => format!("(unreadable body: {})", one_line(e)),
         Ok(EventBody::SessionStart(s)) => format!(
@@ -679,6 +680,7 @@ fn event_summary(d: &Decoded<'_>) -> String {
             decision_phrase(s),
             snippet(&s.text, 80)
         ),
+        Ok(EventBody::Outcome(o)) if http => format!("#{} {}", o.n, http_outcome_phrase(o)),
         Ok(EventBody::Outcome(o)) => format!("#{} {}", o.n, outcome_phrase(o)),
         Ok(EventBody::SessionEnd(e)) => end_phrase(e),
         Ok(EventBody::Approval(a)) => format!("#{} {}", a.n, approval_phrase(a)),
@@ -856,6 +858,8 @@ pub fn replay_view(id: &str, timeline: &[TimelineEntry]) -> ReplayView {
         }
     };
 
+    // An HTTP request's session: its statement is the request line, its outcome the status.
+    let http = start.is_some_and(|(_, s)| s.protocol == "http");
     let mut rows = Vec::with_capacity(timeline.len());
     let mut allowed = Vec::new();
     let mut answered = HashSet::new();
@@ -889,6 +893,21 @@ pub fn replay_view(id: &str, timeline: &[TimelineEntry]) -> ReplayView {
                 );
                 rows.push(row("start", "session start".into(), text));
             }
+            Entry::Statement(s) if http => {
+                let text = format!("{}, {}", one_line(&s.text), decision_phrase(s));
+                let mut r = row("statement", format!("request #{}", s.n), text);
+                let headers: Vec<String> = s.params.iter().flatten().map(|h| one_line(h)).collect();
+                if !headers.is_empty() {
+                    r.details.push(format!("headers: {}", headers.join(", ")));
+                }
+                r.refused = s.decision != "allow";
+                if s.decision == "allow" {
+                    allowed.push(s.n);
+                }
+                rows.push(r);
+                previous_statement = Some(s.n);
+                continue;
+            }
             Entry::Statement(s) => {
                 let text = format!("{}, {}", message_phrase(s), decision_phrase(s));
                 let mut r = row("statement", format!("statement #{}", s.n), text);
@@ -913,11 +932,12 @@ pub fn replay_view(id: &str, timeline: &[TimelineEntry]) -> ReplayView {
                 statement_text,
             } => {
                 answered.insert(outcome.n);
-                let mut r = row(
-                    "outcome",
-                    format!("outcome #{}", outcome.n),
-                    outcome_phrase(outcome),
-                );
+                let phrase = if http {
+                    http_outcome_phrase(outcome)
+                } else {
+                    outcome_phrase(outcome)
+                };
+                let mut r = row("outcome", format!("outcome #{}", outcome.n), phrase);
                 r.refused = outcome.error.is_some();
                 // Pipelined statements answer later: say which one this is unless it is the row above.
                 if previous_statement != Some(outcome.n) {
@@ -1064,6 +1084,21 @@ fn outcome_phrase(o: &OutcomeEvent) -> String {
         ),
         (None, false) => format!("{} ({counts})", one_line(&o.tags.join(", "))),
         (None, true) => counts,
+    }
+}
+
+/// An HTTP request's outcome: `200 (3.1ms)`, `502 from the gateway: ... (5.0s)`, or `403 refused by
+/// the gateway, not forwarded: ...`. The status is the outcome's tag; a gateway's answer is its error.
+fn http_outcome_phrase(o: &OutcomeEvent) -> String {
+    let status = o.tags.first().map_or_else(|| "-".to_owned(), |t| one_line(t));
+    let duration = format_duration_us(o.duration_us);
+    match (&o.error, o.ran) {
+        (Some(e), false) => format!(
+            "{status} refused by the gateway, not forwarded: {}",
+            one_line(&e.message)
+        ),
+        (Some(e), true) => format!("{status} from the gateway: {} ({duration})", one_line(&e.message)),
+        (None, _) => format!("{status} ({duration})"),
     }
 }
 
@@ -1594,6 +1629,108 @@ mod tests {
         assert!(out.contains(&table), "result table not aligned in\n{out}");
         assert!(!out.contains("truncated"), "{out}");
         assert!(!out.contains("no outcome recorded"), "{out}");
+    }
+
+    /// An allowed HTTP request (`h-1`) and one refused by policy (`h-2`).
+    fn record_http_requests(store: &mut SqliteStore) {
+        let http_start = || {
+            let EventBody::SessionStart(mut s) = start("crm-bot") else {
+                unreachable!()
+            };
+            s.protocol = "http".into();
+            s.connection = "crm".into();
+            s.upstream_role = "header".into();
+            s.client_user = String::new();
+            EventBody::SessionStart(s)
+        };
+        let request = |text: &str, decision: &str, policy: &str, reason: &str| {
+            let mut s = statement(1, text, decision, policy, reason);
+            s.message = "http".into();
+            s.params = vec![Some("x-trace: on".into())];
+            EventBody::Statement(s)
+        };
+        let outcome = |status: &str, ran: bool, error: Option<&str>| {
+            EventBody::Outcome(OutcomeEvent {
+                n: 1,
+                ran,
+                tags: vec![status.into()],
+                rows: 0,
+                duration_us: 2_100,
+                error: error.map(|message| ErrorInfo {
+                    sqlstate: status.into(),
+                    message: message.into(),
+                }),
+                result: None,
+                masked: Default::default(),
+            })
+        };
+        let end = |reason: &str, refused: u64| {
+            EventBody::SessionEnd(SessionEndEvent {
+                reason: reason.into(),
+                detail: String::new(),
+                statements: 1,
+                refused,
+                duration_ms: 3,
+            })
+        };
+        store
+            .append(&[
+                draft("h-1", T0, http_start()),
+                draft(
+                    "h-1",
+                    T0 + 100,
+                    request("GET /crm/customers/42?tenant=acme", "allow", "agents-read", ""),
+                ),
+                draft("h-1", T0 + 2_300, outcome("200", true, None)),
+                draft("h-1", T0 + 2_400, end("completed", 0)),
+                draft("h-2", T0 + 10_000, http_start()),
+                draft(
+                    "h-2",
+                    T0 + 10_100,
+                    request(
+                        "DELETE /crm/customers/1",
+                        "deny",
+                        "no-customer-deletes",
+                        "forbidden",
+                    ),
+                ),
+                draft(
+                    "h-2",
+                    T0 + 10_200,
+                    outcome("403", false, Some("refused by policy: forbidden")),
+                ),
+                draft("h-2", T0 + 10_300, end("refused", 1)),
+            ])
+            .unwrap();
+    }
+
+    #[test]
+    fn http_requests_replay_as_request_lines_and_statuses() {
+        let (_dir, mut store) = store();
+        record_http_requests(&mut store);
+        let out = render_replay("h-1", &timeline(&load_session(&mut store, "h-1").unwrap()));
+        for expected in [
+            "  +0.000s  request #1     GET /crm/customers/42?tenant=acme, allowed by agents-read\n             headers: x-trace: on\n",
+            "  +0.002s  outcome #1     200 (2.1ms)\n",
+            "  +0.002s  session end    completed: 1 statement, 0 refused, after 3.0ms\n",
+        ] {
+            assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+        }
+        let out = render_replay("h-2", &timeline(&load_session(&mut store, "h-2").unwrap()));
+        for expected in [
+            "request #1     DELETE /crm/customers/1, REFUSED by no-customer-deletes (forbidden)\n",
+            "outcome #1     403 refused by the gateway, not forwarded: refused by policy: forbidden\n",
+        ] {
+            assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+        }
+        assert!(!out.contains("no outcome recorded"), "{out}");
+        let show = render_show("h-1", &load_session(&mut store, "h-1").unwrap());
+        assert!(show.contains("connection  crm (http)"), "{show}");
+        assert!(
+            show.contains("#1 http allowed by agents-read: GET /crm/customers/42?tenant=acme"),
+            "{show}"
+        );
+        assert!(show.contains("#1 200 (2.1ms)"), "{show}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! echo service that reports what it received, a streaming endpoint, an HTTPS service with its own CA, a
 //! WebSocket echo, an OAuth token endpoint), called with reqwest (HTTP/1.1 and HTTP/2) and a WebSocket
 //! client. Tokens come from the development issuer (`token mint`) and from a JWKS-serving test issuer.
+//! Every request's audit record is read back from the store and through `portcullis sessions`.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,9 +13,10 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -24,6 +26,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use portcullis_audit::{AuditStore, EventBody, SessionFilter, SqliteStore};
 use portcullis_testkit::gateway::{GatewayProcess, run_cli};
 use portcullis_testkit::issuer::TestIssuer;
 use portcullis_testkit::ports::{free_addr, free_port};
@@ -162,6 +165,45 @@ where
     addr
 }
 
+/// The audit witness: an upstream that, before answering, reads the gateway's audit store and reports
+/// whether the request it is answering was already recorded there (`{"recorded": bool}`), and counts
+/// the requests it received.
+#[derive(Debug, Default)]
+struct Witness {
+    store: OnceLock<PathBuf>,
+    hits: AtomicUsize,
+}
+
+async fn start_witness(witness: Arc<Witness>) -> SocketAddr {
+    start_service(
+        move |req: Request<Incoming>| {
+            let witness = Arc::clone(&witness);
+            async move {
+                witness.hits.fetch_add(1, Ordering::SeqCst);
+                // What the gateway records: the target as the agent sent it, with the prefix.
+                let sent = format!(
+                    "{} /witness{}",
+                    req.method(),
+                    req.uri().path_and_query().unwrap().as_str()
+                );
+                let path = witness.store.get().unwrap().clone();
+                let recorded = tokio::task::spawn_blocking(move || {
+                    let mut store = SqliteStore::open(&path).unwrap();
+                    store.events_after(0, 1_000_000).unwrap().iter().any(|e| {
+                        matches!(e.decode(), Ok(EventBody::Statement(s))
+                            if s.text == sent && s.decision == "allow")
+                    })
+                })
+                .await
+                .unwrap();
+                Ok(json_response(&json!({ "recorded": recorded })))
+            }
+        },
+        None,
+    )
+    .await
+}
+
 /// A WebSocket echo server.
 async fn start_websocket_echo() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -265,6 +307,7 @@ struct Fixture {
     base: String,
     issuer: TestIssuer,
     oauth_issued: Arc<AtomicUsize>,
+    witness: Arc<Witness>,
     http: reqwest::Client,
 }
 
@@ -281,6 +324,8 @@ impl Fixture {
         let ws_addr = start_websocket_echo().await;
         let oauth_issued = Arc::new(AtomicUsize::new(0));
         let token_addr = start_token_endpoint(Arc::clone(&oauth_issued)).await;
+        let witness = Arc::new(Witness::default());
+        let witness_addr = start_witness(Arc::clone(&witness)).await;
         let issuer = TestIssuer::start().await.unwrap();
         let http_port = free_port().unwrap();
         let admin = free_addr().unwrap();
@@ -289,6 +334,10 @@ impl Fixture {
             .tempdir()
             .unwrap();
         std::fs::write(dir.path().join("policy.cedar"), POLICY).unwrap();
+        witness
+            .store
+            .set(dir.path().join("state").join("audit.db"))
+            .unwrap();
         std::fs::write(dir.path().join("upstream-ca.pem"), &ca_pem).unwrap();
         let config = format!(
             r#"
@@ -362,6 +411,11 @@ response_timeout = "1s"
 name = "down"
 protocol = "http"
 upstream_url = "http://127.0.0.1:{dead}"
+
+[[connections]]
+name = "witness"
+protocol = "http"
+upstream_url = "http://{witness_addr}"
 "#,
             state = dir.path().join("state").display(),
             pg = free_port().unwrap(),
@@ -376,6 +430,7 @@ upstream_url = "http://127.0.0.1:{dead}"
             base: format!("http://127.0.0.1:{http_port}"),
             issuer,
             oauth_issued,
+            witness,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
     }
@@ -437,6 +492,48 @@ upstream_url = "http://127.0.0.1:{dead}"
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let (status, _, body, _) = self.call("GET", path, Some(token), |r| r).await;
         (status, body)
+    }
+
+    fn store(&self) -> SqliteStore {
+        SqliteStore::open(self.witness.store.get().unwrap()).unwrap()
+    }
+
+    /// The sessions of `subject`, oldest first, once `count` of them have ended.
+    async fn ended_sessions(&self, subject: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut found = self
+                .store()
+                .sessions(&SessionFilter {
+                    subject: Some(subject.to_owned()),
+                    ..SessionFilter::default()
+                })
+                .unwrap();
+            if found.len() >= count && found.iter().all(|s| s.ended_us.is_some()) {
+                found.sort_by_key(|s| s.started_us);
+                return found.into_iter().map(|s| s.session).collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{subject}: {found:?}\n{}",
+                self.gateway.log().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `portcullis <args> --config <the gateway's config>`: (exit code, stdout + stderr).
+    fn cli(&self, args: &[&str]) -> (i32, String) {
+        let config = self.gateway.config_path();
+        let mut all = args.to_vec();
+        all.extend(["--config", config.to_str().unwrap()]);
+        let out = run_cli(Path::new(BIN), &all, &SECRETS).unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
     }
 }
 
@@ -855,6 +952,7 @@ async fn upstream_failures_and_websockets() {
         assert_eq!(echoed.into_text().unwrap().as_str(), text);
     }
     ws.close(None).await.unwrap();
+    drop(ws);
 
     // Without a token, no upgrade.
     let request = format!("{}/live/socket", f.base.replace("http://", "ws://"))
@@ -862,6 +960,35 @@ async fn upstream_failures_and_websockets() {
         .unwrap();
     let err = tokio_tungstenite::connect_async(request).await.unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
+
+    // The trail: the gateway's 502 and 504 after forwarding, and the upgrade, ended when it closed.
+    let ids = f.ended_sessions("crm-bot", 3).await;
+    let mut store = f.store();
+    let outcomes: Vec<(String, Option<String>, String)> = ids
+        .iter()
+        .map(|id| {
+            let events = store.session_events(id).unwrap();
+            let mut outcome = None;
+            let mut end = String::new();
+            for e in &events {
+                match e.decode().unwrap() {
+                    EventBody::Outcome(o) => outcome = Some(o),
+                    EventBody::SessionEnd(e) => end = e.reason,
+                    _ => {}
+                }
+            }
+            let o = outcome.unwrap();
+            (o.tags.join(","), o.error.map(|e| e.sqlstate), end)
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("502".into(), Some("502".into()), "gateway_error".into()),
+            ("504".into(), Some("504".into()), "gateway_error".into()),
+            ("101".into(), None, "upgrade_closed".into()),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -911,4 +1038,150 @@ async fn plaintext_is_refused_unless_allowed() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_before_it_is_forwarded_and_replays() {
+    let f = Fixture::start().await;
+    let token = f.mint("audit-bot", &["agents"]);
+
+    // The upstream reads the audit store while answering: the request was recorded before it got it.
+    let (status, body) = f.get("/witness/check?nonce=n1", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["recorded"], true,
+        "forwarded before its audit event was committed"
+    );
+    // Allowed, refused by policy, and no such connection (after the token): all recorded.
+    let (status, _) = f.get("/crm/customers/42?tenant=acme", &token).await;
+    assert_eq!(status, 200);
+    let (s, ct, body, _) = f.call("DELETE", "/crm/customers/1", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 403);
+    let (s, ct, body, _) = f.call("GET", "/nowhere/x", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 404);
+    // A rejected token is not a session (metrics only), as for PostgreSQL.
+    let before = f.store().sessions(&SessionFilter::default()).unwrap().len();
+    let (s, _, _, _) = f.call("GET", "/crm/products", Some("not-a-token"), |r| r).await;
+    assert_eq!(s, 401);
+
+    let ids = f.ended_sessions("audit-bot", 4).await;
+    assert_eq!(ids.len(), 4, "one session per request");
+    assert_eq!(
+        f.store().sessions(&SessionFilter::default()).unwrap().len(),
+        before,
+        "a 401 recorded a session"
+    );
+
+    // The events of the allowed request: start (http, the credential kind), statement, outcome, end.
+    let events: Vec<EventBody> = f
+        .store()
+        .session_events(&ids[1])
+        .unwrap()
+        .iter()
+        .map(|e| e.decode().unwrap())
+        .collect();
+    let [
+        EventBody::SessionStart(start),
+        EventBody::Statement(statement),
+        EventBody::Outcome(outcome),
+        EventBody::SessionEnd(end),
+    ] = events.as_slice()
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(
+        (
+            start.protocol.as_str(),
+            start.connection.as_str(),
+            start.upstream_role.as_str()
+        ),
+        ("http", "crm", "header")
+    );
+    assert_eq!(start.subject, "audit-bot");
+    assert_eq!(statement.message, "http");
+    assert_eq!(statement.text, "GET /crm/customers/42?tenant=acme");
+    assert_eq!(statement.decision, "allow");
+    assert_eq!(statement.policies, ["customer-reads-need-tenant"]);
+    assert_eq!(statement.statements[0].kind, "http_read");
+    assert_eq!(statement.statements[0].reads, ["crm/customer"]);
+    assert!(outcome.ran && outcome.error.is_none());
+    assert_eq!(outcome.tags, ["200"]);
+    assert_eq!(
+        (end.reason.as_str(), end.statements, end.refused),
+        ("completed", 1, 0)
+    );
+
+    // What operators read.
+    let (code, out) = f.cli(&["sessions", "replay", &ids[1]]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("GET /crm/customers/42?tenant=acme, allowed by customer-reads-need-tenant"),
+        "{out}"
+    );
+    assert!(out.contains("outcome #1") && out.contains("200 ("), "{out}");
+    let (code, out) = f.cli(&["sessions", "replay", &ids[2]]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("DELETE /crm/customers/1, REFUSED by no-customer-deletes"),
+        "{out}"
+    );
+    assert!(out.contains("403 refused by the gateway, not forwarded"), "{out}");
+    let (code, out) = f.cli(&["sessions", "replay", &ids[3]]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("GET /nowhere/x, REFUSED"), "{out}");
+    assert!(out.contains("404 refused by the gateway"), "{out}");
+    let (code, out) = f.cli(&["sessions", "show", &ids[1]]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("connection  crm (http)"), "{out}");
+    assert!(out.contains("#1 200 ("), "{out}");
+    let (code, out) = f.cli(&["sessions", "list", "--subject", "audit-bot"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(out.contains("completed") && out.contains("refused"), "{out}");
+    let (code, out) = f.cli(&["sessions", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok"), "{out}");
+}
+
+#[tokio::test]
+async fn a_failing_audit_store_refuses_requests_with_503_and_forwards_nothing() {
+    let f = Fixture::start().await;
+    let token = f.mint("failing-bot", &["agents"]);
+    let (status, _) = f.get("/witness/before", &token).await;
+    assert_eq!(status, 200);
+    let hits = f.witness.hits.load(Ordering::SeqCst);
+
+    let raw = rusqlite::Connection::open(f.witness.store.get().unwrap()).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER fail BEFORE INSERT ON blocks \
+         WHEN instr(NEW.events, CAST('/witness/doomed' AS BLOB)) > 0 \
+         BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+    )
+    .unwrap();
+    let (s, ct, body, _) = f.call("GET", "/witness/doomed", Some(&token), |r| r).await;
+    assert_problem(s, &ct, &body, 503);
+    assert!(body["detail"].as_str().unwrap().contains("audit trail"), "{body}");
+    assert_eq!(
+        f.witness.hits.load(Ordering::SeqCst),
+        hits,
+        "the upstream received a request that was not recorded"
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", admin_of(&f)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("portcullis_audit_failures_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
+    raw.execute_batch("DROP TRIGGER fail").unwrap();
+    let (status, body) = f.get("/witness/doomed", &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["recorded"], true);
+    assert_eq!(f.witness.hits.load(Ordering::SeqCst), hits + 1);
 }

@@ -1,0 +1,266 @@
+//! The audit record of one HTTP request: an audit session of its own, whose start and `statement` event
+//! are committed before the request is forwarded, and whose outcome (status, duration, the gateway's
+//! refusal) and end follow when the exchange ends.
+//!
+//! One request is one session (not one client connection): a request is self-contained (its own
+//! token, decision and credential), HTTP/2 multiplexes many on one connection and keep-alive pools
+//! reuse connections across unrelated work, so a connection is not a unit an auditor could read.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis_audit::{
+    AuditError, AuditLog, Draft, ErrorInfo, EventBody, OutcomeEvent, SessionEndEvent, SessionStartEvent,
+    StatementEvent, StatementSummary,
+};
+use portcullis_core::{HttpAction, HttpRequestFacts, Principal};
+use portcullis_http::{BodyEnd, Completion, Ending, Problem};
+use portcullis_mask::{ConnectionMask, Counts};
+use tracing::{debug, error};
+
+use crate::audit::new_session_id;
+use crate::telemetry;
+
+/// The upstream side of an `http` connection, as the trail names it.
+#[derive(Debug, Clone)]
+pub struct UpstreamInfo {
+    /// The kind of credential the gateway adds: `header`, `basic`, `oauth_client_credentials`, `none`.
+    pub role: &'static str,
+    pub tls: bool,
+}
+
+/// A request, as it is recorded.
+#[derive(Debug)]
+pub struct Recorded<'a> {
+    pub principal: &'a Principal,
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// The connection, when one was selected.
+    pub connection: Option<&'a str>,
+    pub upstream: Option<&'a UpstreamInfo>,
+    pub method: &'a str,
+    /// Path and query as the agent sent them.
+    pub target: &'a str,
+    /// The facts policy saw (absent when the request was refused before they were known).
+    pub facts: Option<&'a HttpRequestFacts>,
+    /// Masking's detectors, applied to the target and header values before they are recorded.
+    pub scrub: Option<Arc<ConnectionMask>>,
+}
+
+/// The gateway's decision on a request, as recorded.
+#[derive(Debug)]
+pub struct Verdict {
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    pub policies: Vec<String>,
+    pub reason: String,
+}
+
+/// One request's audit session, from its committed statement to its end. Dropped without an ending
+/// (the client went away while the gateway waited for the upstream), it records the session's end.
+#[derive(Debug)]
+pub struct RequestRecord {
+    log: AuditLog,
+    session: String,
+    /// When the request's events were committed (its forwarding began).
+    started: Instant,
+    ended: bool,
+}
+
+impl RequestRecord {
+    /// Records the request's session start and statement, and waits until both are stored: an error
+    /// means the request must not be forwarded. Both are sent to the writer at once (the start first),
+    /// so they usually share one commit.
+    pub async fn begin(
+        log: &AuditLog,
+        request: &Recorded<'_>,
+        verdict: Verdict,
+    ) -> Result<RequestRecord, AuditError> {
+        let session = new_session_id();
+        let start = Draft::now(&session, EventBody::SessionStart(start_event(request)));
+        let statement = Draft::now(&session, EventBody::Statement(statement_event(request, verdict)));
+        let (start, statement) = tokio::join!(log.commit(start), log.commit(statement));
+        start?;
+        statement?;
+        Ok(RequestRecord {
+            log: log.clone(),
+            session,
+            started: Instant::now(),
+            ended: false,
+        })
+    }
+
+    /// The request was refused (nothing forwarded): its outcome carries the status and the gateway's
+    /// words, then the session ends.
+    pub fn refused(mut self, problem: &Problem) {
+        self.outcome(false, problem.status.as_u16(), Some(problem));
+        self.end("refused", String::new(), 1);
+    }
+
+    fn outcome(&self, ran: bool, status: u16, problem: Option<&Problem>) {
+        let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.log.submit(Draft::now(
+            &self.session,
+            EventBody::Outcome(OutcomeEvent {
+                n: 1,
+                ran,
+                tags: vec![status.to_string()],
+                rows: 0,
+                duration_us,
+                error: problem.map(|p| ErrorInfo {
+                    sqlstate: p.status.as_u16().to_string(),
+                    message: p.detail.clone(),
+                }),
+                result: None,
+                masked: Default::default(),
+            }),
+        ));
+    }
+
+    fn end(&mut self, reason: &str, detail: String, refused: u64) {
+        self.ended = true;
+        self.log.submit(Draft::now(
+            &self.session,
+            EventBody::SessionEnd(SessionEndEvent {
+                reason: reason.to_owned(),
+                detail,
+                statements: 1,
+                refused,
+                duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }),
+        ));
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end("client_disconnected", "before the response arrived".to_owned(), 0);
+        }
+    }
+}
+
+impl Completion for RequestRecord {
+    fn finished(mut self, ending: Ending<'_>) {
+        match ending {
+            // Forwarded, but the gateway answered (502, 504): the upstream may have seen the request.
+            Ending::Refused(problem) => {
+                self.outcome(true, problem.status.as_u16(), Some(problem));
+                self.end("gateway_error", String::new(), 0);
+            }
+            Ending::Responded { status, body } => {
+                self.outcome(true, status.as_u16(), None);
+                let (reason, detail) = match body {
+                    BodyEnd::Complete => ("completed", ""),
+                    BodyEnd::Upgraded => ("upgrade_closed", "bytes after the switch are not recorded"),
+                    BodyEnd::ClientGone => ("client_disconnected", "before the response body ended"),
+                    BodyEnd::Failed => ("upstream_failed", "the response body failed part-way"),
+                };
+                self.end(reason, detail.to_owned(), 0);
+            }
+        }
+    }
+}
+
+/// Logs and counts a failed audit write; the problem a request gets when it cannot be recorded.
+pub fn store_failure(e: &AuditError) -> Problem {
+    telemetry::audit_failure();
+    // A failed write is logged once per group by the writer; each refused request only at debug.
+    match e {
+        AuditError::Store(_) => {
+            debug!(error = %e, "audit store failed; refusing the http request (fail closed)")
+        }
+        _ => error!(error = %e, "audit store failed; refusing the http request (fail closed)"),
+    }
+    Problem::unavailable(
+        "Portcullis could not record this request in its audit trail, so it was not forwarded; retry later",
+    )
+}
+
+fn start_event(r: &Recorded<'_>) -> SessionStartEvent {
+    let p = r.principal;
+    SessionStartEvent {
+        protocol: "http".to_owned(),
+        issuer: p.issuer.clone(),
+        issuer_alias: p.issuer_alias.clone(),
+        subject: p.subject.clone(),
+        groups: p.groups.clone(),
+        token_id: p.token_id.clone(),
+        token_expires_at: p
+            .expires_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or_default(),
+        client_addr: r.peer.to_string(),
+        client_tls: r.tls,
+        // HTTP has no user name; identity comes from the token.
+        client_user: String::new(),
+        connection: r.connection.unwrap_or_default().to_owned(),
+        upstream_role: r.upstream.map_or("", |u| u.role).to_owned(),
+        upstream_tls: r.upstream.is_some_and(|u| u.tls),
+    }
+}
+
+/// `GET /crm/customers/42?tenant=acme`, the allow-listed headers as `name: value` parameters, and the
+/// action on its resource as the statement's summary.
+fn statement_event(r: &Recorded<'_>, verdict: Verdict) -> StatementEvent {
+    let mut text = format!("{} {}", r.method, r.target);
+    let mut params: Vec<Option<String>> = r
+        .facts
+        .map(|f| {
+            f.headers
+                .iter()
+                .map(|(name, value)| Some(format!("{name}: {value}")))
+                .collect()
+        })
+        .unwrap_or_default();
+    // What reaches the audit trail is scrubbed by masking's detectors, as statement texts are.
+    if let Some(scrub) = &r.scrub {
+        let mut counts = Counts::default();
+        if let Some(masked) = scrub.scrub(&text, &mut counts) {
+            text = masked;
+        }
+        for value in params.iter_mut().flatten() {
+            if let Some(masked) = scrub.scrub(value, &mut counts) {
+                *value = masked;
+            }
+        }
+    }
+    let statements = match (r.facts, r.connection) {
+        (Some(f), Some(connection)) => vec![summary(f, connection)],
+        _ => Vec::new(),
+    };
+    StatementEvent {
+        n: 1,
+        message: "http".to_owned(),
+        prepared: None,
+        text,
+        params,
+        statements,
+        decision: verdict.decision.to_owned(),
+        policies: verdict.policies,
+        reason: verdict.reason,
+    }
+}
+
+/// The Cedar action, the method, and the resource decided on (the route, else the connection) as
+/// what is read or written.
+fn summary(f: &HttpRequestFacts, connection: &str) -> StatementSummary {
+    let resource = match &f.route {
+        Some(route) => format!("{connection}/{}", route.name),
+        None => connection.to_owned(),
+    };
+    let (reads, writes) = match f.action {
+        HttpAction::Read => (vec![resource], Vec::new()),
+        HttpAction::Write | HttpAction::Delete => (Vec::new(), vec![resource]),
+    };
+    StatementSummary {
+        kind: f.action.action().to_owned(),
+        command: f.method.clone(),
+        reads,
+        writes,
+        functions: Vec::new(),
+        unbounded_write: false,
+    }
+}
