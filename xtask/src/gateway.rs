@@ -209,8 +209,14 @@ impl Gateway {
             addr: started.pg,
             dbname: DATABASE.to_owned(),
             user: "bench-agent".to_owned(),
-            password: mint_token(bin, &started.process, &upstream.password, "bench", GROUP)
-                .with_context(|| format!("mint a token for the {variant} gateway"))?,
+            password: mint_token(
+                bin,
+                &started.process,
+                &[(PASSWORD_VAR, upstream.password.as_str())],
+                "bench",
+                GROUP,
+            )
+            .with_context(|| format!("mint a token for the {variant} gateway"))?,
         };
         Ok(Gateway {
             variant,
@@ -266,7 +272,7 @@ impl Gateway {
 
     /// A token of `subject` in `group` from this gateway's development issuer (a reviewer's, say).
     pub fn mint(&self, bin: &Path, subject: &str, group: &str) -> anyhow::Result<String> {
-        mint_token(bin, &self.process, "unused", subject, group)
+        mint_token(bin, &self.process, &[(PASSWORD_VAR, "unused")], subject, group)
     }
 
     /// The admin listener's address.
@@ -413,11 +419,12 @@ tls = "disable"
     })
 }
 
-/// `portcullis token mint` for `subject` in `group`, valid for longer than any bench.
-fn mint_token(
+/// `portcullis token mint` for `subject` in `group`, valid for longer than any bench; `env` holds what
+/// the config's `${VAR}` references need to load.
+pub(crate) fn mint_token(
     bin: &Path,
     gateway: &GatewayProcess,
-    pg_password: &str,
+    env: &[(&str, &str)],
     subject: &str,
     group: &str,
 ) -> anyhow::Result<String> {
@@ -428,7 +435,7 @@ fn mint_token(
     let args = [
         "token", "mint", "--config", config, "--sub", subject, "--group", group, "--ttl", "12h",
     ];
-    let output = run_cli(bin, &args, &[(PASSWORD_VAR, pg_password)])?;
+    let output = run_cli(bin, &args, env)?;
     if !output.status.success() {
         bail!(
             "portcullis token mint failed ({}): {}",

@@ -1,4 +1,5 @@
-//! What the bench ran on: cores, CPU model, kernel, PostgreSQL version; printed beside every result.
+//! What the bench ran on: cores, CPU model, kernel, PostgreSQL version (for the pgbench benches); printed
+//! beside every result.
 
 use std::fmt;
 use std::fs;
@@ -11,12 +12,21 @@ pub struct Machine {
     pub cores: usize,
     pub cpu_model: String,
     pub kernel: String,
-    pub pgbench: String,
+    /// pgbench's version, for the benches that run it.
+    pub pgbench: Option<String>,
 }
 
 impl Machine {
     /// Reads /proc and asks pgbench for its version.
     pub fn detect() -> anyhow::Result<Machine> {
+        Ok(Machine {
+            pgbench: Some(crate::pgbench::version()?),
+            ..Machine::detect_host()?
+        })
+    }
+
+    /// Reads /proc only (cores, CPU model, kernel).
+    pub fn detect_host() -> anyhow::Result<Machine> {
         let cores = std::thread::available_parallelism()
             .context("number of available cores")?
             .get();
@@ -34,7 +44,7 @@ impl Machine {
             cores,
             cpu_model,
             kernel: format!("Linux {}", release.trim()),
-            pgbench: crate::pgbench::version()?,
+            pgbench: None,
         })
     }
 }
@@ -44,7 +54,10 @@ impl fmt::Display for Machine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "- cores (nproc): {}", self.cores)?;
         writeln!(f, "- CPU: {}", self.cpu_model)?;
-        writeln!(f, "- kernel: {}", self.kernel)?;
-        write!(f, "- client and server: {}", self.pgbench)
+        write!(f, "- kernel: {}", self.kernel)?;
+        match &self.pgbench {
+            Some(pgbench) => write!(f, "\n- client and server: {pgbench}"),
+            None => Ok(()),
+        }
     }
 }

@@ -2,8 +2,11 @@
 
 mod bench;
 mod bench_approvals;
+mod bench_http;
 mod bench_masking;
 mod gateway;
+mod http_load;
+mod http_upstream;
 mod machine;
 mod pgbench;
 mod proc_stat;
@@ -46,6 +49,25 @@ enum Command {
     /// How quickly an approved statement runs: a held DELETE per round, approved through the admin API;
     /// prints median, p95 and maximum of approve-to-result; writes <target dir>/bench/approvals.md.
     BenchApprovals(bench_approvals::ApprovalBenchArgs),
+    /// Small JSON responses over HTTP/1.1 keep-alive: requests/s and p50/p99 latency direct to an
+    /// upstream, through a plain TCP relay, and through the release gateway's HTTP proxy.
+    ///
+    /// Starts the upstream (`http-upstream`), the relay and one gateway per variant (audit on, audit
+    /// off), mints a token, and runs a Rust load generator (N connections sending back to back) against
+    /// each target in rotating order, per connection count and repeat. Prints a table per connection
+    /// count (ratios to direct and relay, added p50, CPU per request of proxy, upstream and client, peak
+    /// RSS) and writes them to <target dir>/bench/http.md.
+    BenchHttp(bench_http::HttpBenchArgs),
+    /// The HTTP bench's upstream: answers every request with one small JSON object, keep-alive. Prints
+    /// `listening on <addr>` once bound, then serves until killed.
+    HttpUpstream {
+        /// Where to listen; port 0 picks a free one (the printed line names it).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Runtime worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
     /// A plain TCP relay (accept, connect upstream, copy both ways); the bench's baseline. Prints
     /// `listening on <addr>` once bound, then serves until killed.
     Relay {
@@ -76,6 +98,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::BenchMasking(args) => bench_masking::run(&args),
         Command::BenchApprovals(args) => bench_approvals::run(&args),
+        Command::BenchHttp(args) => bench_http::run(&args),
+        Command::HttpUpstream { listen, workers } => http_upstream::run(listen, workers),
         Command::Relay {
             listen,
             upstream,

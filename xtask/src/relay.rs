@@ -128,7 +128,7 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr, journal: Option<Journal
         .with_context(|| format!("bind {listen}"))?;
     let bound = listener.local_addr().context("local address")?;
     // stdout is a pipe to the parent: println! flushes on the newline.
-    println!("{READY_PREFIX}{bound}");
+    println!("{}", ready_line(bound));
     loop {
         let (client, peer) = listener.accept().await.context("accept")?;
         let journal = journal.clone();
@@ -222,33 +222,13 @@ impl RelayProcess {
     }
 
     fn spawn(xtask: &Path, upstream: SocketAddr, extra: &[&std::ffi::OsStr]) -> anyhow::Result<RelayProcess> {
-        let mut child = Command::new(xtask)
+        let mut command = Command::new(xtask);
+        command
             .args(["relay", "--listen", "127.0.0.1:0", "--upstream"])
             .arg(upstream.to_string())
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("spawn {} relay", xtask.display()))?;
-        let stdout = child.stdout.take().context("relay stdout")?;
-        // From here on an error drops `relay`, which kills the child.
-        let mut relay = RelayProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .context("read the relay's ready line")?;
-        let Some(addr) = line.trim().strip_prefix(READY_PREFIX) else {
-            let status = relay.child.try_wait().ok().flatten();
-            bail!("relay did not report its address (said {line:?}, exit {status:?})");
-        };
-        relay.addr = addr
-            .parse()
-            .map_err(|error| anyhow!("relay address {addr:?}: {error}"))?;
-        Ok(relay)
+            .args(extra);
+        let (child, addr) = spawn_listening(command, "relay")?;
+        Ok(RelayProcess { child, addr })
     }
 
     /// Where clients connect.
@@ -260,6 +240,42 @@ impl RelayProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// Spawns `command` (a server of the bench: the relay, the HTTP upstream) with stdout piped, and waits
+/// for the `listening on <addr>` line it prints once bound. The child is killed if it does not say it.
+pub(crate) fn spawn_listening(mut command: Command, what: &str) -> anyhow::Result<(Child, SocketAddr)> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("spawn the {what}"))?;
+    let addr = read_ready_line(&mut child, what);
+    if addr.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ok((child, addr?))
+}
+
+fn read_ready_line(child: &mut Child, what: &str) -> anyhow::Result<SocketAddr> {
+    let stdout = child.stdout.take().with_context(|| format!("{what} stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .with_context(|| format!("read the {what}'s ready line"))?;
+    let Some(addr) = line.trim().strip_prefix(READY_PREFIX) else {
+        let status = child.try_wait().ok().flatten();
+        bail!("{what} did not report its address (said {line:?}, exit {status:?})");
+    };
+    addr.parse()
+        .map_err(|error| anyhow!("{what} address {addr:?}: {error}"))
+}
+
+/// The line a bench server prints on stdout once bound.
+pub(crate) fn ready_line(bound: SocketAddr) -> String {
+    format!("{READY_PREFIX}{bound}")
 }
 
 impl Drop for RelayProcess {

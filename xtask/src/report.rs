@@ -524,7 +524,7 @@ mod tests {
                 cores: 2,
                 cpu_model: "test".to_owned(),
                 kernel: "Linux test".to_owned(),
-                pgbench: "pgbench (PostgreSQL) 15".to_owned(),
+                pgbench: Some("pgbench (PostgreSQL) 15".to_owned()),
             },
             command: "cargo xtask bench".to_owned(),
             scale: 10,
