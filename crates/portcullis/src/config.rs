@@ -1260,8 +1260,21 @@ mod tests {
         let masked = format!(
             "{BASE}{HTTP}\n[[masking.rules]]\ndetectors = [\"email\"]\nconnections = [\"crm\"]\nstrategy = \"redact\"\n"
         );
-        let err = check(&masked).unwrap_err().to_string();
-        assert!(err.starts_with("masking.rules[0].connections[0]"), "{err}");
+        // Masking rules may name http connections (their response bodies are masked); other_content
+        // is an http key with two values.
+        check(&masked).unwrap();
+        check(&masked.replace("context_headers", "other_content = \"pass\"\ncontext_headers")).unwrap();
+        let err = check(&masked.replace("context_headers", "other_content = \"drop\"\ncontext_headers"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("connections[1].other_content"), "{err}");
+        let err = check(&BASE.replace(
+            "user = \"portcullis\"",
+            "user = \"portcullis\"\nother_content = \"pass\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("connections[0].other_content"), "{err}");
         let twice = format!("{BASE}{HTTP}{}", HTTP.replace("\"crm\"", "\"crm2\""));
         assert!(
             check(&twice)
