@@ -153,7 +153,7 @@ impl RequestMasking {
             )));
         }
         let engine = match kind {
-            Kind::Json => Engine::Json(JsonMasker::new(rules.clone(), JsonLimits::default())),
+            Kind::Json => Engine::Json(Box::new(JsonMasker::new(rules.clone(), JsonLimits::default()))),
             // Text without detectors has nothing to mask.
             Kind::Text if rules.detectors() == DetectorSet::EMPTY => return Ok(None),
             Kind::Text => Engine::Text(TextMasker::new(rules.clone(), TextLimits::default())),
@@ -222,7 +222,7 @@ fn short(value: &str) -> &str {
 /// The masker of one response body.
 #[derive(Debug)]
 enum Engine {
-    Json(JsonMasker),
+    Json(Box<JsonMasker>),
     Text(TextMasker),
     Events(EventStream),
 }

@@ -404,7 +404,8 @@ data: \"text\":\"card [card]\"}}\n\n: ping\n\ndata: [DONE] [card]\n\n";
 
     // The audit outcome of each masked request counts what was masked; the session ended normally.
     let sessions = f.sessions("mask-bot", 6).await;
-    let outcomes: Vec<(String, Vec<(String, u64)>, String)> = sessions
+    type Row = (String, Vec<(String, u64)>, String);
+    let outcomes: Vec<Row> = sessions
         .iter()
         .map(|events| {
             let [
