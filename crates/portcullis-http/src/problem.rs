@@ -67,6 +67,11 @@ impl Problem {
         Problem::new(StatusCode::BAD_GATEWAY, "Upstream unavailable", detail)
     }
 
+    /// 502: the upstream's response cannot be passed on as it is (a body masking cannot read).
+    pub fn unfilterable(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_GATEWAY, "Response cannot be masked", detail)
+    }
+
     /// 504: the upstream did not answer in time.
     pub fn gateway_timeout(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::GATEWAY_TIMEOUT, "Upstream timed out", detail)

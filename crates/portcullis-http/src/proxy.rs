@@ -58,14 +58,30 @@ pub trait Gate: Send + Sync + 'static {
         async {}
     }
 
-    /// A filter for this response's body (masking, recording), or `None` to stream it untouched.
+    /// The headers of the request about to be sent upstream, after the gateway's own changes
+    /// (hop-by-hop and `Authorization` removed, forwarding headers; the credential is added after): an
+    /// edit by the gate (masking removes `Accept-Encoding`,
+    /// because it cannot read compressed bodies).
+    fn upstream_headers(
+        &self,
+        _who: &Self::Identity,
+        _request: &RequestInfo<'_>,
+        _pass: &Self::Pass,
+        _headers: &mut http::HeaderMap,
+    ) {
+    }
+
+    /// A filter for this response's body (masking, recording), `None` to stream it untouched, or a
+    /// problem to answer with instead, decided on the response's headers before any of its body is
+    /// sent (a body the gate cannot filter). The pass then hears [`Ending::Refused`].
     fn response_filter(
         &self,
         _who: &Self::Identity,
         _request: &RequestInfo<'_>,
+        _pass: &Self::Pass,
         _response: &http::response::Parts,
-    ) -> Option<Box<dyn ResponseFilter>> {
-        None
+    ) -> Result<Option<Box<dyn ResponseFilter>>, Problem> {
+        Ok(None)
     }
 
     /// A request was answered with `status` (by the upstream or by the gateway); `connection` when
@@ -119,7 +135,8 @@ impl<C: Completion> Completion for Option<C> {
 #[derive(Debug, Clone, Copy)]
 pub enum Ending<'a> {
     /// The gateway answered with a problem after the decision (the upstream unreachable, 502; no
-    /// response in time, 504; the credential unavailable, 502; a target it cannot forward, 400).
+    /// response in time, 504; the credential unavailable, 502; a target it cannot forward, 400; a
+    /// response the gate's filter refused on its headers).
     Refused(&'a Problem),
     /// The upstream's response was passed on: its status, and how its body ended.
     Responded { status: StatusCode, body: BodyEnd },
@@ -279,6 +296,8 @@ impl<G: Gate> Proxy<G> {
 
         // 3c. The upstream request: the gateway's URI, headers and credential. From here on, the pass
         //     hears how the exchange ended.
+        headers::to_upstream(&mut parts.headers, upgrade.as_ref(), peer.ip(), tls, sent.host);
+        self.gate.upstream_headers(who, &info, &pass, &mut parts.headers);
         let prepared = async {
             parts.uri = settings
                 .base
@@ -286,7 +305,6 @@ impl<G: Gate> Proxy<G> {
                 .map_err(|_| Problem::bad_request("the request target cannot be forwarded"))?;
             parts.version = Version::HTTP_11;
             parts.extensions = http::Extensions::new();
-            headers::to_upstream(&mut parts.headers, upgrade.as_ref(), peer.ip(), tls, sent.host);
             settings.credential.apply(&mut parts.headers).await.map_err(|e| {
                 info!(connection = name, error = %e, "upstream credential unavailable");
                 Problem::bad_gateway(format!(
@@ -315,15 +333,23 @@ impl<G: Gate> Proxy<G> {
             return Ok(switch_protocols(name, response, client_upgrade, pass));
         }
 
-        // 5. The response streams back, through the gate's filter when it installs one; the pass
-        //    hears when the body ended (or the client left).
+        // 5. The response streams back, through the gate's filter when it installs one (or is refused
+        //    on its headers, before any of its body is sent); the pass hears when the body ended (or
+        //    the client left).
         let (mut parts, body) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, None);
         parts.version = Version::HTTP_11;
         let mut body = boxed(body);
-        if let Some(filter) = self.gate.response_filter(who, &info, &parts) {
-            parts.headers.remove(header::CONTENT_LENGTH);
-            body = boxed(Filtered::new(body, filter));
+        match self.gate.response_filter(who, &info, &pass, &parts) {
+            Ok(None) => {}
+            Ok(Some(filter)) => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                body = boxed(Filtered::new(body, filter));
+            }
+            Err(problem) => {
+                pass.finished(Ending::Refused(&problem));
+                return Err(problem);
+            }
         }
         let body = boxed(Watched::new(body, parts.status, pass));
         Ok(Response::from_parts(parts, body))

@@ -488,6 +488,22 @@ pub struct ConnectionConfig {
     /// HTTP: how long the upstream has to answer with its response headers (then 504).
     #[serde(default = "default_response_timeout", with = "humantime_serde")]
     pub response_timeout: Duration,
+    /// HTTP, when responses are masked: what happens to a body masking cannot read (neither JSON nor
+    /// text: images, PDFs, octet streams). Unset: `refuse`.
+    #[serde(default)]
+    pub other_content: Option<OtherContent>,
+}
+
+/// An HTTP connection's choice for response bodies masking cannot read, when it masks responses.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OtherContent {
+    /// Answered with a 502 problem before any of the body is sent (fail closed: an upstream that
+    /// labels JSON `application/octet-stream` must not bypass masking).
+    #[default]
+    Refuse,
+    /// Passed on unread.
+    Pass,
 }
 
 /// One `routes` entry of an HTTP connection: `{ template = "/customers/{id}", name = "customer" }`.
@@ -834,19 +850,6 @@ impl Config {
                         format!("no connection named {name:?}"),
                     ));
                 }
-                // Refused rather than ignored: the operator asked for masking the gateway cannot do yet.
-                if self
-                    .connections
-                    .iter()
-                    .any(|c| c.name == *name && c.protocol == Protocol::Http)
-                {
-                    return Err(invalid(
-                        format!("masking.rules[{i}].connections[{j}]"),
-                        format!(
-                            "{name:?} is an http connection: masking HTTP responses is not supported yet"
-                        ),
-                    ));
-                }
             }
         }
         portcullis_mask::MaskPolicy::compile(&m.rules, &[0u8; 32]).map_err(|e| {
@@ -895,6 +898,7 @@ impl ConnectionConfig {
             ("hosts", !self.hosts.is_empty()),
             ("routes", !self.routes.is_empty()),
             ("context_headers", !self.context_headers.is_empty()),
+            ("other_content", self.other_content.is_some()),
         ];
         if let Some((key, _)) = http_only.iter().find(|(_, set)| *set) {
             return Err(invalid(key, "applies to protocol = \"http\" connections only"));
@@ -1256,8 +1260,21 @@ mod tests {
         let masked = format!(
             "{BASE}{HTTP}\n[[masking.rules]]\ndetectors = [\"email\"]\nconnections = [\"crm\"]\nstrategy = \"redact\"\n"
         );
-        let err = check(&masked).unwrap_err().to_string();
-        assert!(err.starts_with("masking.rules[0].connections[0]"), "{err}");
+        // Masking rules may name http connections (their response bodies are masked); other_content
+        // is an http key with two values.
+        check(&masked).unwrap();
+        check(&masked.replace("context_headers", "other_content = \"pass\"\ncontext_headers")).unwrap();
+        let err = check(&masked.replace("context_headers", "other_content = \"drop\"\ncontext_headers"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("connections[1].other_content"), "{err}");
+        let err = check(&BASE.replace(
+            "user = \"portcullis\"",
+            "user = \"portcullis\"\nother_content = \"pass\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("connections[0].other_content"), "{err}");
         let twice = format!("{BASE}{HTTP}{}", HTTP.replace("\"crm\"", "\"crm2\""));
         assert!(
             check(&twice)

@@ -14,8 +14,8 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use portcullis_core::{Outcome, Principal, RejectReason};
 use portcullis_http::{
-    Gate, OAuthSettings, Problem, Proxy, ProxyLimits, RefusedRequest, RequestInfo, RouteTemplate, Upstream,
-    UpstreamBase, UpstreamCredential, UpstreamSettings,
+    Completion, Ending, Gate, OAuthSettings, Problem, Proxy, ProxyLimits, RefusedRequest, RequestInfo,
+    ResponseFilter, RouteTemplate, Upstream, UpstreamBase, UpstreamCredential, UpstreamSettings,
 };
 use portcullis_identity::Verifier;
 use portcullis_mask::{ConnectionMask, MaskPolicy};
@@ -27,6 +27,7 @@ use crate::audit::Audit;
 use crate::config::{ClientAuth, Config, ConnectionConfig, CredentialConfig, Protocol, UpstreamTlsMode};
 use crate::guard::{Loaded, PolicyStore};
 use crate::http_audit::{self, Recorded, RequestRecord, UpstreamInfo, Verdict};
+use crate::http_mask::{BodyMasking, RequestMasking};
 use crate::postgres::token_age_secs;
 use crate::telemetry;
 
@@ -76,6 +77,25 @@ pub struct HttpGate {
     pub upstreams: HashMap<String, UpstreamInfo>,
     /// Masking's rules: their detectors scrub request targets before they are recorded.
     pub masking: Option<Arc<MaskPolicy>>,
+    /// How each `http` connection with field rules or detectors masks response bodies.
+    pub bodies: HashMap<String, Arc<BodyMasking>>,
+}
+
+/// What the gate keeps of a request it let through: its audit record (none when the trail is off) and
+/// the masking of its response (none when the connection masks nothing or policy grants `unmask`).
+#[derive(Debug)]
+pub struct HttpPass {
+    record: Option<RequestRecord>,
+    masking: Option<RequestMasking>,
+}
+
+impl Completion for HttpPass {
+    fn finished(self, ending: Ending<'_>) {
+        if let Some(record) = self.record {
+            let tally = self.masking.as_ref().map(RequestMasking::tally);
+            record.finished(ending, tally.as_ref());
+        }
+    }
 }
 
 /// The gate's decision on one request: the answer, and what the audit trail says of it.
@@ -86,7 +106,7 @@ struct Judged {
 
 impl Gate for HttpGate {
     type Identity = Arc<Principal>;
-    type Pass = Option<RequestRecord>;
+    type Pass = HttpPass;
 
     async fn authenticate(&self, token: &str, peer: SocketAddr) -> Result<Arc<Principal>, Problem> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -121,19 +141,32 @@ impl Gate for HttpGate {
         Ok(principal)
     }
 
-    async fn decide(
-        &self,
-        who: &Arc<Principal>,
-        request: &RequestInfo<'_>,
-    ) -> Result<Option<RequestRecord>, Problem> {
+    async fn decide(&self, who: &Arc<Principal>, request: &RequestInfo<'_>) -> Result<HttpPass, Problem> {
         let context = RequestContext {
             client_ip: request.peer.ip(),
             token_age_secs: token_age_secs(who),
         };
         let policies = self.policies.current();
         let Judged { answer, verdict } = self.judge(&policies, who, request, &context);
+        // Masking, unless policy lets this caller see the connection in clear: decided once, for the
+        // recorded target and the response body alike.
+        let connection = request.connection;
+        let masked = !crate::masking::cleartext(&policies, who, connection, &context);
+        let scrub = self
+            .masking
+            .as_ref()
+            .map(|policy| policy.for_connection(connection))
+            .filter(|rules| masked && !rules.is_empty());
+        let masking = self
+            .bodies
+            .get(connection)
+            .filter(|_| masked)
+            .map(|body| RequestMasking::new(Arc::clone(body)));
         let Some(audit) = &self.audit else {
-            return answer.map(|()| None);
+            return answer.map(|()| HttpPass {
+                record: None,
+                masking,
+            });
         };
         // Write-ahead: the request's start and statement are durable before anything is forwarded; a
         // refusal is recorded too. A store failure refuses the request (503), whatever was decided.
@@ -146,14 +179,17 @@ impl Gate for HttpGate {
             method: &request.facts.method,
             target: request.target,
             facts: Some(request.facts),
-            scrub: self.scrub(&policies, who, request.connection, &context),
+            scrub,
         };
         let record = match RequestRecord::begin(&audit.log, &recorded, verdict).await {
             Ok(record) => record,
             Err(e) => return Err(http_audit::store_failure(&e)),
         };
         match answer {
-            Ok(()) => Ok(Some(record)),
+            Ok(()) => Ok(HttpPass {
+                record: Some(record),
+                masking,
+            }),
             Err(problem) => {
                 record.refused(&problem);
                 Err(problem)
@@ -192,6 +228,31 @@ impl Gate for HttpGate {
             Err(e) => {
                 let _ = http_audit::store_failure(&e);
             }
+        }
+    }
+
+    fn upstream_headers(
+        &self,
+        _who: &Arc<Principal>,
+        _request: &RequestInfo<'_>,
+        pass: &HttpPass,
+        headers: &mut http::HeaderMap,
+    ) {
+        if let Some(masking) = &pass.masking {
+            masking.upstream_headers(headers);
+        }
+    }
+
+    fn response_filter(
+        &self,
+        _who: &Arc<Principal>,
+        request: &RequestInfo<'_>,
+        pass: &HttpPass,
+        response: &http::response::Parts,
+    ) -> Result<Option<Box<dyn ResponseFilter>>, Problem> {
+        match &pass.masking {
+            Some(masking) => masking.filter(request.connection, &request.facts.method, response),
+            None => Ok(None),
         }
     }
 
@@ -289,13 +350,7 @@ impl HttpGate {
         context: &RequestContext,
     ) -> Option<Arc<ConnectionMask>> {
         let rules = self.masking.as_ref()?.for_connection(connection);
-        if rules.is_empty() {
-            return None;
-        }
-        let set = &policies.set;
-        if set.unmask_possible()
-            && set.decide_unmask(who, connection, None, context).outcome == Outcome::Allow
-        {
+        if rules.is_empty() || crate::masking::cleartext(policies, who, connection, context) {
             return None;
         }
         Some(rules)

@@ -15,11 +15,12 @@ use portcullis_audit::{
     StatementEvent, StatementSummary,
 };
 use portcullis_core::{HttpAction, HttpRequestFacts, Principal};
-use portcullis_http::{BodyEnd, Completion, Ending, Problem};
+use portcullis_http::{BodyEnd, Ending, Problem};
 use portcullis_mask::{ConnectionMask, Counts};
 use tracing::{debug, error};
 
 use crate::audit::new_session_id;
+use crate::http_mask::Tally;
 use crate::telemetry;
 
 /// The upstream side of an `http` connection, as the trail names it.
@@ -94,11 +95,42 @@ impl RequestRecord {
     /// The request was refused (nothing forwarded): its outcome carries the status and the gateway's
     /// words, then the session ends.
     pub fn refused(mut self, problem: &Problem) {
-        self.outcome(false, problem.status.as_u16(), Some(problem));
+        self.outcome(false, status_error(problem), None);
         self.end("refused", String::new(), 1);
     }
 
-    fn outcome(&self, ran: bool, status: u16, problem: Option<&Problem>) {
+    /// How the exchange ended, with what masking did to the response body: the values it masked, and
+    /// the reason it cut the body off, if it did.
+    pub fn finished(mut self, ending: Ending<'_>, masked: Option<&Tally>) {
+        match ending {
+            // Forwarded, but the gateway answered (502, 504, a body masking cannot read): the upstream
+            // may have seen the request.
+            Ending::Refused(problem) => {
+                self.outcome(true, status_error(problem), None);
+                self.end("gateway_error", String::new(), 0);
+            }
+            Ending::Responded { status, body } => {
+                let failure = masked
+                    .and_then(|m| m.failure.as_deref())
+                    .filter(|_| body == BodyEnd::Failed);
+                let error = failure.map(|why| ErrorInfo {
+                    sqlstate: status.as_u16().to_string(),
+                    message: format!("response cut off: masking: {why}"),
+                });
+                self.outcome(true, (status.as_u16(), error), masked.map(|m| &m.counts));
+                let (reason, detail) = match (body, failure) {
+                    (BodyEnd::Failed, Some(why)) => ("masking_failed", why),
+                    (BodyEnd::Complete, _) => ("completed", ""),
+                    (BodyEnd::Upgraded, _) => ("upgrade_closed", "bytes after the switch are not recorded"),
+                    (BodyEnd::ClientGone, _) => ("client_disconnected", "before the response body ended"),
+                    (BodyEnd::Failed, None) => ("upstream_failed", "the response body failed part-way"),
+                };
+                self.end(reason, detail.to_owned(), 0);
+            }
+        }
+    }
+
+    fn outcome(&self, ran: bool, (status, error): (u16, Option<ErrorInfo>), masked: Option<&Counts>) {
         let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.log.submit(Draft::now(
             &self.session,
@@ -108,12 +140,16 @@ impl RequestRecord {
                 tags: vec![status.to_string()],
                 rows: 0,
                 duration_us,
-                error: problem.map(|p| ErrorInfo {
-                    sqlstate: p.status.as_u16().to_string(),
-                    message: p.detail.clone(),
-                }),
+                error,
                 result: None,
-                masked: Default::default(),
+                masked: masked
+                    .map(|counts| {
+                        counts
+                            .iter()
+                            .map(|(reason, n)| (reason.name().to_owned(), n))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }),
         ));
     }
@@ -141,26 +177,14 @@ impl Drop for RequestRecord {
     }
 }
 
-impl Completion for RequestRecord {
-    fn finished(mut self, ending: Ending<'_>) {
-        match ending {
-            // Forwarded, but the gateway answered (502, 504): the upstream may have seen the request.
-            Ending::Refused(problem) => {
-                self.outcome(true, problem.status.as_u16(), Some(problem));
-                self.end("gateway_error", String::new(), 0);
-            }
-            Ending::Responded { status, body } => {
-                self.outcome(true, status.as_u16(), None);
-                let (reason, detail) = match body {
-                    BodyEnd::Complete => ("completed", ""),
-                    BodyEnd::Upgraded => ("upgrade_closed", "bytes after the switch are not recorded"),
-                    BodyEnd::ClientGone => ("client_disconnected", "before the response body ended"),
-                    BodyEnd::Failed => ("upstream_failed", "the response body failed part-way"),
-                };
-                self.end(reason, detail.to_owned(), 0);
-            }
-        }
-    }
+/// A problem's status and the gateway's words, as an outcome records them.
+fn status_error(problem: &Problem) -> (u16, Option<ErrorInfo>) {
+    let status = problem.status.as_u16();
+    let error = ErrorInfo {
+        sqlstate: status.to_string(),
+        message: problem.detail.clone(),
+    };
+    (status, Some(error))
 }
 
 /// Logs and counts a failed audit write; the problem a request gets when it cannot be recorded.

@@ -12,6 +12,7 @@ mod demo;
 mod guard;
 mod http;
 mod http_audit;
+mod http_mask;
 mod masking;
 mod notify;
 mod policy_check;

@@ -25,6 +25,14 @@ pub struct ConnectionMasking {
     max_row: usize,
 }
 
+/// Whether policy lets `who` see `connection` in clear (Cedar `unmask` on the connection): then
+/// nothing of its sessions or requests is masked. The same decision for PostgreSQL sessions and HTTP
+/// requests.
+pub fn cleartext(policies: &Loaded, who: &Principal, connection: &str, context: &RequestContext) -> bool {
+    let set = &policies.set;
+    set.unmask_possible() && set.decide_unmask(who, connection, None, context).outcome == Outcome::Allow
+}
+
 /// The compiled rules, or `None` when masking is off or has no rules.
 pub fn policy(config: &Config) -> anyhow::Result<Option<MaskPolicy>> {
     if !config.masking.active() {
@@ -85,12 +93,10 @@ impl ConnectionMasking {
         connection: &str,
         context: &RequestContext,
     ) -> Option<MaskSettings> {
-        let set = &policies.set;
-        if set.unmask_possible()
-            && set.decide_unmask(who, connection, None, context).outcome == Outcome::Allow
-        {
+        if cleartext(policies, who, connection, context) {
             return None;
         }
+        let set = &policies.set;
         // Tables are asked one by one only when some unmask policy looks at the resource; otherwise the
         // connection's answer (masked) stands for all of them.
         let cleartext: Cleartext = if set.unmask_possible() && set.unmask_per_table() {

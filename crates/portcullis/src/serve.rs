@@ -74,6 +74,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         checks: config.policy.statement_checks,
         audit: audit.clone(),
         upstreams: crate::http::upstream_infos(&config),
+        bodies: crate::http_mask::connections(&config, masking.as_deref()),
         masking,
     };
     let guard = GuardSettings {
@@ -141,9 +142,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Binds the HTTP listener and serves the `http` connections through the proxy.
 async fn start_http(config: &Config, gate: HttpGate) -> anyhow::Result<()> {
     let h = &config.server.http;
-    if config.masking.active() {
-        warn!("masking applies to PostgreSQL connections only: HTTP responses are not masked yet");
-    }
     let proxy = crate::http::proxy(config, gate)?;
     let settings = portcullis_http::ListenerSettings {
         tls: tls::server_config(

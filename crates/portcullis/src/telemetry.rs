@@ -57,7 +57,7 @@ fn describe() {
     metrics::describe_counter!("portcullis_statements_total", "Statements completed upstream.");
     metrics::describe_counter!(
         "portcullis_masked_values_total",
-        "Values masked in results and errors, by connection and detector (column: a column rule)."
+        "Values masked in results, errors and HTTP response bodies, by connection and detector (column: a column rule; field: a JSON field rule)."
     );
     metrics::describe_counter!(
         "portcullis_upstream_errors_total",

@@ -76,14 +76,14 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
     // Masking rules are checked when the file is: a rule that masks nothing, an unknown detector, an
     // unknown connection, a missing key.
     let masking_cases: &[(&str, &str)] = &[
-        ("[[masking.rules]]\nstrategy = 'redact'\n", "masking.rules[3]"),
+        ("[[masking.rules]]\nstrategy = 'redact'\n", "masking.rules[4]"),
         (
             "[[masking.rules]]\ndetectors = ['dna']\nstrategy = 'redact'\n",
             "masking.rules",
         ),
         (
             "[[masking.rules]]\ncolumns = ['*.x']\nstrategy = 'null'\nconnections = ['nope']\n",
-            "masking.rules[3].connections[0]",
+            "masking.rules[4].connections[0]",
         ),
     ];
     for (extra, path) in masking_cases {

@@ -1,0 +1,574 @@
+//! Masking of HTTP response bodies: per connection the rules and counters, per request the body filter
+//! chosen by content type (JSON, text, server-sent events), and the counts it shares with the request's
+//! audit record.
+//!
+//! Decided on the response's headers, before any of its body is sent: a compressed body, or (with
+//! `other_content = "refuse"`, the default) a body neither JSON nor text, is refused with a 502 problem.
+//! A body that fails to mask part-way is cut off by the proxy (`FilterError`), never completed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::header;
+use portcullis_http::{FilterError, Problem, ResponseFilter};
+use portcullis_mask::{
+    ConnectionMask, Counts, DetectorSet, JsonLimits, JsonMasker, MaskPolicy, Reason, TextLimits, TextMasker,
+};
+use tracing::warn;
+
+use crate::config::{Config, OtherContent, Protocol};
+use crate::telemetry;
+
+/// The longest server-sent event (its lines, with `data:` payloads joined) held to be masked whole.
+const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// How one `http` connection masks response bodies.
+#[derive(Debug)]
+pub struct BodyMasking {
+    rules: Arc<ConnectionMask>,
+    counters: Arc<[metrics::Counter; Reason::COUNT]>,
+    other: OtherContent,
+}
+
+/// The body masking of each `http` connection that has field rules or detectors (column rules never
+/// apply to HTTP bodies).
+pub fn connections(config: &Config, policy: Option<&MaskPolicy>) -> HashMap<String, Arc<BodyMasking>> {
+    let Some(policy) = policy else {
+        return HashMap::new();
+    };
+    config
+        .connections
+        .iter()
+        .filter(|c| c.protocol == Protocol::Http)
+        .filter_map(|c| {
+            let rules = policy.for_connection(&c.name);
+            let applies = rules.has_field_rules() || rules.detectors() != DetectorSet::EMPTY;
+            applies.then(|| {
+                let masking = BodyMasking {
+                    rules,
+                    counters: Arc::new(telemetry::masked_counters(&c.name)),
+                    other: c.other_content.unwrap_or_default(),
+                };
+                (c.name.clone(), Arc::new(masking))
+            })
+        })
+        .collect()
+}
+
+/// What one request's response bodies are masked with, and what was masked in them.
+#[derive(Debug, Clone)]
+pub struct RequestMasking {
+    connection: Arc<BodyMasking>,
+    tally: Arc<Mutex<Tally>>,
+}
+
+/// What a response's filter masked, and why it stopped, if it did; read by the request's audit record
+/// when the exchange ends.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub counts: Counts,
+    /// The masker's error that cut the body off (the gateway's words: offsets, no content).
+    pub failure: Option<String>,
+}
+
+impl RequestMasking {
+    pub fn new(connection: Arc<BodyMasking>) -> RequestMasking {
+        RequestMasking {
+            connection,
+            tally: Arc::default(),
+        }
+    }
+
+    /// What was masked so far.
+    pub fn tally(&self) -> Tally {
+        self.tally.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// The forwarded request asks for what masking can read: no compression (`Accept-Encoding` removed:
+    /// identity), and whole bodies (`Range` removed: a slice of a JSON document does not parse).
+    pub fn upstream_headers(&self, headers: &mut http::HeaderMap) {
+        headers.remove(header::ACCEPT_ENCODING);
+        headers.remove(header::RANGE);
+        headers.remove(header::IF_RANGE);
+    }
+
+    /// The filter for a response, decided on its headers: `None` when it has no body to mask, a problem
+    /// when its body cannot be masked.
+    pub fn filter(
+        &self,
+        connection: &str,
+        method: &str,
+        response: &http::response::Parts,
+    ) -> Result<Option<Box<dyn ResponseFilter>>, Problem> {
+        let status = response.status;
+        let headers = &response.headers;
+        let bodiless = method.eq_ignore_ascii_case("HEAD")
+            || status.is_informational()
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() == "0");
+        if bodiless {
+            return Ok(None);
+        }
+        let rules = &self.connection.rules;
+        let kind = kind(headers);
+        if kind == Kind::Other {
+            return match self.connection.other {
+                OtherContent::Pass => Ok(None),
+                OtherContent::Refuse => {
+                    let content_type = headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map_or_else(|| "no content type".to_owned(), |v| short(v).to_owned());
+                    warn!(
+                        connection,
+                        content_type,
+                        status = status.as_u16(),
+                        "response refused: masking cannot read its body"
+                    );
+                    Err(Problem::unfilterable(format!(
+                        "connection {connection:?} masks responses, and this response's body ({content_type}) is neither JSON nor text, so it was not passed on (other_content = \"refuse\")"
+                    )))
+                }
+            };
+        }
+        if let Some(encoding) = headers
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").trim())
+            .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("identity"))
+        {
+            let encoding = short(encoding).to_owned();
+            warn!(
+                connection,
+                encoding,
+                status = status.as_u16(),
+                "response refused: a compressed body cannot be masked"
+            );
+            return Err(Problem::unfilterable(format!(
+                "connection {connection:?} masks responses, and the upstream sent a compressed body ({encoding}) although the gateway asked for none, so it was not passed on"
+            )));
+        }
+        let engine = match kind {
+            Kind::Json => Engine::Json(Box::new(JsonMasker::new(rules.clone(), JsonLimits::default()))),
+            // Text without detectors has nothing to mask.
+            Kind::Text if rules.detectors() == DetectorSet::EMPTY => return Ok(None),
+            Kind::Text => Engine::Text(TextMasker::new(rules.clone(), TextLimits::default())),
+            Kind::Events => Engine::Events(EventStream::new(rules.clone())),
+            Kind::Other => return Ok(None),
+        };
+        Ok(Some(Box::new(BodyFilter {
+            engine,
+            reported: Counts::default(),
+            tally: Arc::clone(&self.tally),
+            counters: Arc::clone(&self.connection.counters),
+            connection: connection.to_owned(),
+            out: Vec::new(),
+        })))
+    }
+}
+
+/// What masking makes of a body, by its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `application/json`, `*/*+json`.
+    Json,
+    /// `text/event-stream`.
+    Events,
+    /// `text/*` (in an ASCII-compatible charset).
+    Text,
+    /// Anything else, or no content type.
+    Other,
+}
+
+fn kind(headers: &http::HeaderMap) -> Kind {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return Kind::Other;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    // Detectors read bytes as UTF-8: text in UTF-16 or UTF-32 would pass them unread.
+    let wide = parts.any(|p| {
+        let p = p.trim().to_ascii_lowercase();
+        p.strip_prefix("charset=")
+            .map(|c| c.trim_matches('"'))
+            .is_some_and(|c| c.starts_with("utf-16") || c.starts_with("utf-32") || c.starts_with("ucs"))
+    });
+    if wide {
+        return Kind::Other;
+    }
+    match essence.split_once('/') {
+        Some(("application", "json")) => Kind::Json,
+        Some((_, sub)) if sub.ends_with("+json") => Kind::Json,
+        Some(("text", "event-stream")) => Kind::Events,
+        Some(("text", _)) => Kind::Text,
+        _ => Kind::Other,
+    }
+}
+
+/// An upstream's header value, cut for the gateway's own messages.
+fn short(value: &str) -> &str {
+    let end = value
+        .char_indices()
+        .map(|(i, _)| i)
+        .nth(64)
+        .unwrap_or(value.len());
+    value.get(..end).unwrap_or("")
+}
+
+/// The masker of one response body.
+#[derive(Debug)]
+enum Engine {
+    Json(Box<JsonMasker>),
+    Text(TextMasker),
+    Events(EventStream),
+}
+
+impl Engine {
+    fn counts(&self) -> Counts {
+        match self {
+            Engine::Json(m) => m.counts(),
+            Engine::Text(m) => m.counts(),
+            Engine::Events(m) => m.counts,
+        }
+    }
+}
+
+/// The proxy's [`ResponseFilter`] over one body's masker; after each chunk, what it newly masked goes
+/// to the connection's metrics and the request's tally.
+struct BodyFilter {
+    engine: Engine,
+    reported: Counts,
+    tally: Arc<Mutex<Tally>>,
+    counters: Arc<[metrics::Counter; Reason::COUNT]>,
+    connection: String,
+    out: Vec<u8>,
+}
+
+impl BodyFilter {
+    fn report(&mut self) {
+        let now = self.engine.counts();
+        let mut fresh = Counts::default();
+        for (reason, n) in now.iter() {
+            let before = self.reported.0.get(reason.index()).copied().unwrap_or(0);
+            if n > before {
+                fresh.add(reason, n - before);
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        self.reported = now;
+        for (reason, n) in fresh.iter() {
+            if let Some(counter) = self.counters.get(reason.index()) {
+                counter.increment(n);
+            }
+        }
+        if let Ok(mut tally) = self.tally.lock() {
+            tally.counts.merge(&fresh);
+        }
+    }
+
+    fn failed(&mut self, why: String) -> FilterError {
+        self.report();
+        warn!(connection = %self.connection, error = %why, "masking failed: the response is cut off");
+        if let Ok(mut tally) = self.tally.lock() {
+            tally.failure = Some(why.clone());
+        }
+        FilterError(format!("masking: {why}"))
+    }
+
+    fn take(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.out))
+    }
+}
+
+impl ResponseFilter for BodyFilter {
+    fn data(&mut self, chunk: Bytes) -> Result<Bytes, FilterError> {
+        let result = match &mut self.engine {
+            Engine::Json(m) => m.push(&chunk, &mut self.out).map_err(|e| e.to_string()),
+            Engine::Text(m) => {
+                m.push(&chunk, &mut self.out);
+                Ok(())
+            }
+            Engine::Events(m) => m.push(&chunk, &mut self.out),
+        };
+        if let Err(why) = result {
+            return Err(self.failed(why));
+        }
+        self.report();
+        Ok(self.take())
+    }
+
+    fn end(&mut self) -> Result<Option<Bytes>, FilterError> {
+        let result = match &mut self.engine {
+            Engine::Json(m) => m.finish(&mut self.out).map_err(|e| e.to_string()),
+            Engine::Text(m) => {
+                m.finish(&mut self.out);
+                Ok(())
+            }
+            Engine::Events(m) => {
+                m.finish(&mut self.out);
+                Ok(())
+            }
+        };
+        if let Err(why) = result {
+            return Err(self.failed(why));
+        }
+        self.report();
+        Ok(Some(self.take()))
+    }
+}
+
+/// A `text/event-stream` body: lines are read (ended by CRLF, LF or CR) into events; at each blank
+/// line the event is written back with its `data:` payload (the event's `data` lines joined by
+/// newlines) masked by a fresh [`JsonMasker`] when it is JSON, else by the detectors, and its other
+/// lines (`event:`, `id:`, comments) by the detectors. One event is held at a time, at most
+/// [`MAX_EVENT_BYTES`]; a longer one is an error (the body is cut off).
+#[derive(Debug)]
+struct EventStream {
+    rules: Arc<ConnectionMask>,
+    /// The line being read.
+    line: Vec<u8>,
+    /// The last line ended with CR, and the next byte decides whether it was CRLF.
+    after_cr: bool,
+    /// The current event's lines with their line ends.
+    lines: Vec<(Vec<u8>, &'static [u8])>,
+    held: usize,
+    counts: Counts,
+}
+
+impl EventStream {
+    fn new(rules: Arc<ConnectionMask>) -> EventStream {
+        EventStream {
+            rules,
+            line: Vec::new(),
+            after_cr: false,
+            lines: Vec::new(),
+            held: 0,
+            counts: Counts::default(),
+        }
+    }
+
+    fn push(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        if self.after_cr && !chunk.is_empty() {
+            self.after_cr = false;
+            let eol: &'static [u8] = if chunk.first() == Some(&b'\n') {
+                chunk = chunk.get(1..).unwrap_or_default();
+                b"\r\n"
+            } else {
+                b"\r"
+            };
+            self.end_line(eol, out);
+        }
+        while let Some(at) = chunk.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            let (head, tail) = chunk.split_at(at);
+            self.line.extend_from_slice(head);
+            self.bound()?;
+            match tail {
+                [b'\r', b'\n', rest @ ..] => {
+                    chunk = rest;
+                    self.end_line(b"\r\n", out);
+                }
+                // A CR at the end of a chunk: its line ends once the next byte is known.
+                [b'\r'] => {
+                    self.after_cr = true;
+                    return Ok(());
+                }
+                [b'\r', rest @ ..] => {
+                    chunk = rest;
+                    self.end_line(b"\r", out);
+                }
+                [_, rest @ ..] => {
+                    chunk = rest;
+                    self.end_line(b"\n", out);
+                }
+                [] => return Ok(()),
+            }
+        }
+        self.line.extend_from_slice(chunk);
+        self.bound()
+    }
+
+    fn bound(&self) -> Result<(), String> {
+        if self.held + self.line.len() > MAX_EVENT_BYTES {
+            return Err(format!(
+                "a server-sent event longer than {MAX_EVENT_BYTES} bytes cannot be masked"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The body ended: a line and an event still open are written (masked) as they are, without a
+    /// line end the upstream did not send.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.after_cr {
+            self.after_cr = false;
+            self.end_line(b"\r", out);
+        }
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.held += line.len();
+            self.lines.push((line, b""));
+        }
+        self.dispatch(out);
+    }
+
+    fn end_line(&mut self, eol: &'static [u8], out: &mut Vec<u8>) {
+        let line = std::mem::take(&mut self.line);
+        if line.is_empty() {
+            self.dispatch(out);
+            out.extend_from_slice(eol);
+        } else {
+            self.held += line.len() + eol.len();
+            self.lines.push((line, eol));
+        }
+    }
+
+    /// Writes the held event, masked.
+    fn dispatch(&mut self, out: &mut Vec<u8>) {
+        let lines = std::mem::take(&mut self.lines);
+        self.held = 0;
+        let mut payload: Option<Vec<u8>> = None;
+        for data in lines.iter().filter_map(|(line, _)| data_value(line)) {
+            match &mut payload {
+                None => payload = Some(data.to_vec()),
+                Some(joined) => {
+                    joined.push(b'\n');
+                    joined.extend_from_slice(data);
+                }
+            }
+        }
+        let masked = payload.map(|p| self.mask_payload(&p));
+        let mut data_written = false;
+        for (line, eol) in &lines {
+            if data_value(line).is_some() {
+                if let (false, Some(masked)) = (data_written, &masked) {
+                    data_written = true;
+                    for part in masked.split(|b| *b == b'\n') {
+                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(part);
+                        out.extend_from_slice(eol);
+                    }
+                }
+                continue;
+            }
+            match self.rules.scrub(&String::from_utf8_lossy(line), &mut self.counts) {
+                Some(scrubbed) => out.extend_from_slice(scrubbed.as_bytes()),
+                None => out.extend_from_slice(line),
+            }
+            out.extend_from_slice(eol);
+        }
+    }
+
+    /// A data payload: JSON through a fresh masker, anything else through the detectors.
+    fn mask_payload(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut json = JsonMasker::new(self.rules.clone(), JsonLimits::default());
+        let mut out = Vec::with_capacity(payload.len());
+        let parsed = !payload.iter().all(u8::is_ascii_whitespace)
+            && json.push(payload, &mut out).is_ok()
+            && json.finish(&mut out).is_ok();
+        if parsed {
+            self.counts.merge(&json.counts());
+            return out;
+        }
+        let text = String::from_utf8_lossy(payload);
+        match self.rules.scrub(&text, &mut self.counts) {
+            Some(scrubbed) => scrubbed.into_bytes(),
+            None => payload.to_vec(),
+        }
+    }
+}
+
+/// The value of a `data` field line (after `data:` and one optional space); `None` for other lines.
+fn data_value(line: &[u8]) -> Option<&[u8]> {
+    if line == b"data" {
+        return Some(b"");
+    }
+    let value = line.strip_prefix(b"data:")?;
+    Some(value.strip_prefix(b" ").unwrap_or(value))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use portcullis_mask::RuleSpec;
+
+    fn rules() -> Arc<ConnectionMask> {
+        let toml = r#"
+            [[rules]]
+            fields = ["*.email"]
+            strategy = "partial"
+            keep = 4
+            [[rules]]
+            detectors = ["payment_card"]
+            strategy = "redact"
+        "#;
+        #[derive(serde::Deserialize)]
+        struct Rules {
+            rules: Vec<RuleSpec>,
+        }
+        let parsed: Rules = toml::from_str(toml).unwrap();
+        MaskPolicy::compile(&parsed.rules, &[7u8; 32])
+            .unwrap()
+            .for_connection("api")
+    }
+
+    fn events(input: &[u8], split: usize) -> String {
+        let mut stream = EventStream::new(rules());
+        let mut out = Vec::new();
+        let (a, b) = input.split_at(split);
+        stream.push(a, &mut out).unwrap();
+        stream.push(b, &mut out).unwrap();
+        stream.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn events_keep_their_framing_at_every_split() {
+        let input = b"event: message\r\nid: 7\r\ndata: {\"user\":{\"email\":\"ada@example.com\"},\r\ndata: \"note\":\"card 4111 1111 1111 1111\"}\r\n\r\n: keep-alive\n\ndata: [DONE]\rdata: 4111111111111111\r\r";
+        let expected = "event: message\r\nid: 7\r\ndata: {\"user\":{\"email\":\"***@******e.com\"},\r\ndata: \"note\":\"card [redacted]\"}\r\n\r\n: keep-alive\n\ndata: [DONE]\rdata: [redacted]\r\r";
+        for split in 0..=input.len() {
+            assert_eq!(events(input, split), expected, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn an_event_over_the_bound_is_an_error() {
+        let mut stream = EventStream::new(rules());
+        let mut out = Vec::new();
+        let big = vec![b'a'; MAX_EVENT_BYTES];
+        stream.push(b"data: ", &mut out).unwrap();
+        assert!(stream.push(&big, &mut out).is_err());
+    }
+
+    #[test]
+    fn content_types_case_table() {
+        let cases = [
+            ("application/json", Kind::Json),
+            ("application/json; charset=utf-8", Kind::Json),
+            ("Application/JSON", Kind::Json),
+            ("application/problem+json", Kind::Json),
+            ("application/vnd.api+json", Kind::Json),
+            ("text/event-stream", Kind::Events),
+            ("text/plain; charset=utf-8", Kind::Text),
+            ("text/html", Kind::Text),
+            ("text/plain; charset=UTF-16", Kind::Other),
+            ("image/png", Kind::Other),
+            ("application/octet-stream", Kind::Other),
+            ("application/x-ndjson", Kind::Other),
+            ("", Kind::Other),
+        ];
+        for (value, expected) in cases {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(kind(&headers), expected, "{value}");
+        }
+        assert_eq!(kind(&http::HeaderMap::new()), Kind::Other);
+    }
+}
