@@ -66,18 +66,17 @@ const GATEWAYS: &[GatewayVariant] = &[
     },
     GatewayVariant {
         name: "audit off",
-        describe: "as gateway, `[audit] enabled = false` (HTTP requests are not yet recorded: this differs only in the revocation lookup)",
+        describe: "as gateway, `[audit] enabled = false` (each request's audit session is not written)",
         sections: "[audit]\nenabled = false\n",
     },
-    // Masking of HTTP bodies awaits its wiring into `HttpGate::response_filter`; then add:
-    // GatewayVariant { name: "masking on", describe: "as gateway, emails and phones masked in JSON bodies", sections: HTTP_MASKING },
+    GatewayVariant {
+        name: "masking on",
+        describe: "as gateway, the JSON body's `email` and `phone` fields masked (`partial`)",
+        sections: HTTP_MASKING,
+    },
 ];
 
 /// The masking-on variant's rules: the customer object's `email` and `phone` fields masked.
-#[expect(
-    dead_code,
-    reason = "the masking-on variant awaits the wiring of HTTP body masking (HttpGate::response_filter)"
-)]
 const HTTP_MASKING: &str = r#"[audit]
 enabled = true
 
