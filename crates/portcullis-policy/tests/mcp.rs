@@ -28,7 +28,10 @@ when { context.arguments.contains({name: "filter.tenant", value: "acme"}) };
 "#;
 
 fn args(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[test]
@@ -38,15 +41,57 @@ fn tool_calls_case_table() {
     let admins = agent("root", &["agents", "admins"]);
     let auditors = agent("eve", &["auditors"]);
     let cases: &[(&portcullis_core::Principal, &str, &[(&str, &str)], Outcome, &str)] = &[
-        (&agents, "lookup_customer", &[("id", "7")], Outcome::Allow, "agents-call-crm-tools"),
-        (&agents, "lookup_customer", &[("id", "42")], Outcome::Deny, "not-customer-42"),
+        (
+            &agents,
+            "lookup_customer",
+            &[("id", "7")],
+            Outcome::Allow,
+            "agents-call-crm-tools",
+        ),
+        (
+            &agents,
+            "lookup_customer",
+            &[("id", "42")],
+            Outcome::Deny,
+            "not-customer-42",
+        ),
         // May it be called at all (empty arguments)? Yes: the forbid needs id 42.
-        (&agents, "lookup_customer", &[], Outcome::Allow, "agents-call-crm-tools"),
-        (&agents, "delete_customer", &[("id", "7")], Outcome::Deny, "admins-only-delete"),
-        (&agents, "delete_customer", &[], Outcome::Deny, "admins-only-delete"),
-        (&admins, "delete_customer", &[("id", "7")], Outcome::Allow, "agents-call-crm-tools"),
+        (
+            &agents,
+            "lookup_customer",
+            &[],
+            Outcome::Allow,
+            "agents-call-crm-tools",
+        ),
+        (
+            &agents,
+            "delete_customer",
+            &[("id", "7")],
+            Outcome::Deny,
+            "admins-only-delete",
+        ),
+        (
+            &agents,
+            "delete_customer",
+            &[],
+            Outcome::Deny,
+            "admins-only-delete",
+        ),
+        (
+            &admins,
+            "delete_customer",
+            &[("id", "7")],
+            Outcome::Allow,
+            "agents-call-crm-tools",
+        ),
         (&auditors, "lookup_customer", &[("id", "7")], Outcome::Deny, ""),
-        (&auditors, "search", &[("filter.tenant", "acme")], Outcome::Allow, "search-needs-tenant"),
+        (
+            &auditors,
+            "search",
+            &[("filter.tenant", "acme")],
+            Outcome::Allow,
+            "search-needs-tenant",
+        ),
         // A permit conditioned on an argument does not say the tool may be called at all.
         (&auditors, "search", &[], Outcome::Deny, ""),
     ];
@@ -69,6 +114,7 @@ fn tool_calls_case_table() {
 
 #[test]
 fn unknown_attributes_are_refused_at_load() {
-    let bad = r#"permit(principal, action == Action::"call_tool", resource) when { context.args.isEmpty() };"#;
+    let bad =
+        r#"permit(principal, action == Action::"call_tool", resource) when { context.args.isEmpty() };"#;
     assert!(PolicySet::from_sources(&[("bad.cedar".into(), bad.into())]).is_err());
 }

@@ -30,6 +30,9 @@ use crate::http_audit::{self, Recorded, RequestRecord, UpstreamInfo, Verdict};
 use crate::postgres::token_age_secs;
 use crate::telemetry;
 
+/// The largest MCP JSON-RPC request body the gateway reads (and so can decide); larger ones get 413.
+const MCP_MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// How many verified tokens the HTTP gate remembers.
 const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
@@ -79,9 +82,9 @@ pub struct HttpGate {
 }
 
 /// The gate's decision on one request: the answer, and what the audit trail says of it.
-struct Judged {
-    answer: Result<(), Problem>,
-    verdict: Verdict,
+pub(crate) struct Judged {
+    pub answer: Result<(), Problem>,
+    pub verdict: Verdict,
 }
 
 impl Gate for HttpGate {
@@ -147,6 +150,7 @@ impl Gate for HttpGate {
             target: request.target,
             facts: Some(request.facts),
             scrub: self.scrub(&policies, who, request.connection, &context),
+            mcp: request.mcp,
         };
         let record = match RequestRecord::begin(&audit.log, &recorded, verdict).await {
             Ok(record) => record,
@@ -180,6 +184,7 @@ impl Gate for HttpGate {
             target: request.target,
             facts: None,
             scrub,
+            mcp: None,
         };
         let verdict = Verdict {
             decision: "deny",
@@ -193,6 +198,24 @@ impl Gate for HttpGate {
                 let _ = http_audit::store_failure(&e);
             }
         }
+    }
+
+    fn response_filter(
+        &self,
+        who: &Arc<Principal>,
+        request: &RequestInfo<'_>,
+        response: &http::response::Parts,
+    ) -> Option<Box<dyn portcullis_http::ResponseFilter>> {
+        // MCP: tools/list shows only the tools the principal may call (with statement checks).
+        let context = RequestContext {
+            client_ip: request.peer.ip(),
+            token_age_secs: token_age_secs(who),
+        };
+        let tools = self
+            .checks
+            .then(|| crate::mcp::tool_list_filter(self.policies.current(), who, request, response, context))
+            .flatten();
+        portcullis_http::Chain::of(tools, None)
     }
 
     fn completed(&self, connection: Option<&str>, status: http::StatusCode) {
@@ -247,6 +270,18 @@ impl HttpGate {
         match decision.outcome {
             Outcome::Allow => {
                 debug!(connection = name, principal = %who.name(), method = %facts.method, path = %facts.path, policies = ?decision.policies, "http request allowed");
+                // MCP: each tools/call of the body is decided on its tool and arguments.
+                if let Some(portcullis_http::mcp::McpExchange::Messages(mcp)) = request.mcp {
+                    return crate::mcp::judge_calls(
+                        policies,
+                        who,
+                        name,
+                        mcp,
+                        context,
+                        request.peer,
+                        decision.policies,
+                    );
+                }
                 Judged {
                     answer: Ok(()),
                     verdict: Verdict {
@@ -372,6 +407,10 @@ fn upstream_settings(c: &ConnectionConfig) -> anyhow::Result<UpstreamSettings> {
         tls,
         connect_timeout: c.connect_timeout,
         response_timeout: c.response_timeout,
+        mcp: c.mcp.then(|| portcullis_http::mcp::McpSettings {
+            path: c.mcp_path.clone(),
+            max_body_bytes: MCP_MAX_BODY_BYTES,
+        }),
     })
 }
 

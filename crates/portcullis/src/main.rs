@@ -13,6 +13,7 @@ mod guard;
 mod http;
 mod http_audit;
 mod masking;
+mod mcp;
 mod notify;
 mod policy_check;
 mod postgres;
