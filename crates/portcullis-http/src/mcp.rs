@@ -243,9 +243,14 @@ impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
     fn rewrite_json(&mut self, text: &[u8]) -> Option<Vec<u8>> {
         let mut value: Value = serde_json::from_slice(text).ok()?;
         let changed = match &mut value {
-            Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
-                filter_tools(item, &mut self.may_call) || changed
-            }),
+            Value::Array(items) => {
+                // Every message of the batch is filtered: no short-circuit.
+                let mut changed = false;
+                for item in items.iter_mut() {
+                    changed |= filter_tools(item, &mut self.may_call);
+                }
+                changed
+            }
             item => filter_tools(item, &mut self.may_call),
         };
         changed.then(|| value.to_string().into_bytes())

@@ -27,6 +27,15 @@ permit(principal in Group::"auditors", action == Action::"call_tool", resource =
 when { context.arguments.contains({name: "filter.tenant", value: "acme"}) };
 "#;
 
+/// Who, which tool, with what, the outcome, the deciding policies.
+type Case<'a> = (
+    &'a portcullis_core::Principal,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    Outcome,
+    &'a str,
+);
+
 fn args(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -40,7 +49,7 @@ fn tool_calls_case_table() {
     let agents = agent("bot", &["agents"]);
     let admins = agent("root", &["agents", "admins"]);
     let auditors = agent("eve", &["auditors"]);
-    let cases: &[(&portcullis_core::Principal, &str, &[(&str, &str)], Outcome, &str)] = &[
+    let cases: &[Case<'_>] = &[
         (
             &agents,
             "lookup_customer",
