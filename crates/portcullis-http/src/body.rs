@@ -57,6 +57,48 @@ pub trait ResponseFilter: Send + 'static {
 #[error("response body refused: {0}")]
 pub struct FilterError(pub String);
 
+/// Two filters in a row: what `first` lets out goes through `second` (the MCP tool-list filter, then
+/// masking).
+#[allow(missing_debug_implementations)] // filters are boxed trait objects
+pub struct Chain {
+    pub first: Box<dyn ResponseFilter>,
+    pub second: Box<dyn ResponseFilter>,
+}
+
+impl Chain {
+    /// One filter from up to two: `None` when there is neither.
+    pub fn of(
+        first: Option<Box<dyn ResponseFilter>>,
+        second: Option<Box<dyn ResponseFilter>>,
+    ) -> Option<Box<dyn ResponseFilter>> {
+        match (first, second) {
+            (Some(first), Some(second)) => Some(Box::new(Chain { first, second })),
+            (one, None) | (None, one) => one,
+        }
+    }
+}
+
+impl ResponseFilter for Chain {
+    fn data(&mut self, chunk: Bytes) -> Result<Bytes, FilterError> {
+        let out = self.first.data(chunk)?;
+        if out.is_empty() {
+            return Ok(out);
+        }
+        self.second.data(out)
+    }
+
+    fn end(&mut self) -> Result<Option<Bytes>, FilterError> {
+        let mut out = match self.first.end()? {
+            Some(rest) if !rest.is_empty() => self.second.data(rest)?.to_vec(),
+            _ => Vec::new(),
+        };
+        if let Some(rest) = self.second.end()? {
+            out.extend_from_slice(&rest);
+        }
+        Ok((!out.is_empty()).then(|| Bytes::from(out)))
+    }
+}
+
 /// A body passed through a [`ResponseFilter`].
 pub(crate) struct Filtered {
     inner: ProxyBody,

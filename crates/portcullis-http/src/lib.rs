@@ -12,12 +12,13 @@ mod credential;
 mod facts;
 mod headers;
 mod listener;
+pub mod mcp;
 mod problem;
 mod proxy;
 mod route;
 mod upstream;
 
-pub use body::{FilterError, ProxyBody, ResponseFilter};
+pub use body::{Chain, FilterError, ProxyBody, ResponseFilter};
 pub use credential::{CredentialError, OAuthSettings, UpstreamCredential};
 pub use facts::{flatten_json_object, parse_query, request_facts};
 pub use listener::{ListenerSettings, serve};

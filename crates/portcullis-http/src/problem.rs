@@ -17,6 +17,9 @@ pub struct Problem {
     pub policies: Vec<String>,
     /// The reason class sent in `WWW-Authenticate` (401 only).
     pub challenge: Option<&'static str>,
+    /// Sent instead of the problem document, as `application/json`: the JSON-RPC answer to an MCP
+    /// request the gateway refused (MCP clients show a JSON-RPC error as the call's failure).
+    pub json_rpc: Option<Bytes>,
 }
 
 impl Problem {
@@ -27,6 +30,7 @@ impl Problem {
             detail: detail.into(),
             policies: Vec::new(),
             challenge: None,
+            json_rpc: None,
         }
     }
 
@@ -45,6 +49,21 @@ impl Problem {
             policies,
             ..Problem::new(StatusCode::FORBIDDEN, "Refused by policy", detail)
         }
+    }
+
+    /// 200 with a JSON-RPC body: MCP calls refused by policy, answered by the gateway with JSON-RPC
+    /// errors (`body`); `detail` and `policies` are what the audit trail and logs say.
+    pub fn json_rpc_refusal(detail: impl Into<String>, policies: Vec<String>, body: Bytes) -> Problem {
+        Problem {
+            policies,
+            json_rpc: Some(body),
+            ..Problem::new(StatusCode::OK, "Refused by policy", detail)
+        }
+    }
+
+    /// 413: a request body larger than the gateway reads (an MCP JSON-RPC message).
+    pub fn too_large(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Request too large", detail)
     }
 
     /// 404: no connection by that path prefix or host (said only to verified callers).
@@ -84,6 +103,14 @@ impl Problem {
 
     /// The response: the document, its content type, and `WWW-Authenticate` on a 401.
     pub fn into_response(self) -> Response<ProxyBody> {
+        if let Some(body) = self.json_rpc {
+            let mut response = Response::new(full(body));
+            *response.status_mut() = self.status;
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return response;
+        }
         let mut document = serde_json::json!({
             "type": "about:blank",
             "title": self.title,

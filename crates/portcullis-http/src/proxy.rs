@@ -15,6 +15,7 @@ use tracing::{debug, info};
 use crate::body::{Filtered, ProxyBody, Replayed, ResponseFilter, Watched, boxed, empty};
 use crate::facts::{self, is_json, peek_body};
 use crate::headers;
+use crate::mcp::{McpExchange, McpRequest, McpSettings};
 use crate::problem::Problem;
 use crate::route::Routes;
 use crate::upstream::Upstream;
@@ -99,6 +100,8 @@ pub struct RequestInfo<'a> {
     /// The request target as the agent sent it: path (with the connection's prefix) and query.
     pub target: &'a str,
     pub facts: &'a HttpRequestFacts,
+    /// On a connection's MCP endpoint: what the request carries (see `docs/protocols/mcp.md`).
+    pub mcp: Option<&'a McpExchange>,
 }
 
 /// A verified caller's request the proxy refused before the gate's decision.
@@ -278,7 +281,19 @@ impl<G: Gate> Proxy<G> {
         let upgrade = headers::upgrade_requested(req.headers());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let (body_fields, body) = match self.inspect_body(&parts.headers, body).await {
+        // On an MCP endpoint a POST is JSON-RPC, read whole (bounded) for the gate to decide each call.
+        let mcp_endpoint = settings.mcp.as_ref().filter(|m| m.covers(&facts.path));
+        let inspected = match mcp_endpoint {
+            Some(mcp) if method == http::Method::POST => read_mcp(mcp, &parts.headers, body)
+                .await
+                .map(|(fields, body, request)| (fields, body, Some(McpExchange::Messages(request)))),
+            Some(_) => Ok((None, boxed(body), Some(McpExchange::Other))),
+            None => self
+                .inspect_body(&parts.headers, body)
+                .await
+                .map(|(fields, body)| (fields, body, None)),
+        };
+        let (body_fields, body, mcp) = match inspected {
             Ok(inspected) => inspected,
             Err(problem) => return Err(self.refused(who, &refused, problem).await),
         };
@@ -289,6 +304,7 @@ impl<G: Gate> Proxy<G> {
             connection: name,
             target: sent.target,
             facts: &facts,
+            mcp: mcp.as_ref(),
         };
 
         // 3b. The decision (and the gate's write-ahead record). Nothing reaches the upstream before it.
@@ -393,6 +409,42 @@ impl<G: Gate> Proxy<G> {
         self.gate.completed(connection, problem.status);
         problem.into_response()
     }
+}
+
+/// An MCP endpoint's POST body, read whole up to the connection's bound and parsed as JSON-RPC: its
+/// fields (for the HTTP decision, as a JSON body's), the body to forward, the messages. Not JSON, too
+/// large or not JSON-RPC: refused (400, 413), since the calls in it could not be decided.
+async fn read_mcp(
+    mcp: &McpSettings,
+    headers: &http::HeaderMap,
+    body: Incoming,
+) -> Result<(Option<Vec<(String, String)>>, ProxyBody, McpRequest), Problem> {
+    if !is_json(headers) {
+        return Err(Problem::bad_request(
+            "an MCP request must be a JSON-RPC message with Content-Type: application/json",
+        ));
+    }
+    let too_large = || {
+        Problem::too_large(format!(
+            "an MCP request body larger than {} bytes is not forwarded",
+            mcp.max_body_bytes
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > mcp.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let peeked = peek_body(body, mcp.max_body_bytes)
+        .await
+        .map_err(|_| Problem::bad_request("the request body could not be read"))?;
+    let bytes = peeked.complete_bytes().ok_or_else(too_large)?;
+    let request = McpRequest::parse(&bytes)
+        .map_err(|e| Problem::bad_request(format!("not a JSON-RPC request the gateway can decide: {e}")))?;
+    let fields = facts::flatten_json_object(&bytes);
+    Ok((fields, boxed(Replayed::new(peeked.frames, peeked.rest)), request))
 }
 
 /// Sends the prepared request on the connection's pooled client (the HTTP/1.1-only one for an

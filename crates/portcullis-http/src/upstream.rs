@@ -33,6 +33,8 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     /// Until the upstream's response headers.
     pub response_timeout: Duration,
+    /// The connection is an MCP server: POSTs to its endpoint are read as JSON-RPC.
+    pub mcp: Option<crate::mcp::McpSettings>,
 }
 
 /// A connection the proxy forwards to.

@@ -25,6 +25,7 @@ pub use error::{PolicyError, Problem};
 use load::{Compiled, Source, id_str};
 use vocabulary::{
     Action, PerHttp, PerKind, TableRef, Vocabulary, client_context, http_context, statement_context,
+    tool_context,
 };
 
 const SCHEMA: &str = include_str!("../schema/portcullis.cedarschema");
@@ -55,6 +56,7 @@ struct Scoped {
     unmask: Scope,
     statements: PerKind<Scope>,
     http: PerHttp<Scope>,
+    call_tool: Scope,
 }
 
 /// The policies one action's requests evaluate.
@@ -295,6 +297,52 @@ impl PolicySet {
         }
     }
 
+    /// May `who` call the MCP tool `tool` of `connection` with `arguments` (flattened like an HTTP JSON
+    /// body: dotted paths to scalars, values as text)? One request: `call_tool` on
+    /// `Tool::"<connection>/<tool>"` (a child of the connection), context `ToolCall`. With empty
+    /// `arguments` this asks whether the tool may be called at all (what `tools/list` shows). Forbid
+    /// wins, deny by default, an evaluation error denies; a call permitted only by
+    /// `@approval("required")` permits needs approval.
+    pub fn decide_tool_call(
+        &self,
+        who: &Principal,
+        connection: &str,
+        tool: &str,
+        arguments: &[(String, String)],
+        ctx: &RequestContext,
+    ) -> Decision {
+        let v = &self.vocabulary;
+        let scope = &self.scoped.call_tool;
+        let principal = v.principal(who);
+        let connection_uid = v.connection(connection);
+        let entity = match v.tool(connection, tool) {
+            Ok(entity) => entity,
+            Err(e) => {
+                return Decision::deny(format!(
+                    "policy evaluation failed for call_tool on {connection:?}, so it is refused: {e}"
+                ));
+            }
+        };
+        let request = Ask {
+            action: &v.call_tool,
+            scope,
+            resource: &entity.uid,
+            action_name: "call_tool",
+            resource_type: "Tool",
+            resource_id: &entity.id,
+        };
+        let tool_entity = Some(&entity).filter(|_| !scope.resource_blind);
+        let prepared = tool_context(tool, arguments, ctx).and_then(|context| {
+            let entities =
+                v.entities_with_route(&principal, who, &connection_uid, tool_entity, &v.call_tool)?;
+            Ok((context, entities))
+        });
+        match prepared {
+            Ok((context, entities)) => self.decide(who, &principal, [&request], &context, &entities),
+            Err(e) => refused_on_error(&request.described(who), &e),
+        }
+    }
+
     /// Whether any policy could permit `unmask` at all. When not, every value stays masked and the
     /// gateway need ask nothing. Counts every permit whose action scope admits `unmask` (including an
     /// unconstrained `action`), whatever its conditions; a permit that needs approval does not count,
@@ -409,6 +457,7 @@ impl PolicySet {
             unmask: scope(&vocabulary.unmask.uid)?,
             statements: PerKind::build(|kind| scope(&vocabulary.statements.get(kind).uid))?,
             http: PerHttp::build(|a| scope(&vocabulary.http.get(a).uid))?,
+            call_tool: scope(&vocabulary.call_tool.uid)?,
         };
         Ok(PolicySet {
             compiled,

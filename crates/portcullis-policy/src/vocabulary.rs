@@ -22,11 +22,14 @@ pub(crate) struct Vocabulary {
     connection: EntityTypeName,
     table: EntityTypeName,
     route: EntityTypeName,
+    tool: EntityTypeName,
     pub connect: Action,
     pub unmask: Action,
     pub statements: PerKind<Action>,
     /// `Http::Action::"read"`, `"write"`, `"delete"`.
     pub http: PerHttp<Action>,
+    /// `Action::"call_tool"` (MCP).
+    pub call_tool: Action,
     /// The schema's action entities: the action hierarchy.
     hierarchy: Entities,
 }
@@ -182,10 +185,12 @@ impl Vocabulary {
             connection: type_name("Connection")?,
             table: type_name("Table")?,
             route: type_name("Route")?,
+            tool: type_name("Tool")?,
             connect: action("connect")?,
             unmask: action("unmask")?,
             statements: PerKind::build(|kind| action(kind.action()))?,
             http: PerHttp::build(|a| action(a.action()))?,
+            call_tool: action("call_tool")?,
             hierarchy,
         })
     }
@@ -247,6 +252,20 @@ impl Vocabulary {
                 attr_string("name", &route.name),
                 attr_string("template", &route.template),
             ]),
+            HashSet::from([self.connection(connection)]),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(RouteEntity { id, uid, entity })
+    }
+
+    /// The tool `tool` of `connection`: `Tool::"<connection>/<tool>"`, a child of the connection, as a
+    /// request resource and an entity (the same shape as a route's).
+    pub fn tool(&self, connection: &str, tool: &str) -> Result<RouteEntity, String> {
+        let id = format!("{connection}/{tool}");
+        let uid = EntityUid::from_type_name_and_id(self.tool.clone(), EntityId::new(&id));
+        let entity = Entity::new(
+            uid.clone(),
+            HashMap::from([attr_string("name", tool)]),
             HashSet::from([self.connection(connection)]),
         )
         .map_err(|e| e.to_string())?;
@@ -495,6 +514,38 @@ pub(crate) fn http_context(facts: &HttpRequestFacts, ctx: &RequestContext) -> Re
     Context::from_pairs(fields).map_err(|e| e.to_string())
 }
 
+/// The context of a `call_tool` request (the schema's `ToolCall` type).
+pub(crate) fn tool_context(
+    tool: &str,
+    arguments: &[(String, String)],
+    ctx: &RequestContext,
+) -> Result<Context, String> {
+    let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
+    Context::from_pairs([
+        ("tool".to_owned(), string(tool)),
+        ("arguments".to_owned(), pairs(arguments)),
+        ("client_ip".to_owned(), ip(ctx.client_ip)),
+        (
+            "token_age_secs".to_owned(),
+            RestrictedExpression::new_long(ctx.token_age_secs),
+        ),
+    ])
+    .map_err(|e| e.to_string())
+}
+
+/// A set of `{name, value}` records (the schema's `Pair`).
+fn pairs(items: &[(String, String)]) -> RestrictedExpression {
+    let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
+    RestrictedExpression::new_set(items.iter().map(|(name, value)| {
+        RestrictedExpression::new_record([
+            ("name".to_owned(), string(name)),
+            ("value".to_owned(), string(value)),
+        ])
+        // Two fixed, distinct keys: a record cannot fail to build.
+        .unwrap_or_else(|_| RestrictedExpression::new_set([]))
+    }))
+}
+
 fn attr_string(name: &str, value: &str) -> (String, RestrictedExpression) {
     (
         name.to_owned(),
@@ -698,6 +749,33 @@ mod tests {
         }
         let entities = v
             .entities_with_route(&p, &who, &conn, Some(&route), v.http.get(HttpAction::Read))
+            .unwrap();
+        Entities::from_entities(entities.iter().cloned(), Some(&schema)).unwrap();
+    }
+
+    #[test]
+    fn tool_calls_conform_to_the_schema() {
+        let schema = schema();
+        let v = Vocabulary::new(&schema).unwrap();
+        let who = principal();
+        let p = v.principal(&who);
+        let conn = v.connection("crm");
+        let tool = v.tool("crm", "lookup_customer").unwrap();
+        assert_eq!(tool.id, "crm/lookup_customer");
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        for arguments in [Vec::new(), vec![pair("id", "42"), pair("filter.tenant", "acme")]] {
+            let context = tool_context("lookup_customer", &arguments, &CTX).unwrap();
+            Request::new(
+                p.clone(),
+                v.call_tool.uid.clone(),
+                tool.uid.clone(),
+                context,
+                Some(&schema),
+            )
+            .unwrap();
+        }
+        let entities = v
+            .entities_with_route(&p, &who, &conn, Some(&tool), &v.call_tool)
             .unwrap();
         Entities::from_entities(entities.iter().cloned(), Some(&schema)).unwrap();
     }

@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod issuer;
+pub mod mcp;
 pub mod oidc_provider;
 pub mod pg;
 pub mod ports;

@@ -83,7 +83,7 @@ impl OidcProvider {
         let project = project_dir();
         {
             let project = project.clone();
-            tokio::task::spawn_blocking(move || ensure_installed(&project))
+            tokio::task::spawn_blocking(move || ensure_installed(&project, "oidc-provider"))
                 .await
                 .context("npm ci task")??;
         }
@@ -300,19 +300,20 @@ pub fn project_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc-provider")
 }
 
-/// Runs `npm ci` unless `node_modules` already holds the pinned `oidc-provider`.
+/// Runs `npm ci` in the Node project `project` unless its `node_modules` already holds the version of
+/// `package` that its package.json pins (the test MCP server and client use it too).
 ///
 /// Parallel test processes may get here at once. Each installs into its own staging directory beside
 /// the project and renames the finished `node_modules` into place; a rename onto an existing
 /// `node_modules` fails, and then the other process has won. So no process ever sees a half-written
 /// `node_modules`, and no lock can be left stale by a killed process.
-fn ensure_installed(project: &Path) -> anyhow::Result<()> {
+pub(crate) fn ensure_installed(project: &Path, package: &str) -> anyhow::Result<()> {
     // Within one process, one install at a time: concurrent starts then find it done.
     static INSTALLING: Mutex<()> = Mutex::new(());
     let _installing = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
-    let wanted = pinned_version(project)?;
+    let wanted = pinned_version(project, package)?;
     let installed = project.join("node_modules");
-    if installed_version(&installed).as_deref() == Some(wanted.as_str()) {
+    if installed_version(&installed, package).as_deref() == Some(wanted.as_str()) {
         return Ok(());
     }
     let nanos = SystemTime::now()
@@ -320,12 +321,18 @@ fn ensure_installed(project: &Path) -> anyhow::Result<()> {
         .map(|elapsed| elapsed.subsec_nanos())
         .unwrap_or_default();
     let staging = project.join(format!(".install-{}-{nanos}", std::process::id()));
-    let result = install_into(project, &staging, &installed, &wanted);
+    let result = install_into(project, &staging, &installed, package, &wanted);
     let _ = fs::remove_dir_all(&staging);
     result
 }
 
-fn install_into(project: &Path, staging: &Path, installed: &Path, wanted: &str) -> anyhow::Result<()> {
+fn install_into(
+    project: &Path,
+    staging: &Path,
+    installed: &Path,
+    package: &str,
+    wanted: &str,
+) -> anyhow::Result<()> {
     fs::create_dir(staging).with_context(|| format!("create {}", staging.display()))?;
     for file in ["package.json", "package-lock.json"] {
         fs::copy(project.join(file), staging.join(file))
@@ -346,34 +353,35 @@ fn install_into(project: &Path, staging: &Path, installed: &Path, wanted: &str) 
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    if installed.exists() && installed_version(installed).as_deref() != Some(wanted) {
+    if installed.exists() && installed_version(installed, package).as_deref() != Some(wanted) {
         // An outdated install (the pin changed): move it aside, then ours takes its place.
         let old = staging.join("node_modules.old");
         fs::rename(installed, &old).with_context(|| format!("move aside {}", installed.display()))?;
     }
     // When the rename fails because another process installed the same version first, all is well.
     if let Err(error) = fs::rename(staging.join("node_modules"), installed)
-        && installed_version(installed).as_deref() != Some(wanted)
+        && installed_version(installed, package).as_deref() != Some(wanted)
     {
         return Err(error).with_context(|| format!("move node_modules into {}", project.display()));
     }
     Ok(())
 }
 
-/// The exact `oidc-provider` version that package.json pins.
-fn pinned_version(project: &Path) -> anyhow::Result<String> {
+/// The exact version of `package` that package.json pins.
+fn pinned_version(project: &Path, package: &str) -> anyhow::Result<String> {
     let path = project.join("package.json");
     let text = fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
-    json.pointer("/dependencies/oidc-provider")
+    json.get("dependencies")
+        .and_then(|d| d.get(package))
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| anyhow!("{} has no dependencies.oidc-provider", path.display()))
+        .ok_or_else(|| anyhow!("{} has no dependencies.{package}", path.display()))
 }
 
-fn installed_version(node_modules: &Path) -> Option<String> {
-    let text = fs::read_to_string(node_modules.join("oidc-provider/package.json")).ok()?;
+fn installed_version(node_modules: &Path, package: &str) -> Option<String> {
+    let text = fs::read_to_string(node_modules.join(package).join("package.json")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json.get("version")?.as_str().map(str::to_owned)
 }

@@ -492,6 +492,14 @@ pub struct ConnectionConfig {
     /// text: images, PDFs, octet streams). Unset: `refuse`.
     #[serde(default)]
     pub other_content: Option<OtherContent>,
+    /// HTTP: the upstream is an MCP server (streamable HTTP): JSON-RPC `tools/call` is decided per
+    /// tool (`call_tool`) and `tools/list` is filtered (docs/protocols/mcp.md).
+    #[serde(default)]
+    pub mcp: bool,
+    /// HTTP with `mcp = true`: the MCP endpoint's path after the connection's prefix (`/mcp`); unset,
+    /// every path of the connection is treated as the endpoint.
+    #[serde(default)]
+    pub mcp_path: Option<String>,
 }
 
 /// An HTTP connection's choice for response bodies masking cannot read, when it masks responses.
@@ -899,6 +907,8 @@ impl ConnectionConfig {
             ("routes", !self.routes.is_empty()),
             ("context_headers", !self.context_headers.is_empty()),
             ("other_content", self.other_content.is_some()),
+            ("mcp", self.mcp),
+            ("mcp_path", self.mcp_path.is_some()),
         ];
         if let Some((key, _)) = http_only.iter().find(|(_, set)| *set) {
             return Err(invalid(key, "applies to protocol = \"http\" connections only"));
@@ -981,6 +991,14 @@ impl ConnectionConfig {
                     &format!("hosts[{j}]"),
                     "must be a host name (with an optional :port)".into(),
                 ));
+            }
+        }
+        if let Some(path) = &self.mcp_path {
+            if !self.mcp {
+                return Err(invalid("mcp_path", "needs mcp = true".into()));
+            }
+            if !path.starts_with('/') || portcullis_http::normalize_path(path).is_err() {
+                return Err(invalid("mcp_path", "must be a path such as \"/mcp\"".into()));
             }
         }
         let mut route_names = HashSet::new();

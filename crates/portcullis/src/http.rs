@@ -31,6 +31,9 @@ use crate::http_mask::{BodyMasking, RequestMasking};
 use crate::postgres::token_age_secs;
 use crate::telemetry;
 
+/// The largest MCP JSON-RPC request body the gateway reads (and so can decide); larger ones get 413.
+const MCP_MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// How many verified tokens the HTTP gate remembers.
 const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
@@ -99,9 +102,9 @@ impl Completion for HttpPass {
 }
 
 /// The gate's decision on one request: the answer, and what the audit trail says of it.
-struct Judged {
-    answer: Result<(), Problem>,
-    verdict: Verdict,
+pub(crate) struct Judged {
+    pub answer: Result<(), Problem>,
+    pub verdict: Verdict,
 }
 
 impl Gate for HttpGate {
@@ -180,6 +183,7 @@ impl Gate for HttpGate {
             target: request.target,
             facts: Some(request.facts),
             scrub,
+            mcp: request.mcp,
         };
         let record = match RequestRecord::begin(&audit.log, &recorded, verdict).await {
             Ok(record) => record,
@@ -216,6 +220,7 @@ impl Gate for HttpGate {
             target: request.target,
             facts: None,
             scrub,
+            mcp: None,
         };
         let verdict = Verdict {
             decision: "deny",
@@ -245,15 +250,26 @@ impl Gate for HttpGate {
 
     fn response_filter(
         &self,
-        _who: &Arc<Principal>,
+        who: &Arc<Principal>,
         request: &RequestInfo<'_>,
         pass: &HttpPass,
         response: &http::response::Parts,
     ) -> Result<Option<Box<dyn ResponseFilter>>, Problem> {
-        match &pass.masking {
-            Some(masking) => masking.filter(request.connection, &request.facts.method, response),
-            None => Ok(None),
-        }
+        // MCP: tools/list shows only the tools the principal may call (with statement checks); the
+        // masking filter then reads what is left.
+        let context = RequestContext {
+            client_ip: request.peer.ip(),
+            token_age_secs: token_age_secs(who),
+        };
+        let tools = self
+            .checks
+            .then(|| crate::mcp::tool_list_filter(self.policies.current(), who, request, response, context))
+            .flatten();
+        let masking = match &pass.masking {
+            Some(masking) => masking.filter(request.connection, &request.facts.method, response)?,
+            None => None,
+        };
+        Ok(portcullis_http::Chain::of(tools, masking))
     }
 
     fn completed(&self, connection: Option<&str>, status: http::StatusCode) {
@@ -308,6 +324,18 @@ impl HttpGate {
         match decision.outcome {
             Outcome::Allow => {
                 debug!(connection = name, principal = %who.name(), method = %facts.method, path = %facts.path, policies = ?decision.policies, "http request allowed");
+                // MCP: each tools/call of the body is decided on its tool and arguments.
+                if let Some(portcullis_http::mcp::McpExchange::Messages(mcp)) = request.mcp {
+                    return crate::mcp::judge_calls(
+                        policies,
+                        who,
+                        name,
+                        mcp,
+                        context,
+                        request.peer,
+                        decision.policies,
+                    );
+                }
                 Judged {
                     answer: Ok(()),
                     verdict: Verdict {
@@ -427,6 +455,10 @@ fn upstream_settings(c: &ConnectionConfig) -> anyhow::Result<UpstreamSettings> {
         tls,
         connect_timeout: c.connect_timeout,
         response_timeout: c.response_timeout,
+        mcp: c.mcp.then(|| portcullis_http::mcp::McpSettings {
+            path: c.mcp_path.clone(),
+            max_body_bytes: MCP_MAX_BODY_BYTES,
+        }),
     })
 }
 

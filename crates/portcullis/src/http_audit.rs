@@ -15,6 +15,7 @@ use portcullis_audit::{
     StatementEvent, StatementSummary,
 };
 use portcullis_core::{HttpAction, HttpRequestFacts, Principal};
+use portcullis_http::mcp::{McpExchange, McpMessage};
 use portcullis_http::{BodyEnd, Ending, Problem};
 use portcullis_mask::{ConnectionMask, Counts};
 use tracing::{debug, error};
@@ -47,6 +48,9 @@ pub struct Recorded<'a> {
     pub facts: Option<&'a HttpRequestFacts>,
     /// Masking's detectors, applied to the target and header values before they are recorded.
     pub scrub: Option<Arc<ConnectionMask>>,
+    /// On an MCP endpoint: the JSON-RPC messages (their methods and tools join the text, each tool
+    /// call's arguments a parameter).
+    pub mcp: Option<&'a McpExchange>,
 }
 
 /// The gateway's decision on a request, as recorded.
@@ -239,6 +243,16 @@ fn statement_event(r: &Recorded<'_>, verdict: Verdict) -> StatementEvent {
                 .collect()
         })
         .unwrap_or_default();
+    let mut tools = Vec::new();
+    if let Some(McpExchange::Messages(mcp)) = r.mcp {
+        text = format!("{text} {}", mcp.describe());
+        for message in &mcp.messages {
+            if let McpMessage::ToolCall(call) = message {
+                params.push(Some(format!("arguments {}: {}", call.tool, call.arguments_json)));
+                tools.push(call.tool.as_str());
+            }
+        }
+    }
     // What reaches the audit trail is scrubbed by masking's detectors, as statement texts are.
     if let Some(scrub) = &r.scrub {
         let mut counts = Counts::default();
@@ -252,6 +266,7 @@ fn statement_event(r: &Recorded<'_>, verdict: Verdict) -> StatementEvent {
         }
     }
     let statements = match (r.facts, r.connection) {
+        (Some(_), Some(connection)) if !tools.is_empty() => vec![tool_summary(&tools, connection)],
         (Some(f), Some(connection)) => vec![summary(f, connection)],
         _ => Vec::new(),
     };
@@ -265,6 +280,18 @@ fn statement_event(r: &Recorded<'_>, verdict: Verdict) -> StatementEvent {
         decision: verdict.decision.to_owned(),
         policies: verdict.policies,
         reason: verdict.reason,
+    }
+}
+
+/// MCP tool calls: `call_tool`, `tools/call`, and the tools (`<connection>/<tool>`) as what is called.
+fn tool_summary(tools: &[&str], connection: &str) -> StatementSummary {
+    StatementSummary {
+        kind: "call_tool".to_owned(),
+        command: "tools/call".to_owned(),
+        reads: Vec::new(),
+        writes: Vec::new(),
+        functions: tools.iter().map(|t| format!("{connection}/{t}")).collect(),
+        unbounded_write: false,
     }
 }
 

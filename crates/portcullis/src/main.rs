@@ -14,6 +14,7 @@ mod http;
 mod http_audit;
 mod http_mask;
 mod masking;
+mod mcp;
 mod notify;
 mod policy_check;
 mod postgres;

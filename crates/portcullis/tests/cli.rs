@@ -46,7 +46,7 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
     let (ok, text) = check(&example, &secrets);
     assert!(ok, "{text}");
     assert!(
-        text.contains("ok (2 connection(s), 2 issuer(s), 11 policies)"),
+        text.contains("ok (3 connection(s), 2 issuer(s), 11 policies)"),
         "{text}"
     );
 

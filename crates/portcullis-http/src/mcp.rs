@@ -1,0 +1,561 @@
+//! MCP (Model Context Protocol) over streamable HTTP, in the gateway's terms: a POSTed JSON-RPC body
+//! (one message or a batch) → the calls it makes (`tools/call` with its tool and arguments, other
+//! methods by name); JSON-RPC error answers for refused calls; and the `tools/list` response filter,
+//! for JSON bodies and `text/event-stream` events. Pure: nothing here decides (the filter asks a
+//! closure whether a tool may be called).
+
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+
+use crate::body::{FilterError, ResponseFilter};
+use crate::facts::flatten_json_object;
+
+/// JSON-RPC error code of a call the gateway refused (the range JSON-RPC leaves to servers).
+pub const REFUSED_CODE: i64 = -32001;
+/// The largest `tools/list` response body, or one event of an event stream, the filter holds; past it
+/// the response is cut off (fail closed: never passed unfiltered).
+pub const MAX_TOOLS_LIST_BYTES: usize = 1024 * 1024;
+
+/// Where a connection speaks MCP and how much of a request the gateway reads.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    /// The MCP endpoint's path after the connection's prefix (`/mcp`); `None`: every path.
+    pub path: Option<String>,
+    /// The largest JSON-RPC request body read; a larger one is refused (413).
+    pub max_body_bytes: usize,
+}
+
+impl McpSettings {
+    /// Whether a request to `path` (after the connection's prefix, normalised) is for the MCP endpoint.
+    pub fn covers(&self, path: &str) -> bool {
+        self.path
+            .as_deref()
+            .is_none_or(|endpoint| endpoint.trim_end_matches('/') == path.trim_end_matches('/'))
+    }
+}
+
+/// A request to a connection's MCP endpoint, as the gate sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpExchange {
+    /// A POST: the JSON-RPC messages it carries.
+    Messages(McpRequest),
+    /// Anything else (a GET opening or resuming the server's event stream, a DELETE ending a session).
+    Other,
+}
+
+/// A POSTed JSON-RPC body: one message, or a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpRequest {
+    pub messages: Vec<McpMessage>,
+    /// The body was a JSON array (answers to it are arrays too).
+    pub batch: bool,
+}
+
+/// One JSON-RPC message a client sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpMessage {
+    /// A `tools/call` request.
+    ToolCall(ToolCall),
+    /// Any other request (with an `id`) or notification (without).
+    Call { id: Option<Value>, method: String },
+    /// A response to a request the server made (sampling, elicitation, roots).
+    Response,
+}
+
+/// A `tools/call` request: which tool, with what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// Absent for a (malformed) call sent as a notification: it is refused all the same.
+    pub id: Option<Value>,
+    pub tool: String,
+    /// The `arguments` object flattened like an HTTP JSON body (dotted paths to scalars).
+    pub arguments: Vec<(String, String)>,
+    /// The `arguments` as JSON text (for the audit trail, which scrubs it).
+    pub arguments_json: String,
+}
+
+/// Why a body is not a JSON-RPC request the gateway will forward.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum McpError {
+    #[error("the body is not JSON")]
+    NotJson,
+    #[error("the body is not a JSON-RPC 2.0 message or batch")]
+    NotJsonRpc,
+    #[error("an empty batch")]
+    EmptyBatch,
+    #[error("a tools/call without a tool name")]
+    NoToolName,
+    #[error("a tools/call whose arguments are not an object")]
+    ArgumentsNotObject,
+    #[error("a tools/call with more arguments than the gateway shows to policy")]
+    TooManyArguments,
+}
+
+impl McpRequest {
+    /// Parses a POSTed body. Tool calls must be well formed (a name, an object of arguments within the
+    /// field bound): what cannot be decided is refused.
+    pub fn parse(bytes: &[u8]) -> Result<McpRequest, McpError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|_| McpError::NotJson)?;
+        match value {
+            Value::Array(items) if items.is_empty() => Err(McpError::EmptyBatch),
+            Value::Array(items) => Ok(McpRequest {
+                messages: items.iter().map(message).collect::<Result<_, _>>()?,
+                batch: true,
+            }),
+            other => Ok(McpRequest {
+                messages: vec![message(&other)?],
+                batch: false,
+            }),
+        }
+    }
+
+    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCall> {
+        self.messages.iter().filter_map(|m| match m {
+            McpMessage::ToolCall(call) => Some(call),
+            _ => None,
+        })
+    }
+
+    /// Whether the body asks for `tools/list` (its response is then filtered).
+    pub fn lists_tools(&self) -> bool {
+        self.messages
+            .iter()
+            .any(|m| matches!(m, McpMessage::Call { method, .. } if method == "tools/list"))
+    }
+
+    /// The messages in a line: `tools/call lookup_customer`, `initialize`, `response`; `; ` between.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .messages
+            .iter()
+            .map(|m| match m {
+                McpMessage::ToolCall(call) => format!("tools/call {}", call.tool),
+                McpMessage::Call { method, .. } => method.clone(),
+                McpMessage::Response => "response".to_owned(),
+            })
+            .collect();
+        parts.join("; ")
+    }
+}
+
+fn message(value: &Value) -> Result<McpMessage, McpError> {
+    let object = value.as_object().ok_or(McpError::NotJsonRpc)?;
+    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(McpError::NotJsonRpc);
+    }
+    let id = object.get("id").cloned();
+    let Some(method) = object.get("method") else {
+        return if object.contains_key("result") || object.contains_key("error") {
+            Ok(McpMessage::Response)
+        } else {
+            Err(McpError::NotJsonRpc)
+        };
+    };
+    let method = method.as_str().ok_or(McpError::NotJsonRpc)?.to_owned();
+    if method != "tools/call" {
+        return Ok(McpMessage::Call { id, method });
+    }
+    let params = object.get("params");
+    let tool = params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .filter(|name| !name.is_empty())
+        .ok_or(McpError::NoToolName)?
+        .to_owned();
+    let (arguments, arguments_json) = match params.and_then(|p| p.get("arguments")) {
+        None | Some(Value::Null) => (Vec::new(), "{}".to_owned()),
+        Some(args @ Value::Object(_)) => {
+            let text = args.to_string();
+            let fields = flatten_json_object(text.as_bytes()).ok_or(McpError::TooManyArguments)?;
+            (fields, text)
+        }
+        Some(_) => return Err(McpError::ArgumentsNotObject),
+    };
+    Ok(McpMessage::ToolCall(ToolCall {
+        id,
+        tool,
+        arguments,
+        arguments_json,
+    }))
+}
+
+/// A JSON-RPC error response to the request `id` (`null` when it had none).
+pub fn error_response(id: Option<&Value>, code: i64, message: &str, data: Value) -> Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": { "code": code, "message": message, "data": data },
+    })
+}
+
+/// The body answering `request` with `responses`: an array for a batch, else the one response.
+pub fn answer_body(request_was_batch: bool, mut responses: Vec<Value>) -> Bytes {
+    let value = if request_was_batch || responses.len() != 1 {
+        Value::Array(responses)
+    } else {
+        responses.pop().unwrap_or(Value::Null)
+    };
+    Bytes::from(value.to_string())
+}
+
+/// How a response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `application/json`: one JSON-RPC response (or batch) for the whole body.
+    Json,
+    /// `text/event-stream`: each event's `data` one JSON-RPC message.
+    EventStream,
+}
+
+impl Framing {
+    /// The framing of a response with this `Content-Type`; `None` for anything else.
+    pub fn of(content_type: Option<&str>) -> Option<Framing> {
+        let essence = content_type?.split(';').next()?.trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" => Some(Framing::Json),
+            "text/event-stream" => Some(Framing::EventStream),
+            _ => None,
+        }
+    }
+}
+
+/// Removes from every `tools/list` result (a response whose `result.tools` is an array) the tools the
+/// principal may not call, as the body streams: a JSON body is held whole (up to
+/// [`MAX_TOOLS_LIST_BYTES`]); an event stream one event at a time. Anything it cannot frame within
+/// the bound cuts the response off.
+#[derive(Debug)]
+pub struct ToolListFilter<F> {
+    framing: Framing,
+    may_call: F,
+    held: BytesMut,
+}
+
+impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
+    pub fn new(framing: Framing, may_call: F) -> Self {
+        ToolListFilter {
+            framing,
+            may_call,
+            held: BytesMut::new(),
+        }
+    }
+
+    /// Filters the tools of one JSON-RPC message or batch; `None` when it is not JSON (left as is).
+    fn rewrite_json(&mut self, text: &[u8]) -> Option<Vec<u8>> {
+        let mut value: Value = serde_json::from_slice(text).ok()?;
+        let changed = match &mut value {
+            Value::Array(items) => {
+                // Every message of the batch is filtered: no short-circuit.
+                let mut changed = false;
+                for item in items.iter_mut() {
+                    changed |= filter_tools(item, &mut self.may_call);
+                }
+                changed
+            }
+            item => filter_tools(item, &mut self.may_call),
+        };
+        changed.then(|| value.to_string().into_bytes())
+    }
+
+    /// Rewrites one complete event (its lines, without the blank line that ended it).
+    fn rewrite_event(&mut self, event: &[u8]) -> Vec<u8> {
+        let lines = split_lines(event);
+        let mut data: Vec<&[u8]> = Vec::new();
+        for line in &lines {
+            if let Some(rest) = line.strip_prefix(b"data:") {
+                data.push(rest.strip_prefix(b" ").unwrap_or(rest));
+            }
+        }
+        let joined = data.join(&b'\n');
+        let mut out = Vec::with_capacity(event.len() + 2);
+        match self.rewrite_json(&joined) {
+            Some(json) => {
+                let mut data_written = false;
+                for line in lines {
+                    if line.starts_with(b"data:") {
+                        if !std::mem::replace(&mut data_written, true) {
+                            out.extend_from_slice(b"data: ");
+                            out.extend_from_slice(&json);
+                            out.push(b'\n');
+                        }
+                    } else {
+                        out.extend_from_slice(line);
+                        out.push(b'\n');
+                    }
+                }
+            }
+            // The event's last line keeps its own ending.
+            None => out.extend_from_slice(event),
+        }
+        out.push(b'\n');
+        out
+    }
+}
+
+impl<F: FnMut(&str) -> bool + Send + 'static> ResponseFilter for ToolListFilter<F> {
+    fn data(&mut self, chunk: Bytes) -> Result<Bytes, FilterError> {
+        self.held.extend_from_slice(&chunk);
+        if self.framing == Framing::Json {
+            if self.held.len() > MAX_TOOLS_LIST_BYTES {
+                return Err(too_large());
+            }
+            return Ok(Bytes::new());
+        }
+        let mut out = Vec::new();
+        while let Some((event_end, consumed)) = next_event(&self.held) {
+            let event = self.held.split_to(consumed);
+            let rewritten = self.rewrite_event(event.get(..event_end).unwrap_or_default());
+            out.extend_from_slice(&rewritten);
+        }
+        if self.held.len() > MAX_TOOLS_LIST_BYTES {
+            return Err(too_large());
+        }
+        Ok(Bytes::from(out))
+    }
+
+    fn end(&mut self) -> Result<Option<Bytes>, FilterError> {
+        let held = std::mem::take(&mut self.held);
+        if held.is_empty() {
+            return Ok(None);
+        }
+        match self.framing {
+            Framing::Json => match self.rewrite_json(&held) {
+                Some(json) => Ok(Some(Bytes::from(json))),
+                None if serde_json::from_slice::<Value>(&held).is_ok() => Ok(Some(held.freeze())),
+                None => Err(FilterError("a tools/list response that is not JSON".to_owned())),
+            },
+            // An unterminated last event: clients discard it, so does the gateway.
+            Framing::EventStream => Ok(None),
+        }
+    }
+}
+
+/// A response that may list tools but that the gateway cannot read (another content type, a content
+/// encoding): cut off at its first byte rather than passed unfiltered.
+#[derive(Debug)]
+pub struct Unreadable;
+
+impl ResponseFilter for Unreadable {
+    fn data(&mut self, _chunk: Bytes) -> Result<Bytes, FilterError> {
+        Err(FilterError(
+            "an MCP response that may list tools is neither plain JSON nor an event stream".to_owned(),
+        ))
+    }
+
+    fn end(&mut self) -> Result<Option<Bytes>, FilterError> {
+        Ok(None)
+    }
+}
+
+fn too_large() -> FilterError {
+    FilterError(format!(
+        "a tools/list response (or event) larger than {MAX_TOOLS_LIST_BYTES} bytes"
+    ))
+}
+
+/// Keeps in `message.result.tools` only the tools `may_call` accepts by name (a tool without a string
+/// name is dropped). Whether the message is a tool list (and must be written again).
+fn filter_tools(message: &mut Value, may_call: &mut impl FnMut(&str) -> bool) -> bool {
+    let Some(tools) = message
+        .get_mut("result")
+        .and_then(|r| r.get_mut("tools"))
+        .and_then(Value::as_array_mut)
+    else {
+        return false;
+    };
+    tools.retain(|tool| {
+        tool.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(&mut *may_call)
+    });
+    true
+}
+
+/// The end of the first complete event in `buf`: (length of its lines, bytes consumed including the
+/// blank line). Lines end with `\n`, `\r\n` or `\r` (a `\r` at the buffer's end waits for more).
+fn next_event(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut line_start = 0;
+    let mut i = 0;
+    while i < buf.len() {
+        let eol = match buf.get(i) {
+            Some(b'\n') => Some(1),
+            Some(b'\r') => match buf.get(i + 1) {
+                Some(b'\n') => Some(2),
+                Some(_) => Some(1),
+                None => return None,
+            },
+            _ => None,
+        };
+        match eol {
+            Some(len) => {
+                if i == line_start {
+                    return Some((line_start, i + len));
+                }
+                i += len;
+                line_start = i;
+            }
+            None => i += 1,
+        }
+    }
+    None
+}
+
+/// An event's lines, without their endings.
+fn split_lines(event: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut rest = event;
+    while !rest.is_empty() {
+        match rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            None => {
+                lines.push(rest);
+                break;
+            }
+            Some(at) => {
+                lines.push(rest.get(..at).unwrap_or_default());
+                let skip = if rest.get(at..at + 2) == Some(b"\r\n") {
+                    2
+                } else {
+                    1
+                };
+                rest = rest.get(at + skip..).unwrap_or_default();
+            }
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bodies_parse_to_calls() {
+        let one = McpRequest::parse(
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"lookup_customer","arguments":{"id":"42","filter":{"tenant":"acme"}}}}"#,
+        )
+        .unwrap();
+        assert!(!one.batch);
+        let call = one.tool_calls().next().unwrap();
+        assert_eq!(call.tool, "lookup_customer");
+        assert_eq!(call.id, Some(serde_json::json!(3)));
+        let mut args = call.arguments.clone();
+        args.sort();
+        assert_eq!(
+            args,
+            vec![
+                ("filter.tenant".into(), "acme".into()),
+                ("id".into(), "42".into())
+            ]
+        );
+        assert_eq!(one.describe(), "tools/call lookup_customer");
+
+        let batch = McpRequest::parse(
+            br#"[{"jsonrpc":"2.0","id":"a","method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":1,"result":{}}]"#,
+        )
+        .unwrap();
+        assert!(batch.batch && batch.lists_tools());
+        assert_eq!(
+            batch.describe(),
+            "tools/list; notifications/initialized; response"
+        );
+
+        let refused: &[(&[u8], McpError)] = &[
+            (b"{", McpError::NotJson),
+            (b"[]", McpError::EmptyBatch),
+            (br#"{"id":1,"method":"tools/list"}"#, McpError::NotJsonRpc),
+            (br#"{"jsonrpc":"2.0","id":1}"#, McpError::NotJsonRpc),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+                McpError::NoToolName,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#,
+                McpError::ArgumentsNotObject,
+            ),
+        ];
+        for (body, error) in refused {
+            assert_eq!(
+                McpRequest::parse(body).as_ref().err(),
+                Some(error),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    fn run(filter: &mut dyn ResponseFilter, chunks: &[&str]) -> String {
+        let mut out = String::new();
+        for chunk in chunks {
+            let bytes = filter.data(Bytes::copy_from_slice(chunk.as_bytes())).unwrap();
+            out.push_str(std::str::from_utf8(&bytes).unwrap());
+        }
+        if let Some(bytes) = filter.end().unwrap() {
+            out.push_str(std::str::from_utf8(&bytes).unwrap());
+        }
+        out
+    }
+
+    const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"lookup_customer","inputSchema":{}},{"name":"delete_customer"}]}}"#;
+
+    #[test]
+    fn json_tool_lists_are_filtered() {
+        let mut filter = ToolListFilter::new(Framing::Json, |name: &str| name != "delete_customer");
+        let (a, b) = LIST.split_at(40);
+        let out: Value = serde_json::from_str(&run(&mut filter, &[a, b])).unwrap();
+        assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 1);
+        assert_eq!(out["result"]["tools"][0]["name"], "lookup_customer");
+        assert_eq!(out["id"], 2);
+        // Other responses pass unchanged.
+        let mut filter = ToolListFilter::new(Framing::Json, |_: &str| false);
+        let other = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+        assert_eq!(run(&mut filter, &[other]), other);
+    }
+
+    #[test]
+    fn event_stream_tool_lists_are_filtered_per_event() {
+        let mut filter = ToolListFilter::new(Framing::EventStream, |name: &str| name != "delete_customer");
+        let stream = format!(
+            "event: message\r\nid: 1\r\ndata: {LIST}\r\n\r\n: keep-alive\n\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"x\"}}\n\n"
+        );
+        // Byte by byte: boundaries anywhere.
+        let chunks: Vec<String> = stream.chars().map(String::from).collect();
+        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+        let out = run(&mut filter, &refs);
+        assert!(!out.contains("delete_customer"), "{out}");
+        assert!(out.starts_with("event: message\nid: 1\ndata: {"), "{out}");
+        assert!(out.contains("lookup_customer"));
+        assert!(out.contains(": keep-alive\n\n"));
+        assert!(
+            out.ends_with("data: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn oversized_tool_lists_are_cut_off() {
+        let mut filter = ToolListFilter::new(Framing::Json, |_: &str| true);
+        let big = Bytes::from(vec![b' '; MAX_TOOLS_LIST_BYTES + 1]);
+        assert!(filter.data(big.clone()).is_err());
+        let mut filter = ToolListFilter::new(Framing::EventStream, |_: &str| true);
+        assert!(filter.data(big).is_err());
+        let mut filter = ToolListFilter::new(Framing::Json, |_: &str| true);
+        filter.data(Bytes::from_static(b"{not json")).unwrap();
+        assert!(filter.end().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256), text in "\\PC*") {
+            let _ = McpRequest::parse(&body);
+            let mut filter = ToolListFilter::new(Framing::EventStream, |_: &str| false);
+            let _ = filter.data(Bytes::from(body.clone()));
+            let _ = filter.data(Bytes::from(text.clone().into_bytes()));
+            let _ = filter.end();
+            let mut filter = ToolListFilter::new(Framing::Json, |_: &str| false);
+            let _ = filter.data(Bytes::from(body));
+            let _ = filter.end();
+        }
+    }
+}
