@@ -20,6 +20,25 @@ pub struct Problem {
     /// Sent instead of the problem document, as `application/json`: the JSON-RPC answer to an MCP
     /// request the gateway refused (MCP clients show a JSON-RPC error as the call's failure).
     pub json_rpc: Option<Bytes>,
+    /// The approval request a held or ticketed request belongs to (the `approval` extension member;
+    /// its `link` is also sent as `Location` on a 202).
+    pub approval: Option<ApprovalRef>,
+}
+
+/// The approval request an answer is about, as the client is told of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApprovalRef {
+    pub id: String,
+    /// `pending`, `denied`, `expired`.
+    pub state: &'static str,
+    /// Who decided (a denial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where a reviewer finds the request (the admin API's, unless `[approvals] link_base` says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl Problem {
@@ -31,7 +50,28 @@ impl Problem {
             policies: Vec::new(),
             challenge: None,
             json_rpc: None,
+            approval: None,
         }
+    }
+
+    /// 202: the request waits for a reviewer's approval (ticket mode) and was not forwarded.
+    pub fn approval_pending(
+        detail: impl Into<String>,
+        policies: Vec<String>,
+        approval: ApprovalRef,
+    ) -> Problem {
+        Problem {
+            policies,
+            approval: Some(approval),
+            ..Problem::new(StatusCode::ACCEPTED, "Approval required", detail)
+        }
+    }
+
+    /// The same problem, about `approval`.
+    #[must_use]
+    pub fn with_approval(mut self, approval: ApprovalRef) -> Problem {
+        self.approval = Some(approval);
+        self
     }
 
     /// 401: no usable token. `class` is the reason class (`expired`, `wrong audience`, ...), also sent
@@ -122,6 +162,11 @@ impl Problem {
         {
             object.insert("policies".to_owned(), serde_json::json!(self.policies));
         }
+        if let Some(approval) = &self.approval
+            && let Some(object) = document.as_object_mut()
+        {
+            object.insert("approval".to_owned(), serde_json::json!(approval));
+        }
         let mut response = Response::new(full(Bytes::from(document.to_string())));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
@@ -130,6 +175,12 @@ impl Problem {
             HeaderValue::from_static("application/problem+json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::ACCEPTED
+            && let Some(link) = self.approval.as_ref().and_then(|a| a.link.as_deref())
+            && let Ok(value) = HeaderValue::from_str(link)
+        {
+            headers.insert(header::LOCATION, value);
+        }
         if let Some(class) = self.challenge {
             // Reason classes are fixed ASCII words: always a valid header value.
             let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{class}\"");

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -102,6 +103,20 @@ pub struct RequestInfo<'a> {
     pub facts: &'a HttpRequestFacts,
     /// On a connection's MCP endpoint: what the request carries (see `docs/protocols/mcp.md`).
     pub mcp: Option<&'a McpExchange>,
+    /// What the proxy read of the request body before the decision (an approval binds it).
+    pub body: &'a BodySeen,
+}
+
+/// What the proxy read of a request body before the decision; the read bytes are forwarded as they
+/// are, after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodySeen {
+    /// No body (the request ended with its headers).
+    Empty,
+    /// Read whole: a JSON body within `inspect_body_bytes`, or an MCP endpoint's JSON-RPC POST.
+    Read(Bytes),
+    /// Not read, or not whole: it streams to the upstream after the decision, unseen by the gate.
+    Unread,
 }
 
 /// A verified caller's request the proxy refused before the gate's decision.
@@ -284,16 +299,23 @@ impl<G: Gate> Proxy<G> {
         // On an MCP endpoint a POST is JSON-RPC, read whole (bounded) for the gate to decide each call.
         let mcp_endpoint = settings.mcp.as_ref().filter(|m| m.covers(&facts.path));
         let inspected = match mcp_endpoint {
-            Some(mcp) if method == http::Method::POST => read_mcp(mcp, &parts.headers, body)
-                .await
-                .map(|(fields, body, request)| (fields, body, Some(McpExchange::Messages(request)))),
-            Some(_) => Ok((None, boxed(body), Some(McpExchange::Other))),
+            Some(mcp) if method == http::Method::POST => {
+                read_mcp(mcp, &parts.headers, body)
+                    .await
+                    .map(|(fields, body, request, seen)| {
+                        (fields, body, Some(McpExchange::Messages(request)), seen)
+                    })
+            }
+            Some(_) => {
+                let seen = unread(&body);
+                Ok((None, boxed(body), Some(McpExchange::Other), seen))
+            }
             None => self
                 .inspect_body(&parts.headers, body)
                 .await
-                .map(|(fields, body)| (fields, body, None)),
+                .map(|(fields, body, seen)| (fields, body, None, seen)),
         };
-        let (body_fields, body, mcp) = match inspected {
+        let (body_fields, body, mcp, seen) = match inspected {
             Ok(inspected) => inspected,
             Err(problem) => return Err(self.refused(who, &refused, problem).await),
         };
@@ -305,6 +327,7 @@ impl<G: Gate> Proxy<G> {
             target: sent.target,
             facts: &facts,
             mcp: mcp.as_ref(),
+            body: &seen,
         };
 
         // 3b. The decision (and the gate's write-ahead record). Nothing reaches the upstream before it.
@@ -383,7 +406,7 @@ impl<G: Gate> Proxy<G> {
         &self,
         headers: &http::HeaderMap,
         body: Incoming,
-    ) -> Result<(Option<Vec<(String, String)>>, ProxyBody), Problem> {
+    ) -> Result<(Option<Vec<(String, String)>>, ProxyBody, BodySeen), Problem> {
         let cap = self.limits.inspect_body_bytes;
         let declared = headers
             .get(header::CONTENT_LENGTH)
@@ -394,20 +417,32 @@ impl<G: Gate> Proxy<G> {
             && !body.is_end_stream()
             && declared.is_none_or(|len| len <= cap as u64);
         if !inspectable {
-            return Ok((None, boxed(body)));
+            let seen = unread(&body);
+            return Ok((None, boxed(body), seen));
         }
         let peeked = peek_body(body, cap)
             .await
             .map_err(|_| Problem::bad_request("the request body could not be read"))?;
-        let fields = peeked
-            .complete_bytes()
-            .and_then(|bytes| facts::flatten_json_object(&bytes));
-        Ok((fields, boxed(Replayed::new(peeked.frames, peeked.rest))))
+        let complete = peeked.complete_bytes();
+        let fields = complete
+            .as_ref()
+            .and_then(|bytes| facts::flatten_json_object(bytes));
+        let seen = complete.map_or(BodySeen::Unread, BodySeen::Read);
+        Ok((fields, boxed(Replayed::new(peeked.frames, peeked.rest)), seen))
     }
 
     fn refuse(&self, connection: Option<&str>, problem: Problem) -> Response<ProxyBody> {
         self.gate.completed(connection, problem.status);
         problem.into_response()
+    }
+}
+
+/// A body the proxy does not read before the decision: none at all, or unseen.
+fn unread(body: &Incoming) -> BodySeen {
+    if body.is_end_stream() {
+        BodySeen::Empty
+    } else {
+        BodySeen::Unread
     }
 }
 
@@ -418,7 +453,7 @@ async fn read_mcp(
     mcp: &McpSettings,
     headers: &http::HeaderMap,
     body: Incoming,
-) -> Result<(Option<Vec<(String, String)>>, ProxyBody, McpRequest), Problem> {
+) -> Result<(Option<Vec<(String, String)>>, ProxyBody, McpRequest, BodySeen), Problem> {
     if !is_json(headers) {
         return Err(Problem::bad_request(
             "an MCP request must be a JSON-RPC message with Content-Type: application/json",
@@ -444,7 +479,12 @@ async fn read_mcp(
     let request = McpRequest::parse(&bytes)
         .map_err(|e| Problem::bad_request(format!("not a JSON-RPC request the gateway can decide: {e}")))?;
     let fields = facts::flatten_json_object(&bytes);
-    Ok((fields, boxed(Replayed::new(peeked.frames, peeked.rest)), request))
+    Ok((
+        fields,
+        boxed(Replayed::new(peeked.frames, peeked.rest)),
+        request,
+        BodySeen::Read(bytes),
+    ))
 }
 
 /// Sends the prepared request on the connection's pooled client (the HTTP/1.1-only one for an

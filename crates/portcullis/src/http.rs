@@ -82,14 +82,17 @@ pub struct HttpGate {
     pub masking: Option<Arc<MaskPolicy>>,
     /// How each `http` connection with field rules or detectors masks response bodies.
     pub bodies: HashMap<String, Arc<BodyMasking>>,
+    /// Where requests that need a human's approval are held or ticketed (`[approvals] enabled`);
+    /// without it they are refused.
+    pub approvals: Option<crate::http_approvals::HttpApprovals>,
 }
 
 /// What the gate keeps of a request it let through: its audit record (none when the trail is off) and
 /// the masking of its response (none when the connection masks nothing or policy grants `unmask`).
 #[derive(Debug)]
 pub struct HttpPass {
-    record: Option<RequestRecord>,
-    masking: Option<RequestMasking>,
+    pub(crate) record: Option<RequestRecord>,
+    pub(crate) masking: Option<RequestMasking>,
 }
 
 impl Completion for HttpPass {
@@ -165,6 +168,14 @@ impl Gate for HttpGate {
             .get(connection)
             .filter(|_| masked)
             .map(|body| RequestMasking::new(Arc::clone(body)));
+        // Permitted only with a human's approval: held or ticketed (`http_approvals.rs`).
+        if verdict.decision == crate::http_approvals::APPROVAL_REQUIRED
+            && let Some(approvals) = &self.approvals
+        {
+            return self
+                .approval(approvals, &policies, who, request, verdict, scrub, masking)
+                .await;
+        }
         let Some(audit) = &self.audit else {
             return answer.map(|()| HttpPass {
                 record: None,
@@ -358,12 +369,10 @@ impl HttpGate {
             }
             Outcome::ApprovalRequired => {
                 info!(client = %request.peer, connection = name, principal = %who.name(), method = %facts.method,
-                    path = %facts.path, policies = ?decision.policies, "http request needs approval, which HTTP does not offer yet");
-                let detail = format!(
-                    "approval required: {}; approvals are not yet supported over HTTP, so the request is refused",
-                    decision.reason
-                );
-                refuse(Problem::forbidden(detail.clone(), decision.policies), detail)
+                    path = %facts.path, policies = ?decision.policies, "http request needs approval");
+                // `decide` asks for the approval when approvals are on; this refusal is the answer
+                // when they are off.
+                crate::http_approvals::required(decision.policies, decision.reason)
             }
         }
     }

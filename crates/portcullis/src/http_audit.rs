@@ -56,7 +56,7 @@ pub struct Recorded<'a> {
 /// The gateway's decision on a request, as recorded.
 #[derive(Debug)]
 pub struct Verdict {
-    /// `allow` or `deny`.
+    /// `allow`, `deny` or `approval_required`.
     pub decision: &'static str,
     pub policies: Vec<String>,
     pub reason: String,
@@ -94,6 +94,40 @@ impl RequestRecord {
             started: Instant::now(),
             ended: false,
         })
+    }
+
+    /// Opens the request's session with its start, queued but not waited for: a request that needs
+    /// approval has its approval events (under this session) before its statement, which
+    /// [`RequestRecord::decided`] records once the approval is settled.
+    pub fn open(log: &AuditLog, request: &Recorded<'_>) -> RequestRecord {
+        let session = new_session_id();
+        log.submit(Draft::now(
+            &session,
+            EventBody::SessionStart(start_event(request)),
+        ));
+        RequestRecord {
+            log: log.clone(),
+            session,
+            started: Instant::now(),
+            ended: false,
+        }
+    }
+
+    /// The audit session's id.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Records the statement of an [opened](RequestRecord::open) session and waits until it (and all
+    /// before it) is stored: an error means the request must not be forwarded.
+    pub async fn decided(&mut self, request: &Recorded<'_>, verdict: Verdict) -> Result<(), AuditError> {
+        let statement = Draft::now(
+            &self.session,
+            EventBody::Statement(statement_event(request, verdict)),
+        );
+        self.log.commit(statement).await?;
+        self.started = Instant::now();
+        Ok(())
     }
 
     /// The request was refused (nothing forwarded): its outcome carries the status and the gateway's

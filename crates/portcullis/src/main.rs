@@ -11,6 +11,7 @@ mod console;
 mod demo;
 mod guard;
 mod http;
+mod http_approvals;
 mod http_audit;
 mod http_mask;
 mod masking;

@@ -36,6 +36,8 @@ pub(crate) fn judge_calls(
 ) -> Judged {
     let mut allowed_by: Vec<String> = Vec::new();
     let mut refused: Vec<(usize, Vec<String>, String)> = Vec::new();
+    // Calls permitted only with a human's approval: (message index, requiring policies, reason).
+    let mut approval: Vec<(usize, Vec<String>, String)> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {
         let McpMessage::ToolCall(call) = message else {
             continue;
@@ -59,14 +61,40 @@ pub(crate) fn judge_calls(
             }
             Outcome::ApprovalRequired => {
                 info!(client = %peer, connection, principal = %who.name(), tool = %call.tool,
-                    policies = ?decision.policies, "mcp tool call needs approval, which MCP does not offer yet");
-                let reason = format!(
-                    "approval required: {}; approvals are not yet supported over MCP, so the call is refused",
-                    decision.reason
-                );
-                refused.push((i, decision.policies, reason));
+                    policies = ?decision.policies, "mcp tool call needs approval");
+                approval.push((i, decision.policies, decision.reason));
             }
         }
+    }
+    // Approval: asked for by the gate when approvals are on (`http_approvals`); the refusal here is
+    // the answer when they are off, or when another call of the batch is refused outright.
+    if refused.is_empty() && !approval.is_empty() {
+        let policies: Vec<String> = approval.iter().flat_map(|(_, p, _)| p.clone()).collect();
+        let reason = approval
+            .iter()
+            .map(|(_, _, reason)| reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let message = format!(
+            "approval required by Portcullis: {reason}; approvals are not enabled on this gateway, so the call was not forwarded"
+        );
+        let data = serde_json::json!({ "policies": policies, "reason": reason });
+        return Judged {
+            answer: Err(Problem::json_rpc_refusal(
+                message.clone(),
+                policies.clone(),
+                approval_answer(request, &message, &data),
+            )),
+            verdict: Verdict {
+                decision: crate::http_approvals::APPROVAL_REQUIRED,
+                policies,
+                reason,
+            },
+        };
+    }
+    for (i, policies, reason) in approval {
+        let reason = format!("approval required: {reason}; another call of this batch is refused");
+        refused.push((i, policies, reason));
     }
     if refused.is_empty() {
         let policies = if request.tool_calls().next().is_some() {
@@ -132,6 +160,22 @@ pub(crate) fn judge_calls(
             reason,
         },
     }
+}
+
+/// The gateway's JSON-RPC answer to every request (with an id) of an MCP POST that waits for, or was
+/// refused by, an approval: one error, code -32001, whose `data` names the approval request.
+pub(crate) fn approval_answer(request: &McpRequest, message: &str, data: &serde_json::Value) -> bytes::Bytes {
+    let answers = request
+        .messages
+        .iter()
+        .filter_map(|message| match message {
+            McpMessage::ToolCall(call) => Some(call.id.as_ref()),
+            McpMessage::Call { id: Some(id), .. } => Some(Some(id)),
+            McpMessage::Call { id: None, .. } | McpMessage::Response => None,
+        })
+        .map(|id| error_response(id, REFUSED_CODE, message, data.clone()))
+        .collect();
+    answer_body(request.batch, answers)
 }
 
 /// `refused by Portcullis policy no-deletes: call_tool on Tool "crm/delete_customer" ...`.

@@ -66,6 +66,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let connections = connections(&config, masking.as_deref())?;
     let approvals = start_approvals(&config, audit.as_deref(), &connections)?;
+    let http_approvals = approvals
+        .as_ref()
+        .map(|store| crate::http_approvals::HttpApprovals {
+            store: Arc::clone(store),
+            link_base: approval_link_base(&config),
+            modes: config
+                .connections
+                .iter()
+                .filter_map(|c| c.approval_mode.map(|mode| (c.name.clone(), mode)))
+                .collect(),
+        });
     let guard_policies = Arc::clone(&policies);
     let http_gate = HttpGate {
         verifier: verifier.clone(),
@@ -76,6 +87,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         upstreams: crate::http::upstream_infos(&config),
         bodies: crate::http_mask::connections(&config, masking.as_deref()),
         masking,
+        approvals: http_approvals,
     };
     let guard = GuardSettings {
         policies,
@@ -244,11 +256,7 @@ fn start_approvals(
         approvals = approvals.with_previews(upstreams, config.approvals.preview_exact);
     }
     if let Some(url) = &config.approvals.notify_webhook {
-        let link_base = config
-            .approvals
-            .link_base
-            .clone()
-            .unwrap_or_else(|| format!("http://{}/api/v1/approvals/", config.server.admin.listen));
+        let link_base = approval_link_base(config);
         let notifier = Notifier::start(NotifySettings {
             url: url.clone(),
             link_base,
@@ -272,6 +280,16 @@ fn start_approvals(
         }
     });
     Ok(Some(approvals))
+}
+
+/// Where a reviewer finds an approval request: `[approvals] link_base` and its id, else the admin
+/// API's request.
+fn approval_link_base(config: &Config) -> String {
+    config
+        .approvals
+        .link_base
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/api/v1/approvals/", config.server.admin.listen))
 }
 
 async fn accept_postgres(listener: TcpListener, gateway: Arc<PgGateway>) {
