@@ -826,7 +826,7 @@ async fn policy_decides_each_request_by_method_route_and_context() {
         big
     );
 
-    // Permitted only by an approval policy: refused, saying approvals are not yet offered over HTTP.
+    // Permitted only by an approval policy, with approvals off: refused, saying so.
     let (s, ct, body, _) = f
         .call("PUT", "/crm/settings", Some(&token), |r| {
             r.header("x-trace", "on").body("x")
@@ -837,7 +837,7 @@ async fn policy_decides_each_request_by_method_route_and_context() {
         body["detail"]
             .as_str()
             .unwrap()
-            .contains("approvals are not yet supported over HTTP"),
+            .contains("approvals are not enabled on this gateway"),
         "{body}"
     );
     assert_eq!(body["policies"], json!(["held-crm-writes"]));
