@@ -19,10 +19,11 @@ pub struct Problem {
     pub challenge: Option<&'static str>,
     /// Sent instead of the problem document, as `application/json`: the JSON-RPC answer to an MCP
     /// request the gateway refused (MCP clients show a JSON-RPC error as the call's failure).
-    pub json_rpc: Option<Bytes>,
+    /// (This and `approval` are boxed: refusals travel in `Result`s, and most carry neither.)
+    pub json_rpc: Option<Box<Bytes>>,
     /// The approval request a held or ticketed request belongs to (the `approval` extension member;
     /// its `link` is also sent as `Location` on a 202).
-    pub approval: Option<ApprovalRef>,
+    pub approval: Option<Box<ApprovalRef>>,
 }
 
 /// The approval request an answer is about, as the client is told of it.
@@ -62,7 +63,7 @@ impl Problem {
     ) -> Problem {
         Problem {
             policies,
-            approval: Some(approval),
+            approval: Some(Box::new(approval)),
             ..Problem::new(StatusCode::ACCEPTED, "Approval required", detail)
         }
     }
@@ -70,7 +71,7 @@ impl Problem {
     /// The same problem, about `approval`.
     #[must_use]
     pub fn with_approval(mut self, approval: ApprovalRef) -> Problem {
-        self.approval = Some(approval);
+        self.approval = Some(Box::new(approval));
         self
     }
 
@@ -96,7 +97,7 @@ impl Problem {
     pub fn json_rpc_refusal(detail: impl Into<String>, policies: Vec<String>, body: Bytes) -> Problem {
         Problem {
             policies,
-            json_rpc: Some(body),
+            json_rpc: Some(Box::new(body)),
             ..Problem::new(StatusCode::OK, "Refused by policy", detail)
         }
     }
@@ -144,7 +145,7 @@ impl Problem {
     /// The response: the document, its content type, and `WWW-Authenticate` on a 401.
     pub fn into_response(self) -> Response<ProxyBody> {
         if let Some(body) = self.json_rpc {
-            let mut response = Response::new(full(body));
+            let mut response = Response::new(full(*body));
             *response.status_mut() = self.status;
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
