@@ -1411,6 +1411,19 @@ mod tests {
                 .memo_key(MEMO_CONNECT, &agent(&[]), CLIENT_ATTRIBUTES)
                 .is_none()
         );
+        // The bench's `context whole` variant.
+        let set = PolicySet::from_sources(&[(
+            "p".to_owned(),
+            "permit(principal, action, resource) when { context == context };".to_owned(),
+        )])
+        .unwrap();
+        assert!(
+            set.scoped
+                .http
+                .get(portcullis_core::HttpAction::Read)
+                .context_reads
+                .is_none()
+        );
         let set = PolicySet::from_sources(&[(
             "p".to_owned(),
             r#"permit(principal, action == Action::"http_read", resource) when { context.method == "GET" };"#
