@@ -46,6 +46,11 @@ pub struct HttpBenchArgs {
     /// Runtime threads of the upstream server process.
     #[arg(long, default_value_t = 2)]
     upstream_threads: usize,
+    /// Another `portcullis` binary (say, a release build of the previous commit, copied aside) run as
+    /// one more target, `gateway (before)`, with the first variant's config: a before/after comparison
+    /// in one run, under the same load and noise.
+    #[arg(long)]
+    baseline_gateway: Option<std::path::PathBuf>,
 }
 
 /// One gateway configuration the bench compares: a name for the table, a line for the legend, and the
@@ -55,6 +60,8 @@ struct GatewayVariant {
     name: &'static str,
     describe: &'static str,
     sections: &'static str,
+    /// Appended to the bench policy's permit (a `when` clause), or empty.
+    condition: &'static str,
 }
 
 /// The gateways of every run; a new variant is one more line.
@@ -63,16 +70,26 @@ const GATEWAYS: &[GatewayVariant] = &[
         name: "gateway",
         describe: "the product's defaults: token (cached) and Cedar decision per request, `[audit] enabled = true`",
         sections: "[audit]\nenabled = true\n",
+        condition: "",
+    },
+    GatewayVariant {
+        name: "context whole",
+        describe: "as gateway, the permit's condition uses the context record whole (`when { context == context }`), \
+                   so no decision can be remembered: the cost of deciding with Cedar on every request",
+        sections: "[audit]\nenabled = true\n",
+        condition: " when { context == context }",
     },
     GatewayVariant {
         name: "audit off",
         describe: "as gateway, `[audit] enabled = false` (each request's audit session is not written)",
         sections: "[audit]\nenabled = false\n",
+        condition: "",
     },
     GatewayVariant {
         name: "masking on",
         describe: "as gateway, the JSON body's `email` and `phone` fields masked (`partial`)",
         sections: HTTP_MASKING,
+        condition: "",
     },
 ];
 
@@ -87,6 +104,8 @@ strategy = "partial"
 keep = 4
 "#;
 
+/// The name of the `--baseline-gateway` target.
+const BASELINE: &str = "gateway (before)";
 /// The connection's name: the gateway's path prefix.
 const CONNECTION: &str = "bench";
 /// The group the minted token carries and the policy admits.
@@ -145,7 +164,15 @@ pub fn run(args: &HttpBenchArgs) -> anyhow::Result<()> {
         let gateway = runtime
             .block_on(start_gateway(&gateway_bin, upstream.addr(), variant))
             .with_context(|| format!("start the {} gateway", variant.name))?;
-        gateways.push((variant, gateway));
+        gateways.push((variant.name, gateway));
+    }
+    if let Some(bin) = &args.baseline_gateway {
+        let variant = GATEWAYS.first().context("no gateway variant")?;
+        eprintln!("bench-http: starting the baseline gateway {}", bin.display());
+        let gateway = runtime
+            .block_on(start_gateway(bin, upstream.addr(), variant))
+            .context("start the baseline gateway")?;
+        gateways.push((BASELINE, gateway));
     }
     let mut targets = Vec::new();
     let any_token = gateways
@@ -165,10 +192,10 @@ pub fn run(args: &HttpBenchArgs) -> anyhow::Result<()> {
             pid,
         )?);
     }
-    for (variant, gateway) in &gateways {
+    for (name, gateway) in &gateways {
         targets.push(target(
             &runtime,
-            variant.name,
+            name,
             gateway.http,
             GATEWAY_PATH,
             gateway.authorization.clone(),
@@ -325,6 +352,9 @@ fn header(args: &HttpBenchArgs, machine: &Machine, targets: &[Target]) -> String
     for variant in GATEWAYS {
         let _ = writeln!(report, "- {}: {}", variant.name, variant.describe);
     }
+    if let Some(bin) = &args.baseline_gateway {
+        let _ = writeln!(report, "- {BASELINE}: as gateway, the binary `{}`", bin.display());
+    }
     for target in targets {
         if target.load.expect.as_ref() != CUSTOMER_JSON.as_bytes() {
             let _ = writeln!(
@@ -415,7 +445,10 @@ async fn start_gateway(
     fs::create_dir_all(&state_dir).with_context(|| format!("create {}", state_dir.display()))?;
     fs::write(
         dir.path().join("policy.cedar"),
-        format!("permit(principal in Group::\"{GROUP}\", action, resource);\n"),
+        format!(
+            "permit(principal in Group::\"{GROUP}\", action, resource){};\n",
+            variant.condition
+        ),
     )
     .context("write the bench policy")?;
     let http = free_addr()?;

@@ -8,11 +8,14 @@
 
 mod error;
 mod load;
+mod memo;
 mod vocabulary;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityUid, Policy,
@@ -23,6 +26,7 @@ use portcullis_core::{Decision, HttpRequestFacts, Outcome, Principal, StatementF
 pub use error::{PolicyError, Problem};
 
 use load::{Compiled, Source, id_str};
+use memo::{MemoKey, remembered};
 use vocabulary::{
     Action, PerHttp, PerKind, TableRef, Vocabulary, client_context, http_context, statement_context,
     tool_context,
@@ -39,8 +43,13 @@ pub struct RequestContext {
     pub token_age_secs: i64,
 }
 
+/// The next [`PolicySet::id`]: ids are never reused, so a memo keyed by one cannot outlive its set.
+static NEXT_SET_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A validated set of policies, ready to decide. Immutable once built; share it with `Arc`.
 pub struct PolicySet {
+    /// Unique in the process: names this set in the per-thread decision memo (`memo.rs`).
+    id: u64,
     compiled: Compiled,
     vocabulary: Vocabulary,
     /// The policies each action's requests evaluate (see [`Scoped`]).
@@ -67,7 +76,61 @@ struct Scope {
     resource_blind: bool,
     /// Some permit here allows without approval: without one, every request is denied or waits.
     plain_permits: bool,
+    /// The context attributes some policy here reads; `None`: the context is used whole, so every
+    /// attribute counts as read and decisions are not remembered.
+    context_reads: Option<BTreeSet<String>>,
 }
+
+impl Scope {
+    /// Whether a decision of this scope may depend on the context attribute `name`.
+    fn reads(&self, name: &str) -> bool {
+        self.context_reads
+            .as_ref()
+            .is_none_or(|reads| reads.contains(name))
+    }
+
+    /// A memo key for a decision of this scope whose context has the attributes `known` (the caller
+    /// adds each one read to the key); `None` when its decisions are not remembered: the context is
+    /// used whole, or a policy reads an attribute the caller would leave out.
+    fn memo_key(&self, tag: u8, who: &Principal, known: &[&str]) -> Option<MemoKey> {
+        let reads = self.context_reads.as_ref()?;
+        reads
+            .iter()
+            .all(|name| known.contains(&name.as_str()))
+            .then(|| MemoKey::new(tag, who))
+    }
+
+    /// Adds the client context's attributes this scope reads (the schema's `Client`, also part of
+    /// every other context type).
+    fn client_key(&self, key: &mut MemoKey, ctx: &RequestContext) {
+        if self.reads("client_ip") {
+            key.flag(true).ip(ctx.client_ip);
+        }
+        if self.reads("token_age_secs") {
+            key.flag(true).long(ctx.token_age_secs);
+        }
+    }
+}
+
+/// Memo key tags: one per kind of remembered decision (HTTP actions add their index).
+const MEMO_CONNECT: u8 = 1;
+const MEMO_UNMASK: u8 = 2;
+const MEMO_HTTP: u8 = 16;
+
+/// The attributes of the schema's `Client` context, each added to a memo key when read.
+const CLIENT_ATTRIBUTES: &[&str] = &["client_ip", "token_age_secs"];
+/// The attributes of the schema's `HttpRequest` context, each added to a memo key when read.
+const HTTP_ATTRIBUTES: &[&str] = &[
+    "method",
+    "path",
+    "route",
+    "params",
+    "query",
+    "headers",
+    "body",
+    "client_ip",
+    "token_age_secs",
+];
 
 /// One Cedar request of a decision, less the principal, context and entities it shares with the others.
 struct Ask<'a> {
@@ -166,7 +229,22 @@ impl PolicySet {
     }
 
     /// May `who` open a session on `connection`? One request: `connect` on `Connection::"<connection>"`.
+    ///
+    /// Remembered per thread for this set when the decision cannot depend on what the key leaves out
+    /// (see `memo.rs`).
     pub fn decide_connect(&self, who: &Principal, connection: &str, ctx: &RequestContext) -> Decision {
+        let scope = &self.scoped.connect;
+        let key = scope
+            .memo_key(MEMO_CONNECT, who, CLIENT_ATTRIBUTES)
+            .map(|mut key| {
+                key.str(connection);
+                scope.client_key(&mut key, ctx);
+                key
+            });
+        remembered(self.id, key, || self.connect_uncached(who, connection, ctx))
+    }
+
+    fn connect_uncached(&self, who: &Principal, connection: &str, ctx: &RequestContext) -> Decision {
         let v = &self.vocabulary;
         let principal = v.principal(who);
         let resource = v.connection(connection);
@@ -245,7 +323,31 @@ impl PolicySet {
     /// `Connection::"<connection>"` when the path matched no route. The context is the request's
     /// (`HttpRequest` in the schema). Forbid wins, deny by default, an evaluation error denies; a
     /// request permitted only by `@approval("required")` permits needs approval.
+    ///
+    /// Remembered per thread for this set, keyed by the principal, connection, action, route and the
+    /// context attributes the action's policies read (see `memo.rs`).
     pub fn decide_http(
+        &self,
+        who: &Principal,
+        connection: &str,
+        facts: &HttpRequestFacts,
+        ctx: &RequestContext,
+    ) -> Decision {
+        let scope = self.scoped.http.get(facts.action);
+        let tag = MEMO_HTTP + facts.action as u8;
+        let key = scope.memo_key(tag, who, HTTP_ATTRIBUTES).map(|mut key| {
+            key.str(connection);
+            match &facts.route {
+                Some(route) => key.flag(true).str(&route.name).str(&route.template),
+                None => key.flag(false),
+            };
+            http_key(scope, &mut key, facts, ctx);
+            key
+        });
+        remembered(self.id, key, || self.http_uncached(who, connection, facts, ctx))
+    }
+
+    fn http_uncached(
         &self,
         who: &Principal,
         connection: &str,
@@ -374,6 +476,26 @@ impl PolicySet {
         table: Option<(&str, &str)>,
         ctx: &RequestContext,
     ) -> Decision {
+        // A connection's answer is remembered (an HTTP request asks it every time); tables are not.
+        let scope = &self.scoped.unmask;
+        let key = scope
+            .memo_key(MEMO_UNMASK, who, CLIENT_ATTRIBUTES)
+            .filter(|_| table.is_none())
+            .map(|mut key| {
+                key.str(connection);
+                scope.client_key(&mut key, ctx);
+                key
+            });
+        remembered(self.id, key, || self.unmask_uncached(who, connection, table, ctx))
+    }
+
+    fn unmask_uncached(
+        &self,
+        who: &Principal,
+        connection: &str,
+        table: Option<(&str, &str)>,
+        ctx: &RequestContext,
+    ) -> Decision {
         let v = &self.vocabulary;
         let scope = &self.scoped.unmask;
         let principal = v.principal(who);
@@ -444,12 +566,17 @@ impl PolicySet {
             let plain_permits = applicable
                 .iter()
                 .any(|p| p.effect() == Effect::Permit && !compiled.approvals.contains(p.id()));
+            let context_reads = applicable.iter().try_fold(BTreeSet::new(), |mut all, p| {
+                all.append(&mut load::context_reads(p)?);
+                Some(all)
+            });
             let policies = CedarPolicySet::from_policies(applicable)
                 .map_err(|e| PolicyError::Internal(e.to_string()))?;
             Ok(Scope {
                 policies,
                 resource_blind,
                 plain_permits,
+                context_reads,
             })
         };
         let scoped = Scoped {
@@ -460,6 +587,7 @@ impl PolicySet {
             call_tool: scope(&vocabulary.call_tool.uid)?,
         };
         Ok(PolicySet {
+            id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
             compiled,
             vocabulary,
             scoped,
@@ -585,6 +713,37 @@ impl fmt::Debug for PolicySet {
             .field("time_dependent", &self.compiled.time_dependent)
             .finish_non_exhaustive()
     }
+}
+
+/// Adds the HTTP context's attributes `scope` reads (the schema's `HttpRequest`) to `key`.
+fn http_key(scope: &Scope, key: &mut MemoKey, facts: &HttpRequestFacts, ctx: &RequestContext) {
+    // Each attribute read adds its name's tag and its value, so the encoding stays unambiguous.
+    if scope.reads("method") {
+        key.flag(true).str(&facts.method);
+    }
+    if scope.reads("path") {
+        key.flag(true).str(&facts.path);
+    }
+    if scope.reads("route") {
+        key.flag(true)
+            .str(facts.route.as_ref().map_or("", |r| r.name.as_str()));
+    }
+    if scope.reads("params") {
+        key.flag(true).pairs(&facts.params);
+    }
+    if scope.reads("query") {
+        key.flag(true).pairs(&facts.query);
+    }
+    if scope.reads("headers") {
+        key.flag(true).pairs(&facts.headers);
+    }
+    if scope.reads("body") {
+        match &facts.body {
+            Some(body) => key.flag(true).pairs(body),
+            None => key.flag(false),
+        };
+    }
+    scope.client_key(key, ctx);
 }
 
 fn shipped_schema() -> Result<Schema, PolicyError> {
@@ -1145,5 +1304,166 @@ mod tests {
         assert_eq!(compared, 3 * 6 * 2 * 2 * 6);
         // Allowed, forbidden (naming a forbid) and not permitted (or waiting on approval) all occur.
         assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    }
+
+    fn http_facts(
+        action: portcullis_core::HttpAction,
+        method: &str,
+        route: Option<&str>,
+    ) -> HttpRequestFacts {
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        HttpRequestFacts {
+            action,
+            method: method.to_owned(),
+            path: "/customers/1".to_owned(),
+            route: route.map(|name| portcullis_core::RouteRef {
+                name: name.to_owned(),
+                template: "/customers/{id}".to_owned(),
+            }),
+            params: vec![pair("id", "1")],
+            query: vec![pair("tenant", method)],
+            headers: vec![pair("x-team", if method == "GET" { "ops" } else { "dev" })],
+            body: (method == "POST").then(|| vec![pair("amount", "5")]),
+        }
+    }
+
+    /// Remembered decisions (`memo.rs`) are the decisions: requests that differ only in what some policy
+    /// reads (method, headers, body, client address, token age, principal, route) alternate on one
+    /// thread, and each answer equals a fresh evaluation.
+    #[test]
+    fn remembered_decisions_are_the_decisions() {
+        use portcullis_core::HttpAction;
+        let sources = |text: &str| vec![("p".to_owned(), text.to_owned())];
+        let sets = [
+            // Reads nothing of the context: remembered per principal, connection, action and route.
+            "permit(principal in Group::\"agents\", action, resource);",
+            // Reads the method, a header and the body.
+            r#"permit(principal in Group::"agents", action, resource) when {
+                   context has method && context.method == "GET" };
+               permit(principal in Group::"agents", action == Action::"http_write", resource)
+                   when { context has body && context.body.contains({name: "amount", value: "5"}) };
+               forbid(principal, action in Action::"http", resource)
+                   when { context.headers.contains({name: "x-team", value: "dev"}) && context.method == "DELETE" };"#,
+            // Reads the client's address and the token's age, on connect too.
+            r#"permit(principal, action, resource) when { context.client_ip.isInRange(ip("10.0.0.0/8")) };
+               forbid(principal, action, resource) when { context.token_age_secs > 60 };"#,
+            // Reads the route's attributes.
+            r#"permit(principal, action == Action::"http_read", resource is Route) when { resource.name == "customer" };
+               permit(principal, action == Action::"connect", resource);"#,
+        ];
+        let principals = [agent(&[]), agent(&["agents"]), agent(&["agents", "x"])];
+        let requests = [
+            (HttpAction::Read, "GET", Some("customer")),
+            (HttpAction::Read, "GET", Some("other")),
+            (HttpAction::Read, "HEAD", None),
+            (HttpAction::Write, "POST", Some("customer")),
+            (HttpAction::Write, "PUT", Some("customer")),
+            (HttpAction::Delete, "DELETE", Some("customer")),
+        ];
+        let contexts = [([10, 0, 0, 1], 1), ([192, 168, 0, 1], 1), ([10, 0, 0, 1], 61)].map(|(ip, age)| {
+            RequestContext {
+                client_ip: std::net::IpAddr::from(ip),
+                token_age_secs: age,
+            }
+        });
+        let mut outcomes = HashSet::new();
+        for text in sets {
+            let set = PolicySet::from_sources(&sources(text)).unwrap();
+            assert!(set.scoped.connect.context_reads.is_some(), "{text}");
+            // Twice over, so that the second round is answered from the memo.
+            for _ in 0..2 {
+                for (action, method, route) in requests {
+                    let facts = http_facts(action, method, route);
+                    for ctx in &contexts {
+                        for who in &principals {
+                            let remembered = set.decide_http(who, "crm", &facts, ctx);
+                            let fresh = set.http_uncached(who, "crm", &facts, ctx);
+                            assert_eq!(
+                                remembered, fresh,
+                                "{text} {method} {route:?} {ctx:?} {:?}",
+                                who.groups
+                            );
+                            let connect = set.decide_connect(who, "crm", ctx);
+                            assert_eq!(connect, set.connect_uncached(who, "crm", ctx), "{text} {ctx:?}");
+                            outcomes.insert(format!("{:?}", remembered.outcome));
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    }
+
+    /// A policy that uses the context record whole is never remembered, and one that reads an
+    /// attribute the key would leave out is not either.
+    #[test]
+    fn context_used_whole_is_not_remembered() {
+        let set = PolicySet::from_sources(&[(
+            "p".to_owned(),
+            r#"permit(principal, action == Action::"connect", resource) when { context == {client_ip: ip("10.0.0.1"), token_age_secs: 1} };"#
+                .to_owned(),
+        )])
+        .unwrap();
+        assert!(set.scoped.connect.context_reads.is_none());
+        assert!(
+            set.scoped
+                .connect
+                .memo_key(MEMO_CONNECT, &agent(&[]), CLIENT_ATTRIBUTES)
+                .is_none()
+        );
+        // The bench's `context whole` variant.
+        let set = PolicySet::from_sources(&[(
+            "p".to_owned(),
+            "permit(principal, action, resource) when { context == context };".to_owned(),
+        )])
+        .unwrap();
+        assert!(
+            set.scoped
+                .http
+                .get(portcullis_core::HttpAction::Read)
+                .context_reads
+                .is_none()
+        );
+        let set = PolicySet::from_sources(&[(
+            "p".to_owned(),
+            r#"permit(principal, action == Action::"http_read", resource) when { context.method == "GET" };"#
+                .to_owned(),
+        )])
+        .unwrap();
+        let scope = set.scoped.http.get(portcullis_core::HttpAction::Read);
+        assert_eq!(scope.context_reads, Some(BTreeSet::from(["method".to_owned()])));
+        assert!(
+            scope
+                .memo_key(MEMO_HTTP, &agent(&[]), CLIENT_ATTRIBUTES)
+                .is_none()
+        );
+        assert!(scope.memo_key(MEMO_HTTP, &agent(&[]), HTTP_ATTRIBUTES).is_some());
+    }
+
+    /// A reloaded set (a new `PolicySet`) never answers from the memo of the one it replaces.
+    #[test]
+    fn a_new_set_decides_afresh() {
+        let ctx = RequestContext {
+            client_ip: std::net::IpAddr::from([10, 0, 0, 1]),
+            token_age_secs: 1,
+        };
+        let facts = http_facts(portcullis_core::HttpAction::Read, "GET", Some("customer"));
+        let who = agent(&["agents"]);
+        let allow =
+            PolicySet::from_sources(&[("p".to_owned(), "permit(principal, action, resource);".to_owned())])
+                .unwrap();
+        let deny = PolicySet::from_sources(&[(
+            "p".to_owned(),
+            "permit(principal, action == Action::\"connect\", resource);".to_owned(),
+        )])
+        .unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                allow.decide_http(&who, "crm", &facts, &ctx).outcome,
+                Outcome::Allow
+            );
+            assert_eq!(deny.decide_http(&who, "crm", &facts, &ctx).outcome, Outcome::Deny);
+            assert_eq!(deny.decide_connect(&who, "crm", &ctx).outcome, Outcome::Allow);
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Loading: parse each source, name its policies, check Portcullis's annotations, validate against the schema.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
@@ -266,6 +266,42 @@ pub(crate) fn reads_resource(policy: &Policy) -> bool {
     match policy.to_json() {
         Ok(json) => mentions_variable(&json, "resource"),
         Err(_) => true,
+    }
+}
+
+/// The context attributes `policy` reads: `Some(names)` when it uses the context only as
+/// `context.<name>` or `context has <name>`, `None` when it uses the context record any other way (or its
+/// JSON form is unavailable), so that every attribute must count as read. A decision whose policies read
+/// none of a request's attributes is the same for every value of it (see `memo.rs`).
+pub(crate) fn context_reads(policy: &Policy) -> Option<BTreeSet<String>> {
+    let json = policy.to_json().ok()?;
+    let mut reads = BTreeSet::new();
+    context_attributes(&json, &mut reads).then_some(reads)
+}
+
+/// Collects the attributes read from `context` into `reads`; false when `context` appears other than as
+/// the left side of `.` or `has` (`{".": {"left": {"Var": "context"}, "attr": "method"}}`).
+fn context_attributes(json: &serde_json::Value, reads: &mut BTreeSet<String>) -> bool {
+    match json {
+        serde_json::Value::Object(map) => map.iter().all(|(key, value)| {
+            if key == "Var" && value.as_str() == Some("context") {
+                return false;
+            }
+            if key == "." || key == "has" {
+                let left = value
+                    .get("left")
+                    .and_then(|l| l.get("Var"))
+                    .and_then(serde_json::Value::as_str);
+                let attr = value.get("attr").and_then(serde_json::Value::as_str);
+                if let (Some("context"), Some(attr)) = (left, attr) {
+                    reads.insert(attr.to_owned());
+                    return true;
+                }
+            }
+            context_attributes(value, reads)
+        }),
+        serde_json::Value::Array(items) => items.iter().all(|v| context_attributes(v, reads)),
+        _ => true,
     }
 }
 

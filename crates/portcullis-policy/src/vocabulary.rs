@@ -1,7 +1,7 @@
 //! `Vocabulary`: the schema's names built once (entity types, action ids, action entities) and the
 //! per-decision entities and contexts built from them.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -127,6 +127,8 @@ pub(crate) struct RouteEntity {
     pub id: String,
     pub uid: EntityUid,
     entity: Entity,
+    /// Its parent and attributes, as the key of an entity set holding it.
+    key: (EntityUid, Vec<String>),
 }
 
 /// A table a request is about, as the entity and request resource it becomes.
@@ -255,7 +257,11 @@ impl Vocabulary {
             HashSet::from([self.connection(connection)]),
         )
         .map_err(|e| e.to_string())?;
-        Ok(RouteEntity { id, uid, entity })
+        let key = (
+            self.connection(connection),
+            vec![route.name.clone(), route.template.clone()],
+        );
+        Ok(RouteEntity { id, uid, entity, key })
     }
 
     /// The tool `tool` of `connection`: `Tool::"<connection>/<tool>"`, a child of the connection, as a
@@ -269,7 +275,8 @@ impl Vocabulary {
             HashSet::from([self.connection(connection)]),
         )
         .map_err(|e| e.to_string())?;
-        Ok(RouteEntity { id, uid, entity })
+        let key = (self.connection(connection), vec![tool.to_owned()]);
+        Ok(RouteEntity { id, uid, entity, key })
     }
 
     /// The entity set of one HTTP decision: as [`Vocabulary::entities`], with the route's entity when
@@ -282,16 +289,7 @@ impl Vocabulary {
         route: Option<&RouteEntity>,
         action: &Action,
     ) -> Result<Rc<Entities>, String> {
-        match route {
-            None => self.entities(principal, who, connection, &[], &[action]),
-            Some(route) => {
-                let mut entities = self.build_entities(principal, who, connection, &[], &[action])?;
-                entities = entities
-                    .add_entities([route.entity.clone()], None)
-                    .map_err(|e| e.to_string())?;
-                Ok(Rc::new(entities))
-            }
-        }
+        self.recent(principal, who, connection, route, &[action])
     }
 
     /// The entity set of one decision: the actions asked (with their groups as ancestors), the principal
@@ -318,17 +316,44 @@ impl Vocabulary {
                 .build_entities(principal, who, connection, tables, actions)
                 .map(Rc::new);
         }
-        LAST_ENTITIES.with(|last| {
-            let (key, entities) = match last.take() {
-                Some((key, entities)) if key.matches(who, actions) => (key, entities),
-                _ => {
-                    let built = self.build_entities(principal, who, connection, &[], actions)?;
-                    (EntitiesKey::new(who, actions), Rc::new(built))
-                }
-            };
-            last.set(Some((key, Rc::clone(&entities))));
-            Ok(entities)
-        })
+        self.recent(principal, who, connection, None, actions)
+    }
+
+    /// A table-less entity set (with `route`'s entity, if given), from this thread's most recent
+    /// ones when one was built from the same principal, actions and route, else built and remembered.
+    fn recent(
+        &self,
+        principal: &EntityUid,
+        who: &Principal,
+        connection: &EntityUid,
+        route: Option<&RouteEntity>,
+        actions: &[&Action],
+    ) -> Result<Rc<Entities>, String> {
+        let found = RECENT_ENTITIES.with_borrow_mut(|recent| {
+            let at = recent
+                .iter()
+                .position(|(key, _)| key.matches(who, actions, route))?;
+            // Most recent first: an HTTP request asks `connect` and then its own action.
+            let hit = recent.remove(at);
+            let entities = Rc::clone(&hit.1);
+            recent.insert(0, hit);
+            Some(entities)
+        });
+        if let Some(entities) = found {
+            return Ok(entities);
+        }
+        let mut built = self.build_entities(principal, who, connection, &[], actions)?;
+        if let Some(route) = route {
+            built = built
+                .add_entities([route.entity.clone()], None)
+                .map_err(|e| e.to_string())?;
+        }
+        let entities = Rc::new(built);
+        RECENT_ENTITIES.with_borrow_mut(|recent| {
+            recent.truncate(RECENT_SETS - 1);
+            recent.insert(0, (EntitiesKey::new(who, actions, route), Rc::clone(&entities)));
+        });
+        Ok(entities)
     }
 
     fn build_entities(
@@ -379,9 +404,14 @@ impl Vocabulary {
     }
 }
 
+/// How many table-less entity sets a thread keeps: enough for the decisions one HTTP request asks
+/// (`connect`, its action, `unmask`) and a statement's.
+const RECENT_SETS: usize = 4;
+
 thread_local! {
-    /// The last table-less entity set built on this thread (see [`Vocabulary::entities`]).
-    static LAST_ENTITIES: Cell<Option<(EntitiesKey, Rc<Entities>)>> = const { Cell::new(None) };
+    /// The table-less entity sets built most recently on this thread, most recent first (see
+    /// [`Vocabulary::entities`]).
+    static RECENT_ENTITIES: RefCell<Vec<(EntitiesKey, Rc<Entities>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Everything a table-less entity set is built from. (The schema is fixed, so action entities with the
@@ -391,24 +421,32 @@ struct EntitiesKey {
     subject: String,
     groups: Vec<String>,
     actions: Vec<EntityUid>,
+    /// A route's (or tool's) id, parent and attributes.
+    route: Option<(EntityUid, (EntityUid, Vec<String>))>,
 }
 
 impl EntitiesKey {
-    fn new(who: &Principal, actions: &[&Action]) -> Self {
+    fn new(who: &Principal, actions: &[&Action], route: Option<&RouteEntity>) -> Self {
         EntitiesKey {
             issuer_alias: who.issuer_alias.clone(),
             subject: who.subject.clone(),
             groups: who.groups.clone(),
             actions: actions.iter().map(|a| a.uid.clone()).collect(),
+            route: route.map(|r| (r.uid.clone(), r.key.clone())),
         }
     }
 
-    fn matches(&self, who: &Principal, actions: &[&Action]) -> bool {
+    fn matches(&self, who: &Principal, actions: &[&Action], route: Option<&RouteEntity>) -> bool {
         self.issuer_alias == who.issuer_alias
             && self.subject == who.subject
             && self.groups == who.groups
             && self.actions.len() == actions.len()
             && self.actions.iter().zip(actions).all(|(a, b)| *a == b.uid)
+            && match (&self.route, route) {
+                (None, None) => true,
+                (Some((uid, key)), Some(route)) => *uid == route.uid && *key == route.key,
+                _ => false,
+            }
     }
 }
 

@@ -1185,3 +1185,80 @@ async fn a_failing_audit_store_refuses_requests_with_503_and_forwards_nothing() 
     assert_eq!(body["recorded"], true);
     assert_eq!(f.witness.hits.load(Ordering::SeqCst), hits + 1);
 }
+
+/// Decisions are remembered per policy set (connect, the request's action, unmask), but a reload
+/// replaces the set: the first request after the reload is decided by the new policy, on every worker
+/// thread, for `connect` as for the HTTP action.
+#[tokio::test]
+async fn a_policy_reload_changes_the_next_decision_despite_the_caches() {
+    let fixture = Fixture::start().await;
+    let f = &fixture;
+    let token = f.mint("crm-bot", &["agents"]);
+    let token = token.as_str();
+    let policy_file = f.gateway.config_path().parent().unwrap().join("policy.cedar");
+    let policy_file = policy_file.as_path();
+    let reloads = move || {
+        f.gateway
+            .log()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("policy reloaded"))
+            .count()
+    };
+    let reload_to = move |text: String| {
+        let before = reloads();
+        std::fs::write(policy_file, text).unwrap();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while reloads() == before {
+                assert!(
+                    Instant::now() < deadline,
+                    "no reload:\n{}",
+                    f.gateway.log().unwrap()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Warm every cache on every worker thread: the same request over and over, a few at a time.
+    let burst = move |expected: u16| async move {
+        for _ in 0..8 {
+            let calls = (0..4).map(|_| f.get("/crm/products", token));
+            for (status, body) in futures_util::future::join_all(calls).await {
+                assert_eq!(status, expected, "{body}");
+            }
+        }
+    };
+    burst(200).await;
+
+    // The HTTP action: a forbid added to the file refuses the very next request.
+    reload_to(format!(
+        "{POLICY}\n@id(\"no-products\")\nforbid(principal, action == Action::\"http_read\", resource == Connection::\"crm\")\nwhen {{ context.path == \"/products\" }};\n"
+    ))
+    .await;
+    let (status, body) = f.get("/crm/products", token).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["policies"], json!(["no-products"]));
+    burst(403).await;
+
+    // Back to the original policy: allowed again at once.
+    reload_to(POLICY.to_owned()).await;
+    burst(200).await;
+
+    // `connect`: without the connect permit, nothing on the connection passes.
+    reload_to(POLICY.replace(
+        "permit(principal in Group::\"agents\", action == Action::\"connect\", resource);",
+        "permit(principal in Group::\"agents\", action == Action::\"connect\", resource) unless { resource == Connection::\"crm\" };",
+    ))
+    .await;
+    let (status, body) = f.get("/crm/products", token).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("may not use connection"),
+        "{body}"
+    );
+    burst(403).await;
+}
