@@ -16,25 +16,9 @@ mod invariants;
 use invariants::{Plans, check_findings, check_masking, check_scrub};
 use portcullis_mask::Counts;
 
-/// xorshift64*: deterministic, so a failure reproduces with the printed round.
-struct Rng(u64);
+mod rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use rng::Rng;
 
 /// Pieces random texts are made of: the bytes and prefixes the scanner stops at, plus multi-byte chars.
 const PIECES: &[&str] = &[
