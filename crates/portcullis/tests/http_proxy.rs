@@ -316,6 +316,20 @@ impl Fixture {
         Fixture::start_with(true).await
     }
 
+    /// GET `path` over TLS to the same listener (its development certificate, not verified).
+    async fn get_over_tls(&self, path: &str, token: &str) -> reqwest::Response {
+        let tls = reqwest::Client::builder()
+            .no_proxy()
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        tls.get(format!("{}{path}", self.base.replace("http://", "https://")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// With `[server.http] allow_plaintext` as given.
     async fn start_with(allow_plaintext: bool) -> Fixture {
         let echo_addr = start_service(echo, None).await;
@@ -619,17 +633,7 @@ async fn credentials_are_injected_and_the_token_never_forwarded() {
     assert_eq!(echo["version"], "HTTP/2.0");
 
     // The same listener over TLS (its development certificate): HTTP/2 by ALPN.
-    let tls = reqwest::Client::builder()
-        .no_proxy()
-        .tls_danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let response = tls
-        .get(format!("{}/crm/products", f.base.replace("http://", "https://")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = f.get_over_tls("/crm/products", &token).await;
     assert_eq!(
         (response.status().as_u16(), response.version()),
         (200, reqwest::Version::HTTP_2)
@@ -1026,17 +1030,7 @@ async fn plaintext_is_refused_unless_allowed() {
     let (s, ct, body, _) = f.call("GET", "/crm/products", Some(&token), |r| r).await;
     assert_problem(s, &ct, &body, 400);
     assert!(body["detail"].as_str().unwrap().contains("HTTPS only"), "{body}");
-    let tls = reqwest::Client::builder()
-        .no_proxy()
-        .tls_danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let response = tls
-        .get(format!("{}/crm/products", f.base.replace("http://", "https://")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = f.get_over_tls("/crm/products", &token).await;
     assert_eq!(response.status().as_u16(), 200);
 }
 
