@@ -365,10 +365,10 @@ impl SessionMask {
                 self.describe(body).await?;
                 Ok(None)
             }
-            b'D' => {
-                let mut out = Vec::new();
-                Ok(self.data_row(&[], body, &mut out)?.map(|_| out))
-            }
+            // The relay passes DataRows to `data_row`, which writes into its output.
+            b'D' => Err(MaskError::Wire(WireError::Invalid(
+                "a DataRow is masked by data_row, not message",
+            ))),
             b'E' | b'N' => {
                 if tag == b'E' {
                     self.failed();
@@ -922,7 +922,13 @@ mod tests {
                     mask.passed(tag);
                     continue;
                 }
-                if let Ok(Some(out)) = mask.message(tag, &body).await {
+                let rewritten = if tag == b'D' {
+                    let mut out = Vec::new();
+                    mask.data_row(&[], &body, &mut out).map(|at| at.map(|_| out))
+                } else {
+                    mask.message(tag, &body).await
+                };
+                if let Ok(Some(out)) = rewritten {
                     let (out_tag, out_body) = (out[0], &out[HEADER_LEN..]);
                     assert_eq!(out_tag, tag);
                     let len = i32::from_be_bytes(out[1..HEADER_LEN].try_into().unwrap());
