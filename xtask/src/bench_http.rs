@@ -51,6 +51,10 @@ pub struct HttpBenchArgs {
     /// in one run, under the same load and noise.
     #[arg(long)]
     baseline_gateway: Option<std::path::PathBuf>,
+    /// The gateway variants to run, comma-separated names from the legend (`gateway`, `audit os`,
+    /// `audit off`, `masking on`, `masking os`, `context whole`); all when absent.
+    #[arg(long, value_delimiter = ',')]
+    gateways: Vec<String>,
 }
 
 /// One gateway configuration the bench compares: a name for the table, a line for the legend, and the
@@ -80,6 +84,13 @@ const GATEWAYS: &[GatewayVariant] = &[
         condition: " when { context == context }",
     },
     GatewayVariant {
+        name: "audit os",
+        describe: "as gateway, `[audit] durability = \"os\"`: each request's events are in the store's \
+                   write-ahead log (they survive a gateway crash) before forwarding, without waiting for an fsync",
+        sections: "[audit]\nenabled = true\ndurability = \"os\"\n",
+        condition: "",
+    },
+    GatewayVariant {
         name: "audit off",
         describe: "as gateway, `[audit] enabled = false` (each request's audit session is not written)",
         sections: "[audit]\nenabled = false\n",
@@ -91,11 +102,29 @@ const GATEWAYS: &[GatewayVariant] = &[
         sections: HTTP_MASKING,
         condition: "",
     },
+    GatewayVariant {
+        name: "masking os",
+        describe: "as masking on, with `[audit] durability = \"os\"`",
+        sections: HTTP_MASKING_OS,
+        condition: "",
+    },
 ];
 
 /// The masking-on variant's rules: the customer object's `email` and `phone` fields masked.
 const HTTP_MASKING: &str = r#"[audit]
 enabled = true
+
+[masking]
+[[masking.rules]]
+fields = ["email", "phone"]
+strategy = "partial"
+keep = 4
+"#;
+
+/// As [`HTTP_MASKING`], the audit trail not waiting for an fsync.
+const HTTP_MASKING_OS: &str = r#"[audit]
+enabled = true
+durability = "os"
 
 [masking]
 [[masking.rules]]
@@ -158,8 +187,19 @@ pub fn run(args: &HttpBenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the load generator's runtime")?;
+    let chosen: Vec<&GatewayVariant> = GATEWAYS
+        .iter()
+        .filter(|v| args.gateways.is_empty() || args.gateways.iter().any(|g| g.trim() == v.name))
+        .collect();
+    if let Some(unknown) = args
+        .gateways
+        .iter()
+        .find(|g| !GATEWAYS.iter().any(|v| v.name == g.trim()))
+    {
+        bail!("--gateways: no variant {unknown:?}; the variants are named in the report's legend");
+    }
     let mut gateways = Vec::new();
-    for variant in GATEWAYS {
+    for variant in &chosen {
         eprintln!("bench-http: starting the {} gateway", variant.name);
         let gateway = runtime
             .block_on(start_gateway(&gateway_bin, upstream.addr(), variant))
@@ -349,7 +389,10 @@ fn header(args: &HttpBenchArgs, machine: &Machine, targets: &[Target]) -> String
         report,
         "- relay: `cargo xtask relay`, a plain TCP relay (copy both ways), one upstream connection per client connection"
     );
-    for variant in GATEWAYS {
+    for variant in GATEWAYS
+        .iter()
+        .filter(|v| targets.iter().any(|t| t.name == v.name))
+    {
         let _ = writeln!(report, "- {}: {}", variant.name, variant.describe);
     }
     if let Some(bin) = &args.baseline_gateway {

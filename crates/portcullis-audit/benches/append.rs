@@ -30,6 +30,7 @@ fn statement(n: u64) -> Draft {
             decision: "allow".to_owned(),
             policies: vec!["agents-guarded-writes".to_owned()],
             reason: String::new(),
+            body: None,
         }),
     )
 }
@@ -50,6 +51,7 @@ fn outcome(n: u64) -> Draft {
                 rows: vec![vec![Some("-4321".to_owned())]],
                 truncated: false,
             }),
+            body: None,
         }),
     )
 }

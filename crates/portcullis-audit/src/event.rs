@@ -137,6 +137,24 @@ pub struct StatementEvent {
     pub policies: Vec<String>,
     #[serde(default)]
     pub reason: String,
+    /// An HTTP request's body, when the gateway read it before deciding (JSON within
+    /// `inspect_body_bytes`, an MCP endpoint's JSON-RPC): masked, capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodyRecord>,
+}
+
+/// An HTTP message body as recorded: its first bytes, masked as masking masks what the client sees,
+/// up to `[audit] http_body_bytes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BodyRecord {
+    /// The `Content-Type` header, as sent (empty when there was none).
+    pub content_type: String,
+    /// The body's length in bytes, as far as it passed (a body cut off counts what was sent).
+    pub bytes: u64,
+    /// Its first bytes as text (invalid UTF-8 replaced); empty for a body that is not text.
+    pub text: String,
+    /// `text` is not the whole body: it was longer than the cap, or not text.
+    pub truncated: bool,
 }
 
 /// The facts of one statement that an auditor reads.
@@ -175,6 +193,9 @@ pub struct OutcomeEvent {
     /// Values masked in what the client received, by detector (`column` for column rules).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub masked: BTreeMap<String, u64>,
+    /// An HTTP response's body as the client received it (masked), capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodyRecord>,
 }
 
 /// An error the client received.

@@ -14,7 +14,7 @@ mod store;
 
 pub use chain::{Broken, GENESIS, VerifyReport, event_hash, hash_bytes, seal, verify, verify_with_progress};
 pub use event::{
-    ApprovalEvent, Draft, ErrorInfo, EventBody, OutcomeEvent, ResultRecord, SessionEndEvent,
+    ApprovalEvent, BodyRecord, Draft, ErrorInfo, EventBody, OutcomeEvent, ResultRecord, SessionEndEvent,
     SessionStartEvent, StatementEvent, StatementSummary, StoredEvent, now_us,
 };
 pub use export::{ExportSink, ExportStats, Exporter};

@@ -15,10 +15,40 @@ use crate::store::{AuditError, AuditStore, Sealed};
 /// The most events stored in one transaction.
 const MAX_GROUP: usize = 4096;
 
-struct Request {
+/// An event with its canonical body, encoded by the session that records it (in parallel, off the
+/// writer).
+struct Encoded {
     draft: Draft,
-    /// The canonical body, encoded by the session that records it (in parallel, off the writer).
     body: String,
+}
+
+impl Encoded {
+    fn new(draft: Draft) -> Encoded {
+        Encoded {
+            body: draft.body_json(),
+            draft,
+        }
+    }
+}
+
+/// What a session hands the writer: one event (most of them), or several that are stored in order in
+/// the same commit, for one channel message, one wake-up and one answer.
+// One event, the common case, moves through the channel as it did before, without an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Events {
+    One(Encoded),
+    Many(Vec<Encoded>),
+}
+
+impl Events {
+    fn of(drafts: Vec<Draft>) -> Events {
+        Events::Many(drafts.into_iter().map(Encoded::new).collect())
+    }
+}
+
+struct Request {
+    events: Events,
+    /// Answered with the last event's seal once all of them are stored.
     reply: Option<oneshot::Sender<Result<Sealed, String>>>,
 }
 
@@ -57,11 +87,23 @@ impl AuditLog {
     /// Records `draft` and waits until it is durably stored. An error means it was not: the caller must
     /// not let the event's statement through.
     pub async fn commit(&self, draft: Draft) -> Result<Sealed, AuditError> {
+        self.send_and_wait(Events::One(Encoded::new(draft))).await
+    }
+
+    /// Records `drafts`, in order and in one commit, and waits until all are durably stored; the
+    /// answer is the last one's seal. An error means none was stored.
+    pub async fn commit_all(&self, drafts: Vec<Draft>) -> Result<Sealed, AuditError> {
+        if drafts.is_empty() {
+            return Err(AuditError::Store("no events to commit".to_owned()));
+        }
+        self.send_and_wait(Events::of(drafts)).await
+    }
+
+    async fn send_and_wait(&self, events: Events) -> Result<Sealed, AuditError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request {
-                body: draft.body_json(),
-                draft,
+                events,
                 reply: Some(reply),
             })
             .map_err(|_| AuditError::Closed)?;
@@ -75,12 +117,16 @@ impl AuditLog {
     /// Records `draft` without waiting. It is stored after every event submitted before it, so an event
     /// committed later implies this one is stored too.
     pub fn submit(&self, draft: Draft) {
-        let request = Request {
-            body: draft.body_json(),
-            draft,
-            reply: None,
-        };
-        if self.tx.send(request).is_err() {
+        self.send(Events::One(Encoded::new(draft)));
+    }
+
+    /// Records `drafts`, in order and in one commit, without waiting.
+    pub fn submit_all(&self, drafts: Vec<Draft>) {
+        self.send(Events::of(drafts));
+    }
+
+    fn send(&self, events: Events) {
+        if self.tx.send(Request { events, reply: None }).is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -110,9 +156,24 @@ fn write_loop(
         // measured and gained nothing here: the writer's CPU per event, not the fsync count, limits it.)
         let mut next = Some(first);
         while let Some(request) = next.take() {
-            drafts.push(request.draft);
-            bodies.push(request.body);
-            replies.push(request.reply);
+            // One reply per event, the request's on its last: a request's events never straddle
+            // two commits.
+            match request.events {
+                Events::One(event) => {
+                    drafts.push(event.draft);
+                    bodies.push(event.body);
+                    replies.push(request.reply);
+                }
+                Events::Many(events) => {
+                    let mut reply = request.reply;
+                    let last = events.len();
+                    for (i, event) in events.into_iter().enumerate() {
+                        drafts.push(event.draft);
+                        bodies.push(event.body);
+                        replies.push(if i + 1 == last { reply.take() } else { None });
+                    }
+                }
+            }
             if drafts.len() < MAX_GROUP {
                 next = rx.try_recv().ok();
             }

@@ -1032,6 +1032,7 @@ mod tests {
                     error: None,
                     result: None,
                     masked: Default::default(),
+                    body: None,
                 }),
             }])
             .unwrap();
@@ -1055,6 +1056,7 @@ mod tests {
                 error: None,
                 result: None,
                 masked: Default::default(),
+                body: None,
             }),
         };
         let sealed = store.append(&[big(1), big(2), big(3)]).unwrap();

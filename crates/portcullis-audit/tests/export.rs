@@ -43,6 +43,7 @@ fn statement(session: &str, at_us: i64, n: u64) -> Draft {
             decision: "allow".into(),
             policies: vec!["read-only".into()],
             reason: String::new(),
+            body: None,
         }),
     }
 }

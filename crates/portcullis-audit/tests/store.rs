@@ -56,6 +56,7 @@ fn statement(session: &str, at_us: i64, n: u64, decision: &str) -> Draft {
             decision: decision.into(),
             policies: vec!["read-only".into()],
             reason: String::new(),
+            body: None,
         }),
     }
 }
@@ -73,6 +74,7 @@ fn outcome(session: &str, at_us: i64, n: u64) -> Draft {
             duration_us: 120,
             error: None,
             result: None,
+            body: None,
         }),
     }
 }

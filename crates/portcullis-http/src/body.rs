@@ -11,7 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
-use crate::proxy::{BodyEnd, Completion, Ending};
+use crate::proxy::{BodyEnd, BodySent, Completion, Ending};
 
 /// Errors bodies carry: hyper's, a filter's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -215,19 +215,38 @@ where
 }
 
 /// A response body that reports, once, how it ended: streamed to its end, failed, or dropped before
-/// the end (the client went away). The report goes to the gate's [`Completion`] for the request.
+/// the end (the client went away), with what of it passed. The report goes to the gate's
+/// [`Completion`] for the request.
 pub(crate) struct Watched<C: Completion> {
     inner: ProxyBody,
     status: http::StatusCode,
     completion: Option<Box<C>>,
+    sent: BodySent,
+    /// How many of the first bytes `sent` keeps.
+    limit: usize,
 }
 
 impl<C: Completion> Watched<C> {
-    pub(crate) fn new(inner: ProxyBody, status: http::StatusCode, completion: C) -> Self {
+    pub(crate) fn new(
+        inner: ProxyBody,
+        status: http::StatusCode,
+        content_type: Option<&http::HeaderValue>,
+        completion: C,
+    ) -> Self {
+        let limit = completion.record_limit();
+        let content_type = content_type
+            .filter(|_| limit > 0)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Watched {
             inner,
             status,
             completion: Some(Box::new(completion)),
+            sent: BodySent {
+                content_type,
+                ..BodySent::default()
+            },
+            limit,
         }
     }
 
@@ -236,7 +255,16 @@ impl<C: Completion> Watched<C> {
             completion.finished(Ending::Responded {
                 status: self.status,
                 body,
+                sent: &self.sent,
             });
+        }
+    }
+
+    fn passed(&mut self, data: &[u8]) {
+        self.sent.bytes += data.len() as u64;
+        let room = self.limit.saturating_sub(self.sent.head.len());
+        if let Some(keep) = data.get(..room.min(data.len())) {
+            self.sent.head.extend_from_slice(keep);
         }
     }
 }
@@ -253,7 +281,12 @@ impl<C: Completion> Body for Watched<C> {
         match &polled {
             Poll::Ready(None) => self.finish(BodyEnd::Complete),
             Poll::Ready(Some(Err(_))) => self.finish(BodyEnd::Failed),
-            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.passed(data);
+                }
+            }
+            Poll::Pending => {}
         }
         polled
     }

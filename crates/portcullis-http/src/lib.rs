@@ -24,7 +24,7 @@ pub use facts::{flatten_json_object, parse_query, request_facts};
 pub use listener::{ListenerSettings, serve};
 pub use problem::{ApprovalRef, Problem};
 pub use proxy::{
-    BodyEnd, BodySeen, Completion, Ending, Gate, Proxy, ProxyLimits, RefusedRequest, RequestInfo,
+    BodyEnd, BodySeen, BodySent, Completion, Ending, Gate, Proxy, ProxyLimits, RefusedRequest, RequestInfo,
 };
 pub use route::{PathError, RouteTemplate, Routes, TemplateError, UpstreamBase, UrlError, normalize_path};
 pub use upstream::{Upstream, UpstreamSettings};

@@ -105,6 +105,8 @@ pub struct RequestInfo<'a> {
     pub mcp: Option<&'a McpExchange>,
     /// What the proxy read of the request body before the decision (an approval binds it).
     pub body: &'a BodySeen,
+    /// The request's `Content-Type`, when it has a readable one.
+    pub content_type: Option<&'a str>,
 }
 
 /// What the proxy read of a request body before the decision; the read bytes are forwarded as they
@@ -135,6 +137,12 @@ pub struct RefusedRequest<'a> {
 /// the body's, when the client drops it): it must not block.
 pub trait Completion: Send + 'static {
     fn finished(self, ending: Ending<'_>);
+
+    /// How many of the response body's first bytes (as the client receives them, after any filter)
+    /// [`Ending::Responded`] should carry, for a record of the exchange.
+    fn record_limit(&self) -> usize {
+        0
+    }
 }
 
 impl Completion for () {
@@ -147,6 +155,10 @@ impl<C: Completion> Completion for Option<C> {
             completion.finished(ending);
         }
     }
+
+    fn record_limit(&self) -> usize {
+        self.as_ref().map_or(0, Completion::record_limit)
+    }
 }
 
 /// How an allowed exchange ended.
@@ -156,8 +168,22 @@ pub enum Ending<'a> {
     /// response in time, 504; the credential unavailable, 502; a target it cannot forward, 400; a
     /// response the gate's filter refused on its headers).
     Refused(&'a Problem),
-    /// The upstream's response was passed on: its status, and how its body ended.
-    Responded { status: StatusCode, body: BodyEnd },
+    /// The upstream's response was passed on: its status, how its body ended, and what of it passed.
+    Responded {
+        status: StatusCode,
+        body: BodyEnd,
+        sent: &'a BodySent,
+    },
+}
+
+/// What passed of a response body to the client: its content type, its length so far, and its first
+/// bytes up to the completion's [`Completion::record_limit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodySent {
+    /// The response's `Content-Type`, when it had one that is text (kept only when recording).
+    pub content_type: Option<String>,
+    pub bytes: u64,
+    pub head: Vec<u8>,
 }
 
 /// How a passed-on response body ended.
@@ -320,6 +346,11 @@ impl<G: Gate> Proxy<G> {
             Err(problem) => return Err(self.refused(who, &refused, problem).await),
         };
         facts.body = body_fields;
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let info = RequestInfo {
             peer,
             tls,
@@ -328,6 +359,7 @@ impl<G: Gate> Proxy<G> {
             facts: &facts,
             mcp: mcp.as_ref(),
             body: &seen,
+            content_type: content_type.as_deref(),
         };
 
         // 3b. The decision (and the gate's write-ahead record). Nothing reaches the upstream before it.
@@ -390,7 +422,8 @@ impl<G: Gate> Proxy<G> {
                 return Err(problem);
             }
         }
-        let body = boxed(Watched::new(body, parts.status, pass));
+        let content_type = parts.headers.get(header::CONTENT_TYPE);
+        let body = boxed(Watched::new(body, parts.status, content_type, pass));
         Ok(Response::from_parts(parts, body))
     }
 
@@ -545,6 +578,7 @@ fn switch_protocols(
         pass.finished(Ending::Responded {
             status: StatusCode::SWITCHING_PROTOCOLS,
             body: BodyEnd::Upgraded,
+            sent: &BodySent::default(),
         });
     });
     Response::from_parts(parts, empty())

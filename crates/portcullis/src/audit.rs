@@ -27,6 +27,8 @@ use crate::telemetry;
 pub struct Audit {
     pub log: AuditLog,
     pub caps: ResultCaps,
+    /// Bytes of each HTTP body recorded (`[audit] http_body_bytes`).
+    pub http_body_bytes: usize,
     pub controls: Arc<Controls>,
 }
 
@@ -51,6 +53,7 @@ impl Audit {
                 rows: config.audit.result_rows,
                 bytes: config.audit.result_bytes,
             },
+            http_body_bytes: config.audit.http_body_bytes,
             controls,
         });
         poll_controls(
@@ -231,6 +234,7 @@ fn outcome(f: Finished) -> OutcomeEvent {
             .iter()
             .map(|(reason, n)| (reason.name().to_owned(), n))
             .collect(),
+        body: None,
     }
 }
 

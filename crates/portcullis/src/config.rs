@@ -140,6 +140,8 @@ pub struct AuditConfig {
     pub result_rows: usize,
     /// Result bytes recorded per statement.
     pub result_bytes: usize,
+    /// Bytes of each HTTP request and response body recorded (masked) per request; 0 records none.
+    pub http_body_bytes: usize,
     /// When a commit counts as durable: `fsync` (on the disk; survives power loss) or `os` (handed to the
     /// operating system; survives a gateway crash, not a machine crash; saves an fsync per group commit).
     pub durability: AuditDurability,
@@ -159,6 +161,7 @@ impl Default for AuditConfig {
             prune_interval: Duration::from_secs(3600),
             result_rows: 100,
             result_bytes: 64 * 1024,
+            http_body_bytes: 4096,
             durability: AuditDurability::Fsync,
             control_interval: Duration::from_millis(250),
             exports: Vec::new(),

@@ -871,6 +871,7 @@ impl SessionGuard {
             } else {
                 decided.reason.clone()
             },
+            body: None,
         })
     }
 }

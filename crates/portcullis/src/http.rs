@@ -102,6 +102,10 @@ impl Completion for HttpPass {
             record.finished(ending, tally.as_ref());
         }
     }
+
+    fn record_limit(&self) -> usize {
+        self.record.as_ref().map_or(0, RequestRecord::body_limit)
+    }
 }
 
 /// The gate's decision on one request: the answer, and what the audit trail says of it.
@@ -195,6 +199,8 @@ impl Gate for HttpGate {
             facts: Some(request.facts),
             scrub,
             mcp: request.mcp,
+            body: http_audit::body_read(request),
+            body_limit: audit.http_body_bytes,
         };
         let record = match RequestRecord::begin(&audit.log, &recorded, verdict).await {
             Ok(record) => record,
@@ -232,6 +238,8 @@ impl Gate for HttpGate {
             facts: None,
             scrub,
             mcp: None,
+            body: None,
+            body_limit: audit.http_body_bytes,
         };
         let verdict = Verdict {
             decision: "deny",

@@ -129,6 +129,8 @@ impl HttpGate {
             facts: Some(request.facts),
             scrub,
             mcp: request.mcp,
+            body: http_audit::body_read(request),
+            body_limit: self.audit.as_ref().map_or(0, |a| a.http_body_bytes),
         };
         let mut record = self
             .audit

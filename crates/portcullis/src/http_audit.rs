@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use portcullis_audit::{
-    AuditError, AuditLog, Draft, ErrorInfo, EventBody, OutcomeEvent, SessionEndEvent, SessionStartEvent,
-    StatementEvent, StatementSummary,
+    AuditError, AuditLog, BodyRecord, Draft, ErrorInfo, EventBody, OutcomeEvent, SessionEndEvent,
+    SessionStartEvent, StatementEvent, StatementSummary,
 };
 use portcullis_core::{HttpAction, HttpRequestFacts, Principal};
 use portcullis_http::mcp::{McpExchange, McpMessage};
-use portcullis_http::{BodyEnd, Ending, Problem};
-use portcullis_mask::{ConnectionMask, Counts};
+use portcullis_http::{BodyEnd, BodySeen, BodySent, Ending, Problem, RequestInfo};
+use portcullis_mask::{ConnectionMask, Counts, JsonLimits, JsonMasker};
 use tracing::{debug, error};
 
 use crate::audit::new_session_id;
@@ -51,6 +51,12 @@ pub struct Recorded<'a> {
     /// On an MCP endpoint: the JSON-RPC messages (their methods and tools join the text, each tool
     /// call's arguments a parameter).
     pub mcp: Option<&'a McpExchange>,
+    /// The request body the gateway read before deciding, with its content type: recorded (masked,
+    /// up to `body_limit` bytes) with the statement.
+    pub body: Option<(&'a [u8], Option<&'a str>)>,
+    /// How many bytes of each body, request and response, the record keeps (`[audit] http_body_bytes`;
+    /// 0 records none).
+    pub body_limit: usize,
 }
 
 /// The gateway's decision on a request, as recorded.
@@ -71,12 +77,14 @@ pub struct RequestRecord {
     /// When the request's events were committed (its forwarding began).
     started: Instant,
     ended: bool,
+    /// How many of the response body's first bytes are recorded with the outcome.
+    body_limit: usize,
 }
 
 impl RequestRecord {
     /// Records the request's session start and statement, and waits until both are stored: an error
-    /// means the request must not be forwarded. Both are sent to the writer at once (the start first),
-    /// so they usually share one commit.
+    /// means the request must not be forwarded. Both go to the writer as one message and are stored in
+    /// one commit.
     pub async fn begin(
         log: &AuditLog,
         request: &Recorded<'_>,
@@ -85,14 +93,13 @@ impl RequestRecord {
         let session = new_session_id();
         let start = Draft::now(&session, EventBody::SessionStart(start_event(request)));
         let statement = Draft::now(&session, EventBody::Statement(statement_event(request, verdict)));
-        let (start, statement) = tokio::join!(log.commit(start), log.commit(statement));
-        start?;
-        statement?;
+        log.commit_all(vec![start, statement]).await?;
         Ok(RequestRecord {
             log: log.clone(),
             session,
             started: Instant::now(),
             ended: false,
+            body_limit: request.body_limit,
         })
     }
 
@@ -110,6 +117,7 @@ impl RequestRecord {
             session,
             started: Instant::now(),
             ended: false,
+            body_limit: request.body_limit,
         }
     }
 
@@ -130,24 +138,31 @@ impl RequestRecord {
         Ok(())
     }
 
+    /// How many of the response body's first bytes the record keeps: the proxy hands them over in
+    /// [`Ending::Responded`].
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
     /// The request was refused (nothing forwarded): its outcome carries the status and the gateway's
     /// words, then the session ends.
     pub fn refused(mut self, problem: &Problem) {
-        self.outcome(false, status_error(problem), None);
-        self.end("refused", String::new(), 1);
+        let outcome = self.outcome(false, status_error(problem), None, None);
+        let end = self.end("refused", String::new(), 1);
+        self.log.submit_all(vec![outcome, end]);
     }
 
     /// How the exchange ended, with what masking did to the response body: the values it masked, and
-    /// the reason it cut the body off, if it did.
+    /// the reason it cut the body off, if it did. The outcome and the end go to the writer together.
     pub fn finished(mut self, ending: Ending<'_>, masked: Option<&Tally>) {
-        match ending {
+        let (outcome, end) = match ending {
             // Forwarded, but the gateway answered (502, 504, a body masking cannot read): the upstream
             // may have seen the request.
-            Ending::Refused(problem) => {
-                self.outcome(true, status_error(problem), None);
-                self.end("gateway_error", String::new(), 0);
-            }
-            Ending::Responded { status, body } => {
+            Ending::Refused(problem) => (
+                self.outcome(true, status_error(problem), None, None),
+                self.end("gateway_error", String::new(), 0),
+            ),
+            Ending::Responded { status, body, sent } => {
                 let failure = masked
                     .and_then(|m| m.failure.as_deref())
                     .filter(|_| body == BodyEnd::Failed);
@@ -155,7 +170,14 @@ impl RequestRecord {
                     sqlstate: status.as_u16().to_string(),
                     message: format!("response cut off: masking: {why}"),
                 });
-                self.outcome(true, (status.as_u16(), error), masked.map(|m| &m.counts));
+                let recorded = (self.body_limit > 0 && body != BodyEnd::Upgraded)
+                    .then(|| response_body(sent, self.body_limit));
+                let outcome = self.outcome(
+                    true,
+                    (status.as_u16(), error),
+                    masked.map(|m| &m.counts),
+                    recorded,
+                );
                 let (reason, detail) = match (body, failure) {
                     (BodyEnd::Failed, Some(why)) => ("masking_failed", why),
                     (BodyEnd::Complete, _) => ("completed", ""),
@@ -163,14 +185,21 @@ impl RequestRecord {
                     (BodyEnd::ClientGone, _) => ("client_disconnected", "before the response body ended"),
                     (BodyEnd::Failed, None) => ("upstream_failed", "the response body failed part-way"),
                 };
-                self.end(reason, detail.to_owned(), 0);
+                (outcome, self.end(reason, detail.to_owned(), 0))
             }
-        }
+        };
+        self.log.submit_all(vec![outcome, end]);
     }
 
-    fn outcome(&self, ran: bool, (status, error): (u16, Option<ErrorInfo>), masked: Option<&Counts>) {
+    fn outcome(
+        &self,
+        ran: bool,
+        (status, error): (u16, Option<ErrorInfo>),
+        masked: Option<&Counts>,
+        body: Option<BodyRecord>,
+    ) -> Draft {
         let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.log.submit(Draft::now(
+        Draft::now(
             &self.session,
             EventBody::Outcome(OutcomeEvent {
                 n: 1,
@@ -188,13 +217,14 @@ impl RequestRecord {
                             .collect()
                     })
                     .unwrap_or_default(),
+                body,
             }),
-        ));
+        )
     }
 
-    fn end(&mut self, reason: &str, detail: String, refused: u64) {
+    fn end(&mut self, reason: &str, detail: String, refused: u64) -> Draft {
         self.ended = true;
-        self.log.submit(Draft::now(
+        Draft::now(
             &self.session,
             EventBody::SessionEnd(SessionEndEvent {
                 reason: reason.to_owned(),
@@ -203,14 +233,15 @@ impl RequestRecord {
                 refused,
                 duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             }),
-        ));
+        )
     }
 }
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
         if !self.ended {
-            self.end("client_disconnected", "before the response arrived".to_owned(), 0);
+            let end = self.end("client_disconnected", "before the response arrived".to_owned(), 0);
+            self.log.submit(end);
         }
     }
 }
@@ -223,6 +254,15 @@ fn status_error(problem: &Problem) -> (u16, Option<ErrorInfo>) {
         message: problem.detail.clone(),
     };
     (status, Some(error))
+}
+
+/// The request body the proxy read before the decision, with its content type, for
+/// [`Recorded::body`]. A body that streams to the upstream unread is not recorded.
+pub fn body_read<'a>(request: &RequestInfo<'a>) -> Option<(&'a [u8], Option<&'a str>)> {
+    match request.body {
+        BodySeen::Read(bytes) => Some((bytes.as_ref(), request.content_type)),
+        BodySeen::Empty | BodySeen::Unread => None,
+    }
 }
 
 /// Logs and counts a failed audit write; the problem a request gets when it cannot be recorded.
@@ -314,7 +354,107 @@ fn statement_event(r: &Recorded<'_>, verdict: Verdict) -> StatementEvent {
         decision: verdict.decision.to_owned(),
         policies: verdict.policies,
         reason: verdict.reason,
+        body: r
+            .body
+            .map(|(bytes, content_type)| request_body(bytes, content_type, r.scrub.as_ref(), r.body_limit)),
     }
+}
+
+/// A request body the gateway read, as recorded: masked by the connection's rules as a response
+/// body would be (JSON by field rules and detectors; otherwise, or JSON that does not parse, text by
+/// detectors), then cut to `limit` bytes.
+fn request_body(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    mask: Option<&Arc<ConnectionMask>>,
+    limit: usize,
+) -> BodyRecord {
+    let total = bytes.len() as u64;
+    let content_type = content_type.unwrap_or_default();
+    if !textual(content_type, bytes) {
+        return BodyRecord {
+            content_type: content_type.to_owned(),
+            bytes: total,
+            text: String::new(),
+            truncated: total > 0,
+        };
+    }
+    let mut counts = Counts::default();
+    let masked = mask.map(|mask| {
+        let mut json = JsonMasker::new(Arc::clone(mask), JsonLimits::default());
+        let mut out = Vec::with_capacity(bytes.len());
+        match json.push(bytes, &mut out).and_then(|()| json.finish(&mut out)) {
+            Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+            Err(_) => {
+                let text = String::from_utf8_lossy(bytes);
+                mask.scrub(&text, &mut counts)
+                    .unwrap_or_else(|| text.into_owned())
+            }
+        }
+    });
+    let text = masked.unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    let (text, cut) = prefix(text.as_bytes(), limit);
+    BodyRecord {
+        content_type: content_type.to_owned(),
+        bytes: total,
+        text,
+        truncated: cut,
+    }
+}
+
+/// A response body as recorded: what passed to the client (masking, when it applies, came before),
+/// its first `limit` bytes.
+fn response_body(sent: &BodySent, limit: usize) -> BodyRecord {
+    let content_type = sent.content_type.as_deref().unwrap_or_default();
+    let (text, cut) = if textual(content_type, &sent.head) {
+        let (text, cut) = prefix(&sent.head, limit);
+        (text, cut || sent.bytes > sent.head.len() as u64)
+    } else {
+        (String::new(), sent.bytes > 0)
+    };
+    BodyRecord {
+        content_type: content_type.to_owned(),
+        bytes: sent.bytes,
+        text,
+        truncated: cut,
+    }
+}
+
+/// Whether a body is recorded as text: a textual content type (`text/*`, JSON, XML, a form), or none
+/// and bytes that are UTF-8.
+fn textual(content_type: &str, bytes: &[u8]) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence.is_empty() {
+        return std::str::from_utf8(bytes).is_ok();
+    }
+    let (kind, sub) = essence.split_once('/').unwrap_or((essence.as_str(), ""));
+    kind == "text"
+        || matches!(
+            sub,
+            "json" | "xml" | "x-www-form-urlencoded" | "graphql" | "javascript" | "x-ndjson" | "jsonl"
+        )
+        || sub.ends_with("+json")
+        || sub.ends_with("+xml")
+}
+
+/// The first `limit` bytes as text, cut back to a whole character; invalid UTF-8 replaced. Whether
+/// anything was cut off.
+fn prefix(bytes: &[u8], limit: usize) -> (String, bool) {
+    let head = match bytes.get(..limit) {
+        Some(head) if bytes.len() > limit => head,
+        _ => return (String::from_utf8_lossy(bytes).into_owned(), false),
+    };
+    // A character split by the cap is left out rather than shown as a replacement character.
+    let head = match std::str::from_utf8(head) {
+        Err(e) if e.error_len().is_none() => head.get(..e.valid_up_to()).unwrap_or(head),
+        _ => head,
+    };
+    (String::from_utf8_lossy(head).into_owned(), true)
 }
 
 /// MCP tool calls: `call_tool`, `tools/call`, and the tools (`<connection>/<tool>`) as what is called.

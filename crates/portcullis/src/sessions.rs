@@ -12,9 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use portcullis_audit::{
-    ApprovalEvent, AuditError, AuditStore, Control, EventBody, OutcomeEvent, ResultRecord, Revocation,
-    SessionEndEvent, SessionFilter, SessionStartEvent, SessionSummary, SqliteStore, StatementEvent,
-    StoredEvent, VerifyReport,
+    ApprovalEvent, AuditError, AuditStore, BodyRecord, Control, EventBody, OutcomeEvent, ResultRecord,
+    Revocation, SessionEndEvent, SessionFilter, SessionStartEvent, SessionSummary, SqliteStore,
+    StatementEvent, StoredEvent, VerifyReport,
 };
 use serde::Serialize;
 
@@ -900,6 +900,9 @@ pub fn replay_view(id: &str, timeline: &[TimelineEntry]) -> ReplayView {
                 if !headers.is_empty() {
                     r.details.push(format!("headers: {}", headers.join(", ")));
                 }
+                if let Some(body) = &s.body {
+                    r.details.extend(body_lines(body));
+                }
                 r.refused = s.decision != "allow";
                 if s.decision == "allow" {
                     allowed.push(s.n);
@@ -948,6 +951,9 @@ pub fn replay_view(id: &str, timeline: &[TimelineEntry]) -> ReplayView {
                 }
                 if let Some(result) = &outcome.result {
                     r.details.extend(result_table(result));
+                }
+                if let Some(body) = &outcome.body {
+                    r.details.extend(body_lines(body));
                 }
                 rows.push(r);
             }
@@ -1100,6 +1106,35 @@ fn http_outcome_phrase(o: &OutcomeEvent) -> String {
         (Some(e), true) => format!("{status} from the gateway: {} ({duration})", one_line(&e.message)),
         (None, _) => format!("{status} ({duration})"),
     }
+}
+
+/// An HTTP body as recorded: `body (application/json, 413 bytes):` and its text, or why there is
+/// none.
+fn body_lines(b: &BodyRecord) -> Vec<String> {
+    let kind = if b.content_type.is_empty() {
+        "no content type".to_owned()
+    } else {
+        one_line(&b.content_type)
+    };
+    let size = format!("{} byte{}", b.bytes, if b.bytes == 1 { "" } else { "s" });
+    if b.bytes == 0 {
+        return vec![format!("body ({kind}): empty")];
+    }
+    if b.text.is_empty() {
+        return vec![format!("body ({kind}, {size}): not recorded, not text")];
+    }
+    let head = if b.truncated {
+        format!("body ({kind}, {size}, the first {} recorded):", b.text.len())
+    } else {
+        format!("body ({kind}, {size}):")
+    };
+    let mut lines = vec![head];
+    lines.extend(
+        escape_controls(&b.text, true)
+            .lines()
+            .map(|line| format!("  {line}")),
+    );
+    lines
 }
 
 fn end_phrase(e: &SessionEndEvent) -> String {
@@ -1379,6 +1414,7 @@ mod tests {
             decision: decision.into(),
             policies: vec![policy.into()],
             reason: reason.into(),
+            body: None,
         }
     }
 
@@ -1432,6 +1468,7 @@ mod tests {
                         ],
                         truncated: false,
                     }),
+                    body: None,
                 }),
             ),
             draft("s-1", T0 + 10_000, EventBody::Statement(delete)),
@@ -1451,6 +1488,7 @@ mod tests {
                         message: "relation \"nope\" does not exist".into(),
                     }),
                     result: None,
+                    body: None,
                 }),
             ),
             draft(
@@ -1493,6 +1531,7 @@ mod tests {
                         rows: vec![cells(&[Some("1")]), cells(&[Some("2")])],
                         truncated: true,
                     }),
+                    body: None,
                 }),
             ),
         ];
@@ -1662,6 +1701,7 @@ mod tests {
                 }),
                 result: None,
                 masked: Default::default(),
+                body: None,
             })
         };
         let end = |reason: &str, refused: u64| {

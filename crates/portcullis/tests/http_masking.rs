@@ -39,6 +39,9 @@ permit(principal in Group::"agents", action == Action::"connect", resource);
 @id("agents-read")
 permit(principal in Group::"agents", action == Action::"http_read", resource);
 
+@id("agents-search")
+permit(principal in Group::"agents", action == Action::"http_write", resource == Route::"api/search");
+
 @id("dba-cleartext")
 permit(principal in Group::"dba", action == Action::"unmask", resource);
 "#;
@@ -92,6 +95,7 @@ async fn service(req: Request<Incoming>) -> Result<Response<TestBody>, Infallibl
             response
         }
         "/text" => respond("text/plain; charset=utf-8", TEXT),
+        "/search" => respond("application/json", CUSTOMERS),
         "/events" => respond("text/event-stream", EVENTS),
         "/headers" => {
             let seen = |name: &str| {
@@ -200,6 +204,7 @@ files = ["policy.cedar"]
 name = "api"
 protocol = "http"
 upstream_url = "http://{upstream}"
+routes = [{{ template = "/search", name = "search" }}]
 
 [[connections]]
 name = "files"
@@ -466,8 +471,24 @@ data: \"text\":\"card [card]\"}}\n\n: ping\n\ndata: [DONE] [card]\n\n";
         );
     }
 
+    // The response bodies are recorded as the client received them: masked, except on the
+    // connection without rules.
+    let bodies: Vec<String> = sessions
+        .iter()
+        .map(|events| {
+            let EventBody::Outcome(outcome) = &events[2] else {
+                panic!("{events:?}")
+            };
+            outcome.body.as_ref().unwrap().text.clone()
+        })
+        .collect();
+    assert_eq!(bodies[0], masked_customers());
+    assert_eq!(bodies[2], masked_customers());
+    assert_eq!(bodies[3], "Ada's card is [card].\nBye\n");
+    assert_eq!(bodies[5], CUSTOMERS);
+
     // Nothing in clear in the audit trail of the masked requests, nor in the gateway's log.
-    let recorded = format!("{sessions:?}");
+    let recorded = format!("{:?}", &sessions[..5]);
     let log = f.gateway.log().unwrap();
     for value in SENSITIVE {
         assert!(!recorded.contains(value), "{value} in the audit trail");
@@ -634,4 +655,100 @@ async fn a_large_json_body_streams_masked_with_bounded_gateway_memory() {
         panic!()
     };
     assert_eq!(outcome.masked.get("field"), Some(&(expected_items as u64)));
+    // The record keeps the body's first 4,096 bytes (the default cap), masked, and its whole length.
+    let body = outcome.body.as_ref().unwrap();
+    assert_eq!(body.bytes, total as u64);
+    assert!(body.truncated);
+    assert_eq!(body.content_type, "application/json");
+    assert!(
+        body.text.len() <= 4096 && body.text.len() > 4000,
+        "{}",
+        body.text.len()
+    );
+    assert!(
+        body.text.starts_with(&format!("{{\"data\":[{masked_item}")),
+        "{}",
+        body.text
+    );
+}
+
+#[tokio::test]
+async fn request_and_response_bodies_are_recorded_masked_and_shown_in_replay() {
+    let f = Fixture::start().await;
+    let token = f.mint("body-bot", &["agents"]);
+    let request = r#"{"filter":{"email":"ada@example.com"},"note":"card 4111 1111 1111 1111","limit":2}"#;
+    let response = f
+        .http
+        .post(format!("{}/api/search", f.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), masked_customers());
+
+    let sessions = f.sessions("body-bot", 1).await;
+    let [
+        EventBody::SessionStart(_),
+        EventBody::Statement(statement),
+        EventBody::Outcome(outcome),
+        EventBody::SessionEnd(_),
+    ] = sessions[0].as_slice()
+    else {
+        panic!("{sessions:?}");
+    };
+    // The request body, read for policy, is recorded with the statement (before forwarding), masked
+    // by the connection's rules as a response would be.
+    let sent = statement.body.as_ref().unwrap();
+    assert_eq!(sent.content_type, "application/json");
+    assert_eq!(sent.bytes, request.len() as u64);
+    assert!(!sent.truncated);
+    assert_eq!(
+        sent.text,
+        r#"{"filter":{"email":"***@******e.com"},"note":"card [card]","limit":2}"#
+    );
+    let received = outcome.body.as_ref().unwrap();
+    assert_eq!(received.text, masked_customers());
+    assert_eq!(received.bytes, masked_customers().len() as u64);
+
+    // `sessions replay` shows both under the request and its outcome.
+    let ids = f
+        .store()
+        .sessions(&SessionFilter {
+            subject: Some("body-bot".to_owned()),
+            ..SessionFilter::default()
+        })
+        .unwrap();
+    let config = f.gateway.config_path();
+    let out = run_cli(
+        Path::new(BIN),
+        &[
+            "sessions",
+            "replay",
+            &ids[0].session,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .unwrap();
+    let replay = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{replay}");
+    assert!(
+        replay.contains(&format!("body (application/json, {} bytes):", request.len())),
+        "{replay}"
+    );
+    assert!(replay.contains(r#""note":"card [card]""#), "{replay}");
+    assert!(
+        replay.contains(&format!(
+            "body (application/json, {} bytes):",
+            masked_customers().len()
+        )),
+        "{replay}"
+    );
+    for value in SENSITIVE {
+        assert!(!replay.contains(value), "{value} in the replay");
+    }
 }
