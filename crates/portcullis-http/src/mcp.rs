@@ -228,7 +228,12 @@ pub struct ToolListFilter<F> {
     framing: Framing,
     may_call: F,
     held: BytesMut,
+    /// An event stream's first bytes were read past a byte order mark (if any): see `pass_bom`.
+    started: bool,
 }
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
     pub fn new(framing: Framing, may_call: F) -> Self {
@@ -236,7 +241,26 @@ impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
             framing,
             may_call,
             held: BytesMut::new(),
+            started: false,
         }
+    }
+
+    /// Passes on a byte order mark at the start of an event stream; false while the bytes held could
+    /// still be the start of one. Clients drop a leading BOM (WHATWG `EventSource`): left in front of the
+    /// first line, it hid a `data:` line from the filter that the client then read, unfiltered.
+    fn pass_bom(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.started {
+            return true;
+        }
+        let n = self.held.len().min(BOM.len());
+        if self.held.get(..n) == BOM.get(..n) {
+            if n < BOM.len() {
+                return false;
+            }
+            out.extend_from_slice(&self.held.split_to(n));
+        }
+        self.started = true;
+        true
     }
 
     /// Filters the tools of one JSON-RPC message or batch; `None` when it is not JSON (left as is).
@@ -256,18 +280,23 @@ impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
         changed.then(|| value.to_string().into_bytes())
     }
 
-    /// Rewrites one complete event (its lines, without the blank line that ended it).
-    fn rewrite_event(&mut self, event: &[u8]) -> Vec<u8> {
-        let lines = split_lines(event);
+    /// Rewrites one complete event: `event` is its lines and the blank line that ended it, the lines
+    /// `event[..lines_end]`.
+    fn rewrite_event(&mut self, event: &[u8], lines_end: usize) -> Vec<u8> {
+        let lines = split_lines(event.get(..lines_end).unwrap_or_default());
         let mut data: Vec<&[u8]> = Vec::new();
         for line in &lines {
             if let Some(rest) = line.strip_prefix(b"data:") {
                 data.push(rest.strip_prefix(b" ").unwrap_or(rest));
             }
         }
+        // Read the data as the client will: an event stream is UTF-8, and clients decode it replacing
+        // invalid bytes (WHATWG `EventSource`). Parsed as raw bytes, a tool list with one invalid byte in
+        // it was not JSON to the filter, passed unfiltered, and was JSON to the client.
         let joined = data.join(&b'\n');
+        let joined = String::from_utf8_lossy(&joined);
         let mut out = Vec::with_capacity(event.len() + 2);
-        match self.rewrite_json(&joined) {
+        match self.rewrite_json(joined.as_bytes()) {
             Some(json) => {
                 let mut data_written = false;
                 for line in lines {
@@ -282,11 +311,13 @@ impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
                         out.push(b'\n');
                     }
                 }
+                out.push(b'\n');
             }
-            // The event's last line keeps its own ending.
+            // Passed on byte for byte, blank line included. (Appending a `\n` of its own instead turned
+            // a last line ending in a lone `\r` and that `\n` into one `\r\n`: the client then read no
+            // blank line, and joined this event's data to the next event's.)
             None => out.extend_from_slice(event),
         }
-        out.push(b'\n');
         out
     }
 }
@@ -301,9 +332,12 @@ impl<F: FnMut(&str) -> bool + Send + 'static> ResponseFilter for ToolListFilter<
             return Ok(Bytes::new());
         }
         let mut out = Vec::new();
+        if !self.pass_bom(&mut out) {
+            return Ok(Bytes::new());
+        }
         while let Some((event_end, consumed)) = next_event(&self.held) {
             let event = self.held.split_to(consumed);
-            let rewritten = self.rewrite_event(event.get(..event_end).unwrap_or_default());
+            let rewritten = self.rewrite_event(&event, event_end);
             out.extend_from_slice(&rewritten);
         }
         if self.held.len() > MAX_TOOLS_LIST_BYTES {
@@ -531,6 +565,48 @@ mod tests {
             out.ends_with("data: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn event_stream_tool_lists_with_invalid_utf8_are_filtered() {
+        // Found by the `tool_list_filter` fuzz target: a byte that is not UTF-8 made the event's data
+        // unreadable to the filter, which passed it on; a client decodes it with U+FFFD and reads the list.
+        let mut filter = ToolListFilter::new(Framing::EventStream, |name: &str| name != "delete_customer");
+        let event = b"data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[{\"name\":\"delete_customer\"},{\"name\":\"lookup\",\"description\":\"\xea\"}]}}\n\n";
+        let out = filter.data(Bytes::from_static(event)).unwrap();
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert!(!out.contains("delete_customer"), "{out}");
+        assert!(out.contains("\"lookup\""), "{out}");
+        assert!(out.contains('\u{fffd}'), "{out}");
+    }
+
+    #[test]
+    fn events_passed_on_keep_their_blank_line() {
+        // Found by the `tool_list_filter` fuzz target: an event ending in `\r\r` came out ending in
+        // `\r\n`, with no blank line; the client joined its data `{` to the next event's and read a list.
+        let mut filter = ToolListFilter::new(Framing::EventStream, |name: &str| name != "b");
+        let stream = "data: {\r\rdata\ndata:\"result\":{\"tools\":[{\"name\":\"b\"}]}}\r\r";
+        assert_eq!(run(&mut filter, &[stream, "\n"]), stream.to_owned() + "\n");
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_hide_the_first_event() {
+        // Found by the `tool_list_filter` fuzz target (seeded with a BOM): the BOM made the first line
+        // `\u{feff}data: ...`, no data line to the filter; the client drops the BOM and reads the list.
+        let mut filter = ToolListFilter::new(Framing::EventStream, |name: &str| name != "delete_customer");
+        let out = run(&mut filter, &["\u{feff}", &format!("data: {LIST}\n\n")]);
+        assert!(out.starts_with("\u{feff}data: {"), "{out}");
+        assert!(!out.contains("delete_customer"), "{out}");
+        // Split inside the BOM, and a stream without one.
+        let mut filter = ToolListFilter::new(Framing::EventStream, |_: &str| true);
+        assert_eq!(filter.data(Bytes::from_static(b"\xef\xbb")).unwrap(), "");
+        assert_eq!(
+            filter.data(Bytes::from_static(b"\xbf: x\n\n")).unwrap(),
+            "\u{feff}: x\n\n"
+        );
+        let mut filter = ToolListFilter::new(Framing::EventStream, |_: &str| true);
+        let out = filter.data(Bytes::from_static(b"\xef: x\n\n")).unwrap();
+        assert_eq!(out, &b"\xef: x\n\n"[..]);
     }
 
     #[test]

@@ -1,0 +1,78 @@
+//! Fuzzes `flatten_json_object`, the fields of a JSON request body that policy sees, on arbitrary bytes.
+//!
+//! Oracles: `None` for anything but a JSON object; otherwise the fields are exactly those of a reference
+//! walk (an explicit stack instead of recursion: dotted keys, `[]` for array elements, scalars as text,
+//! nothing inside containers nested 16 deep), never more than the documented 1024, and `None` exactly
+//! when the reference counts more.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use portcullis_http::flatten_json_object;
+use serde_json::Value;
+
+/// `facts::MAX_BODY_FIELDS` (not exported; docs/policy.md): the most fields shown to policy.
+const MAX_BODY_FIELDS: usize = 1024;
+/// `facts::MAX_DEPTH`: containers nested this deep are not descended into.
+const MAX_DEPTH: usize = 16;
+
+fuzz_target!(|data: &[u8]| {
+    let fields = flatten_json_object(data);
+    let Ok(value @ Value::Object(_)) = serde_json::from_slice::<Value>(data) else {
+        assert_eq!(fields, None, "fields of a body that is not a JSON object");
+        return;
+    };
+    let want = reference(&value);
+    match fields {
+        Some(fields) => {
+            assert!(fields.len() <= MAX_BODY_FIELDS);
+            assert_eq!(fields, want);
+        }
+        None => assert!(
+            want.len() > MAX_BODY_FIELDS,
+            "an object of {} fields not shown",
+            want.len()
+        ),
+    }
+});
+
+/// Every scalar under at most `MAX_DEPTH` containers besides the root, depth first in document order,
+/// with its path.
+fn reference(root: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    // (value, its path, how many containers enclose it)
+    let mut stack: Vec<(&Value, String, usize)> = vec![(root, String::new(), 0)];
+    while let Some((value, path, depth)) = stack.pop() {
+        let text = match value {
+            Value::Object(map) => {
+                if depth < MAX_DEPTH {
+                    let children: Vec<_> = map
+                        .iter()
+                        .map(|(key, v)| {
+                            let child = if path.is_empty() {
+                                key.clone()
+                            } else {
+                                format!("{path}.{key}")
+                            };
+                            (v, child, depth + 1)
+                        })
+                        .collect();
+                    stack.extend(children.into_iter().rev());
+                }
+                continue;
+            }
+            Value::Array(items) => {
+                if depth < MAX_DEPTH {
+                    let child = format!("{path}[]");
+                    stack.extend(items.iter().rev().map(|v| (v, child.clone(), depth + 1)));
+                }
+                continue;
+            }
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => "null".to_owned(),
+        };
+        out.push((path, text));
+    }
+    out
+}
