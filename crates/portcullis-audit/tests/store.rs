@@ -634,6 +634,30 @@ async fn group_commit_shares_transactions_among_concurrent_sessions() {
     assert_eq!(ns, [1, 2, 3, 0]);
     assert_eq!(late.last().unwrap().seq, last.seq);
     assert_eq!(*log.committed().borrow(), last.seq);
+
+    // Several events as one message: stored in order, in one commit, answered with the last seal;
+    // submitted ones as well. An empty batch is an error, not a silent success.
+    let commits_before = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    let sealed = log
+        .commit_all(vec![
+            start("both", 20, "bob", "prod"),
+            statement("both", 21, 1, "allow"),
+        ])
+        .await
+        .unwrap();
+    log.submit_all(vec![
+        statement("both", 22, 2, "allow"),
+        end("both", 23, "client_terminated"),
+    ]);
+    let after = log.commit(statement("after", 24, 1, "allow")).await.unwrap();
+    let both = reader.session_events("both").unwrap();
+    let kinds: Vec<&str> = both.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["session_start", "statement", "statement", "session_end"]);
+    assert_eq!(both[1].seq, sealed.seq);
+    assert_eq!(both[0].seq + 1, sealed.seq);
+    assert_eq!(both[3].seq + 1, after.seq);
+    assert!(stats.commits.load(std::sync::atomic::Ordering::Relaxed) - commits_before <= 3);
+    assert!(log.commit_all(Vec::new()).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
