@@ -350,7 +350,10 @@ impl AuditStore for SqliteStore {
         let ended_us = ended_us.unwrap_or(window.now_us).max(started_us);
         let window_us = window.window_us.max(0);
         let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(RELATED_SESSIONS).map_err(store_err(WHAT))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(RELATED_SESSIONS)
+            .map_err(store_err(WHAT))?;
         let rows = stmt
             .query_map(
                 params![

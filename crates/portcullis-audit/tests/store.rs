@@ -910,12 +910,23 @@ fn related_sessions_are_the_principals_other_protocol_sessions_near_in_time() {
     assert_eq!(related[2].summary.protocol, "http");
     let related = store.related_sessions("far", &at(300, 50)).unwrap();
     assert_eq!(related[1].timing, Timing::Before { gap_us: 200 * S });
-    assert_eq!(related[1].reason, "same principal, ended 200.0s before it started");
+    assert_eq!(
+        related[1].reason,
+        "same principal, ended 200.0s before it started"
+    );
     let related = store.related_sessions("call", &at(60, 50)).unwrap();
-    assert_eq!((related[0].summary.statements, related[0].summary.refused), (0, 0));
+    assert_eq!(
+        (related[0].summary.statements, related[0].summary.refused),
+        (0, 0)
+    );
     let json = serde_json::to_value(&related[0]).unwrap();
     assert_eq!(
-        (&json["session"], &json["protocol"], &json["timing"], &json["reason"]),
+        (
+            &json["session"],
+            &json["protocol"],
+            &json["timing"],
+            &json["reason"]
+        ),
         (
             &serde_json::json!("db2"),
             &serde_json::json!("postgres"),

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use portcullis_audit::{AuditError, AuditStore, RelatedWindow, Revocation, SessionFilter, StoredEvent, now_us};
+use portcullis_audit::{
+    AuditError, AuditStore, RelatedWindow, Revocation, SessionFilter, StoredEvent, now_us,
+};
 use serde::Deserialize;
 use tracing::info;
 
@@ -195,16 +197,14 @@ async fn list_related(
     let related_window = sessions::related_window(window(q.window.as_deref())?, limit, now);
     let text = wants_text(q.format.as_deref())?;
     let found = with_store(&state, move |store| {
-        store
-            .related_sessions(&id, &related_window)
-            .map_err(|e| match e {
-                AuditError::NoSession(_) => problem(
-                    StatusCode::NOT_FOUND,
-                    "No such session",
-                    format!("no session {id}"),
-                ),
-                other => store_problem(other),
-            })
+        store.related_sessions(&id, &related_window).map_err(|e| match e {
+            AuditError::NoSession(_) => problem(
+                StatusCode::NOT_FOUND,
+                "No such session",
+                format!("no session {id}"),
+            ),
+            other => store_problem(other),
+        })
     })
     .await?;
     Ok(if text {
@@ -236,8 +236,11 @@ pub async fn show(
 ) -> Result<Response, Problem> {
     operator(&state, &headers).await?;
     let text = wants_text(q.format.as_deref())?;
-    let related_window =
-        sessions::related_window(window(q.window.as_deref())?, RelatedWindow::DEFAULT_LIMIT, now_us());
+    let related_window = sessions::related_window(
+        window(q.window.as_deref())?,
+        RelatedWindow::DEFAULT_LIMIT,
+        now_us(),
+    );
     with_store(&state, move |store| {
         let events = events(store, &id)?;
         let related = sessions::related_to(store, &id, &related_window).map_err(store_problem)?;

@@ -245,7 +245,11 @@ pub fn run(command: &Command) -> anyhow::Result<bool> {
         Command::Show(args) => {
             let (_, mut store) = open_store(&args.store)?;
             let events = load_session(&mut store, &args.id)?;
-            let window = related_window(args.window, RelatedWindow::DEFAULT_LIMIT, portcullis_audit::now_us());
+            let window = related_window(
+                args.window,
+                RelatedWindow::DEFAULT_LIMIT,
+                portcullis_audit::now_us(),
+            );
             let related = related_to(&mut store, &args.id, &window)?;
             if args.json {
                 println!("{}", show_json(&args.id, &events, &related)?);
@@ -1774,7 +1778,10 @@ mod tests {
         let related = related_to(&mut store, "s-1", &window).unwrap();
         let out = render_show("s-1", &load_session(&mut store, "s-1").unwrap(), &related);
         let section = out.split("Related sessions").nth(1).unwrap();
-        assert!(section.starts_with(" (the same principal on another protocol, within 1m;"), "{out}");
+        assert!(
+            section.starts_with(" (the same principal on another protocol, within 1m;"),
+            "{out}"
+        );
         let rows: Vec<&str> = section.lines().skip(2).collect();
         assert_eq!(rows.len(), 1, "{out}");
         let cells: Vec<&str> = rows[0].split_whitespace().collect();

@@ -175,7 +175,10 @@ async fn a_tool_call_and_the_database_session_around_it_name_each_other() {
     // The tool call names the database session around it, overlapping, and not the bystander's.
     let (ok, shown) = cli(&env, &["sessions", "show", &call_id]);
     assert!(ok, "{shown}");
-    let section = shown.split("Related sessions").nth(1).unwrap_or_else(|| panic!("{shown}"));
+    let section = shown
+        .split("Related sessions")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{shown}"));
     let line = section
         .lines()
         .find(|l| l.starts_with(db_id.as_str()))
@@ -184,7 +187,7 @@ async fn a_tool_call_and_the_database_session_around_it_name_each_other() {
     assert!(line.ends_with("same principal, overlapping"), "{line}");
     assert!(!shown.contains(&bystander_id), "{shown}");
     let json = cli_json(&env, &["sessions", "show", &call_id]);
-    assert_eq!(ids(&json["related"]), [db_id.clone()], "{json}");
+    assert_eq!(ids(&json["related"]), std::slice::from_ref(&db_id), "{json}");
     assert_eq!(json["related"][0]["protocol"], "postgres");
     assert_eq!(json["related"][0]["statements"], 2);
 
@@ -215,17 +218,23 @@ async fn a_tool_call_and_the_database_session_around_it_name_each_other() {
     let late_id = with_statement(&sessions, "\"id\":\"8\"");
     let (ok, shown) = cli(&env, &["sessions", "show", &late_id, "--window", "1s"]);
     assert!(ok, "{shown}");
-    assert!(shown.ends_with("within 1s; by identity and time, not cause):\n  none\n"), "{shown}");
-    let narrow = cli_json(
-        &env,
-        &["sessions", "list", "--related", &db_id, "--window", "1s"],
+    assert!(
+        shown.ends_with("within 1s; by identity and time, not cause):\n  none\n"),
+        "{shown}"
     );
+    let narrow = cli_json(&env, &["sessions", "list", "--related", &db_id, "--window", "1s"]);
     let narrow = ids(&narrow);
-    assert!(narrow.contains(&call_id) && !narrow.contains(&late_id), "{narrow:?}");
+    assert!(
+        narrow.contains(&call_id) && !narrow.contains(&late_id),
+        "{narrow:?}"
+    );
     let wide = ids(&cli_json(&env, &["sessions", "list", "--related", &db_id]));
     assert!(wide.contains(&call_id) && wide.contains(&late_id), "{wide:?}");
     let (ok, table) = cli(&env, &["sessions", "list", "--related", &db_id, "--window", "1s"]);
-    assert!(ok && table.starts_with("SESSION") && table.contains(&call_id), "{table}");
+    assert!(
+        ok && table.starts_with("SESSION") && table.contains(&call_id),
+        "{table}"
+    );
 
     // The admin API's session detail carries the same, and --api goes through it.
     let (status, _, detail) = common::admin_call(
@@ -237,7 +246,7 @@ async fn a_tool_call_and_the_database_session_around_it_name_each_other() {
     )
     .await;
     assert_eq!(status, 200, "{detail}");
-    assert_eq!(ids(&detail["related"]), [db_id.clone()], "{detail}");
+    assert_eq!(ids(&detail["related"]), std::slice::from_ref(&db_id), "{detail}");
     assert_eq!(detail["related"][0]["reason"], "same principal, overlapping");
     let (status, _, listed) = common::admin_call(
         &env,
@@ -258,11 +267,11 @@ async fn a_tool_call_and_the_database_session_around_it_name_each_other() {
     )
     .await;
     assert_eq!(status, 400);
-    let (ok, via_api) = cli(
-        &env,
-        &["sessions", "show", &call_id, "--api", "--token", &ops],
+    let (ok, via_api) = cli(&env, &["sessions", "show", &call_id, "--api", "--token", &ops]);
+    assert!(
+        ok && via_api.contains("Related sessions") && via_api.contains(&db_id),
+        "{via_api}"
     );
-    assert!(ok && via_api.contains("Related sessions") && via_api.contains(&db_id), "{via_api}");
 
     // The console's session page links to the related sessions.
     let mut console = Browserless::new(&env);
