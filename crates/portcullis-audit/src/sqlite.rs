@@ -129,12 +129,11 @@ const INSERT_SESSION: &str = "INSERT INTO sessions
 const END_SESSION: &str = "UPDATE sessions SET ended_us = ?2, end_reason = ?3, statements = ?4, refused = ?5, \
      last_seq = ?6 WHERE session = ?1";
 
-/// The sessions of principal (?1 subject, ?2 issuer) on a protocol other than ?3, other than ?4, whose
-/// span (to ?6, now, while live) meets [?7, ?5]; newest first, at most ?8. Its `sessions_principal`
-/// range ends at ?5; a session that never recorded its end counts as live (it may be, on another
-/// gateway sharing the store).
-const RELATED_SESSIONS: &str = "SELECT session, started_us, ended_us, issuer, subject, connection, \
-     client_addr, statements, refused, end_reason, protocol FROM sessions \
+/// After `SELECT` [`SUMMARY_COLUMNS`]: the sessions of principal (?1 subject, ?2 issuer) on a protocol
+/// other than ?3, other than ?4, whose span (to ?6, now, while live) meets [?7, ?5]; newest first, at
+/// most ?8. Its `sessions_principal` range ends at ?5; a session that never recorded its end counts as
+/// live (it may be, on another gateway sharing the store).
+const RELATED_SESSIONS: &str = "FROM sessions \
      WHERE subject = ?1 AND issuer = ?2 AND protocol <> ?3 AND session <> ?4 \
      AND started_us <= ?5 AND coalesce(ended_us, ?6) >= ?7 \
      ORDER BY started_us DESC, session DESC LIMIT ?8";
@@ -350,10 +349,8 @@ impl AuditStore for SqliteStore {
         let ended_us = ended_us.unwrap_or(window.now_us).max(started_us);
         let window_us = window.window_us.max(0);
         let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
-        let mut stmt = self
-            .conn
-            .prepare_cached(RELATED_SESSIONS)
-            .map_err(store_err(WHAT))?;
+        let sql = format!("SELECT {SUMMARY_COLUMNS} {RELATED_SESSIONS}");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(store_err(WHAT))?;
         let rows = stmt
             .query_map(
                 params![
