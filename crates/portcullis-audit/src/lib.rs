@@ -21,6 +21,6 @@ pub use export::{ExportSink, ExportStats, Exporter};
 pub use log::{AuditLog, LogStats};
 pub use sqlite::{Durability, SqliteStore};
 pub use store::{
-    AuditError, AuditStore, Checkpoint, Control, PruneReport, Revocation, Sealed, SessionFilter,
-    SessionSummary,
+    AuditError, AuditStore, Checkpoint, Control, PruneReport, RelatedSession, RelatedWindow, Revocation,
+    Sealed, SessionFilter, SessionSummary, Timing,
 };

@@ -14,14 +14,14 @@ use crate::block::{self, PackedEvent};
 use crate::chain::{GENESIS, follows, hash_bytes, seal};
 use crate::event::{Draft, EventBody, StoredEvent, now_us};
 use crate::store::{
-    AuditError, AuditStore, Checkpoint, Control, PruneReport, Revocation, Sealed, SessionFilter,
-    SessionSummary,
+    AuditError, AuditStore, Checkpoint, Control, PruneReport, RelatedSession, RelatedWindow, Revocation,
+    Sealed, SessionFilter, SessionSummary, Timing,
 };
 
 /// The schema this build writes; `PRAGMA user_version` holds the schema a file was written with.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
-/// Tables other than the events, the same in every version.
+/// Tables other than the events, as versions 1 and 2 created them ([`SESSIONS_V3`] adds to them).
 const SCHEMA_COMMON: &str = "
 CREATE TABLE sessions (
     session TEXT PRIMARY KEY,
@@ -90,6 +90,15 @@ CREATE TABLE blocks (
 );
 ";
 
+/// Version 3: each summary names its session's protocol, and summaries are indexed by principal, for
+/// "the sessions of this principal around that one" ([`AuditStore::related_sessions`]) without reading
+/// every summary. The index costs one more B-tree insert per session start (an HTTP request), none per
+/// statement. Summaries of older stores get their protocol from their start events ([`backfill_protocols`]).
+const SESSIONS_V3: &str = "
+ALTER TABLE sessions ADD COLUMN protocol TEXT NOT NULL DEFAULT '';
+CREATE INDEX sessions_principal ON sessions (subject, issuer, started_us);
+";
+
 /// A block is closed at this size even when more events of the same commit follow, so that reading one
 /// event never means loading a huge blob.
 const BLOCK_BYTES: usize = 1 << 20;
@@ -110,8 +119,8 @@ const BLOCKS_AFTER: &str =
 // for nearly every event. A session's events are found instead by scanning the blocks of the sequence
 // range between its start and its end (`first_seq`, `last_seq`).
 const INSERT_SESSION: &str = "INSERT INTO sessions
-    (session, started_us, issuer, subject, connection, client_addr, statements, refused, first_seq)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7)
+    (session, started_us, issuer, subject, connection, client_addr, statements, refused, first_seq, protocol)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8)
     ON CONFLICT (session) DO NOTHING";
 
 // Statement counts are written once, from the session's end event; a live (or never ended) session's are
@@ -119,6 +128,15 @@ const INSERT_SESSION: &str = "INSERT INTO sessions
 // statement on the data path.
 const END_SESSION: &str = "UPDATE sessions SET ended_us = ?2, end_reason = ?3, statements = ?4, refused = ?5, \
      last_seq = ?6 WHERE session = ?1";
+
+/// After `SELECT` [`SUMMARY_COLUMNS`]: the sessions of principal (?1 subject, ?2 issuer) on a protocol
+/// other than ?3, other than ?4, whose span (to ?6, now, while live) meets [?7, ?5]; newest first, at
+/// most ?8. Its `sessions_principal` range ends at ?5; a session that never recorded its end counts as
+/// live (it may be, on another gateway sharing the store).
+const RELATED_SESSIONS: &str = "FROM sessions \
+     WHERE subject = ?1 AND issuer = ?2 AND protocol <> ?3 AND session <> ?4 \
+     AND started_us <= ?5 AND coalesce(ended_us, ?6) >= ?7 \
+     ORDER BY started_us DESC, session DESC LIMIT ?8";
 
 const LATEST_CHECKPOINT: &str = "SELECT seq, hash, at_us FROM checkpoint ORDER BY id DESC LIMIT 1";
 
@@ -184,6 +202,39 @@ impl SqliteStore {
             first = first.min(seq);
         }
         Ok(first)
+    }
+
+    /// Fills in the counters of live (or never ended) sessions among `summaries`, which are not stored
+    /// until the session ends: their statement events are counted, for all of them in one pass from the
+    /// earliest one's start.
+    fn count_live(&self, summaries: &mut [SessionSummary]) -> Result<(), AuditError> {
+        let live: Vec<&SessionSummary> = summaries.iter().filter(|s| s.ended_us.is_none()).collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let from = self.first_seq_of(&live)?;
+        let mut counts: HashMap<String, (u64, u64)> =
+            live.iter().map(|s| (s.session.clone(), (0, 0))).collect();
+        read_blocks(&self.conn, from.saturating_sub(1), |event, prev_hash| {
+            if event.kind == "statement"
+                && let Some((statements, refused)) = counts.get_mut(event.session)
+            {
+                *statements += 1;
+                if let Ok(EventBody::Statement(statement)) = stored_event(event, prev_hash).decode() {
+                    *refused += u64::from(statement.decision != "allow");
+                }
+            }
+            true
+        })?;
+        for summary in summaries.iter_mut() {
+            if let Some(&(statements, refused)) = counts.get(&summary.session)
+                && summary.ended_us.is_none()
+            {
+                summary.statements = statements;
+                summary.refused = refused;
+            }
+        }
+        Ok(())
     }
 
     /// Copies committed WAL pages back into the database without blocking the writer (a passive
@@ -265,35 +316,71 @@ impl AuditStore for SqliteStore {
             .map_err(store_err(WHAT))?;
         let mut summaries: Vec<SessionSummary> = rows.collect::<Result<_, _>>().map_err(store_err(WHAT))?;
         drop(stmt);
-        // A live (or never ended) session's counts are not stored yet: count its statement events, for
-        // all such sessions in one pass from the earliest one's start.
-        let live: Vec<&SessionSummary> = summaries.iter().filter(|s| s.ended_us.is_none()).collect();
-        if live.is_empty() {
-            return Ok(summaries);
-        }
-        let from = self.first_seq_of(&live)?;
-        let mut counts: HashMap<String, (u64, u64)> =
-            live.iter().map(|s| (s.session.clone(), (0, 0))).collect();
-        read_blocks(&self.conn, from.saturating_sub(1), |event, prev_hash| {
-            if event.kind == "statement"
-                && let Some((statements, refused)) = counts.get_mut(event.session)
-            {
-                *statements += 1;
-                if let Ok(EventBody::Statement(statement)) = stored_event(event, prev_hash).decode() {
-                    *refused += u64::from(statement.decision != "allow");
-                }
-            }
-            true
-        })?;
-        for summary in &mut summaries {
-            if let Some(&(statements, refused)) = counts.get(&summary.session)
-                && summary.ended_us.is_none()
-            {
-                summary.statements = statements;
-                summary.refused = refused;
-            }
-        }
+        self.count_live(&mut summaries)?;
         Ok(summaries)
+    }
+
+    fn related_sessions(
+        &mut self,
+        session: &str,
+        window: &RelatedWindow,
+    ) -> Result<Vec<RelatedSession>, AuditError> {
+        const WHAT: &str = "finding related sessions";
+        let of = self
+            .conn
+            .prepare_cached(
+                "SELECT issuer, subject, protocol, started_us, ended_us FROM sessions WHERE session = ?1",
+            )
+            .map_err(store_err(WHAT))?
+            .query_row(params![session], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<i64>>(4)?,
+                ))
+            })
+            .optional()
+            .map_err(store_err(WHAT))?;
+        let Some((issuer, subject, protocol, started_us, ended_us)) = of else {
+            return Err(AuditError::NoSession(session.to_owned()));
+        };
+        let ended_us = ended_us.unwrap_or(window.now_us).max(started_us);
+        let window_us = window.window_us.max(0);
+        let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
+        let sql = format!("SELECT {SUMMARY_COLUMNS} {RELATED_SESSIONS}");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(store_err(WHAT))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    subject,
+                    issuer,
+                    protocol,
+                    session,
+                    ended_us.saturating_add(window_us),
+                    window.now_us,
+                    started_us.saturating_sub(window_us),
+                    limit
+                ],
+                session_summary,
+            )
+            .map_err(store_err(WHAT))?;
+        let mut summaries: Vec<SessionSummary> = rows.collect::<Result<_, _>>().map_err(store_err(WHAT))?;
+        drop(stmt);
+        self.count_live(&mut summaries)?;
+        Ok(summaries
+            .into_iter()
+            .map(|summary| {
+                let end = summary.ended_us.unwrap_or(window.now_us);
+                let timing = Timing::of(summary.started_us, end, started_us, ended_us);
+                RelatedSession {
+                    summary,
+                    timing,
+                    reason: timing.to_string(),
+                }
+            })
+            .collect())
     }
 
     fn checkpoint(&mut self) -> Result<Option<Checkpoint>, AuditError> {
@@ -487,11 +574,18 @@ fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
         0 => {
             tx.execute_batch(SCHEMA_COMMON).map_err(store_err(WHAT))?;
             tx.execute_batch(BLOCKS_V2).map_err(store_err(WHAT))?;
+            tx.execute_batch(SESSIONS_V3).map_err(store_err(WHAT))?;
         }
         1 => {
             tx.execute_batch(BLOCKS_V2).map_err(store_err(WHAT))?;
             repack_v1(&tx)?;
             tx.execute_batch("DROP TABLE events").map_err(store_err(WHAT))?;
+            tx.execute_batch(SESSIONS_V3).map_err(store_err(WHAT))?;
+            backfill_protocols(&tx)?;
+        }
+        2 => {
+            tx.execute_batch(SESSIONS_V3).map_err(store_err(WHAT))?;
+            backfill_protocols(&tx)?;
         }
         SCHEMA_VERSION => {}
         newer => {
@@ -540,6 +634,39 @@ fn repack_v1(conn: &Connection) -> Result<(), AuditError> {
         }
     }
     block.insert(&mut insert, WHAT)
+}
+
+/// Gives the summaries of a store older than version 3 the protocol their start events name: one pass over
+/// the events, decoding only the starts. Damaged blocks end the pass quietly (the store must still open
+/// for `verify` to report them); the summaries not reached keep an empty protocol, which
+/// [`AuditStore::related_sessions`] treats as one more protocol.
+fn backfill_protocols(conn: &Connection) -> Result<(), AuditError> {
+    const WHAT: &str = "recording the protocols of sessions (schema version 3)";
+    #[derive(serde::Deserialize)]
+    struct Protocol {
+        protocol: String,
+    }
+    let mut starts: Vec<(String, u64, String)> = Vec::new();
+    let read = read_blocks(conn, 0, |event, _| {
+        if event.kind == "session_start"
+            && let Ok(Protocol { protocol }) = serde_json::from_str(event.body)
+        {
+            starts.push((event.session.to_owned(), event.seq, protocol));
+        }
+        true
+    });
+    if let Err(e) = read {
+        warn!(error = %e, "some sessions keep an unknown protocol: their start events cannot be read");
+    }
+    let mut update = conn
+        .prepare("UPDATE sessions SET protocol = ?3 WHERE session = ?1 AND first_seq = ?2")
+        .map_err(store_err(WHAT))?;
+    for (session, seq, protocol) in starts {
+        update
+            .execute(params![session, seq, protocol])
+            .map_err(store_err(WHAT))?;
+    }
+    Ok(())
 }
 
 /// A block being filled, and the `blocks` row it becomes.
@@ -744,7 +871,8 @@ fn summarise(conn: &Connection, draft: &Draft, seq: u64) -> rusqlite::Result<()>
                 start.subject,
                 start.connection,
                 start.client_addr,
-                seq
+                seq,
+                start.protocol
             ])?;
         }
         EventBody::SessionEnd(end) => {
@@ -882,10 +1010,7 @@ fn remove_prefix(
 /// The `sessions` query for `filter`: only set filters become conditions, so each combination is its own
 /// (cached) statement with a plain plan.
 fn sessions_query(filter: &SessionFilter) -> (String, Vec<Value>) {
-    let mut sql = String::from(
-        "SELECT session, started_us, ended_us, issuer, subject, connection, client_addr, statements, refused, \
-         end_reason FROM sessions WHERE 1 = 1",
-    );
+    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM sessions WHERE 1 = 1");
     let mut args = Vec::new();
     if let Some(subject) = &filter.subject {
         sql.push_str(" AND subject = ?");
@@ -910,6 +1035,10 @@ fn sessions_query(filter: &SessionFilter) -> (String, Vec<Value>) {
     (sql, args)
 }
 
+/// The columns [`session_summary`] reads, in its order.
+const SUMMARY_COLUMNS: &str = "session, started_us, ended_us, issuer, subject, connection, client_addr, \
+     statements, refused, end_reason, protocol";
+
 fn session_summary(row: &Row<'_>) -> rusqlite::Result<SessionSummary> {
     Ok(SessionSummary {
         session: row.get(0)?,
@@ -922,6 +1051,7 @@ fn session_summary(row: &Row<'_>) -> rusqlite::Result<SessionSummary> {
         statements: row.get(7)?,
         refused: row.get(8)?,
         end_reason: row.get(9)?,
+        protocol: row.get(10)?,
     })
 }
 
@@ -1071,6 +1201,81 @@ mod tests {
         assert_eq!(rows, [(1, 2), (3, 3)], "closed at {BLOCK_BYTES} bytes");
         let report = verify(&mut store).unwrap();
         assert_eq!((report.broken, report.last_hash), (None, sealed[2].hash.clone()));
+    }
+
+    /// A session start of `subject` over `protocol`.
+    fn start(session: &str, at_us: i64, protocol: &str, subject: &str) -> Draft {
+        Draft {
+            session: session.into(),
+            at_us,
+            body: EventBody::SessionStart(crate::SessionStartEvent {
+                protocol: protocol.into(),
+                issuer: "https://issuer.example".into(),
+                issuer_alias: "corp".into(),
+                subject: subject.into(),
+                groups: Vec::new(),
+                token_id: None,
+                token_expires_at: 0,
+                client_addr: "192.0.2.1:5000".into(),
+                client_tls: false,
+                client_user: String::new(),
+                connection: "app".into(),
+                upstream_role: "gateway".into(),
+                upstream_tls: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_version_2_store_gets_protocols_from_its_start_events_and_relates_its_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        {
+            let mut store = SqliteStore::open(&path).unwrap();
+            store
+                .append(&[
+                    start("db", 1_000, "postgres", "agent"),
+                    start("call", 2_000, "http", "agent"),
+                    start("other", 2_000, "http", "someone-else"),
+                ])
+                .unwrap();
+            // Back to what version 2 wrote: no protocol column, no index by principal.
+            store
+                .conn
+                .execute_batch(
+                    "DROP INDEX sessions_principal; ALTER TABLE sessions DROP COLUMN protocol;
+                     PRAGMA user_version = 2;",
+                )
+                .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mut protocols: Vec<(String, String)> = store
+            .sessions(&SessionFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.session, s.protocol))
+            .collect();
+        protocols.sort();
+        assert_eq!(
+            protocols,
+            [("call", "http"), ("db", "postgres"), ("other", "http")]
+                .map(|(s, p)| (s.to_owned(), p.to_owned()))
+        );
+        let window = RelatedWindow::default_at(10_000);
+        let related = store.related_sessions("db", &window).unwrap();
+        let names: Vec<&str> = related.iter().map(|r| r.summary.session.as_str()).collect();
+        assert_eq!(names, ["call"]);
+        // New starts record their protocol; the chain is intact.
+        store.append(&[start("db2", 3_000, "postgres", "agent")]).unwrap();
+        let related = store.related_sessions("call", &window).unwrap();
+        let names: Vec<&str> = related.iter().map(|r| r.summary.session.as_str()).collect();
+        assert_eq!(names, ["db2", "db"]);
+        assert_eq!(verify(&mut store).unwrap().broken, None);
     }
 
     #[test]

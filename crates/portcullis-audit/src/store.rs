@@ -56,11 +56,99 @@ pub struct SessionSummary {
     pub ended_us: Option<i64>,
     pub issuer: String,
     pub subject: String,
+    /// The protocol of the session's connection (`postgres`, `http`); empty when unknown (a summary
+    /// whose start event was pruned before the store recorded protocols).
+    pub protocol: String,
     pub connection: String,
     pub client_addr: String,
     pub statements: u64,
     pub refused: u64,
     pub end_reason: Option<String>,
+}
+
+/// Where to look for the sessions related to one ([`AuditStore::related_sessions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelatedWindow {
+    /// How far before the session's start and after its end to look, in µs.
+    pub window_us: i64,
+    /// At most this many sessions, newest first.
+    pub limit: usize,
+    /// Where a live span ends: now, µs since the epoch.
+    pub now_us: i64,
+}
+
+impl RelatedWindow {
+    /// The default window: 60 s either side.
+    pub const DEFAULT_WINDOW_US: i64 = 60_000_000;
+    /// The default bound on the sessions returned.
+    pub const DEFAULT_LIMIT: usize = 50;
+
+    /// The default window and limit, at `now_us`.
+    pub fn default_at(now_us: i64) -> Self {
+        RelatedWindow {
+            window_us: Self::DEFAULT_WINDOW_US,
+            limit: Self::DEFAULT_LIMIT,
+            now_us,
+        }
+    }
+}
+
+/// A session of the same principal (issuer and subject) on another protocol, near in time to the
+/// session asked about: a correlation by identity and time, not a proof that one caused the other.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelatedSession {
+    #[serde(flatten)]
+    pub summary: SessionSummary,
+    #[serde(flatten)]
+    pub timing: Timing,
+    /// One line for people: `same principal, overlapping`.
+    pub reason: String,
+}
+
+/// Where a related session lies relative to the session asked about (its span: start to end, or to now
+/// while live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "timing", rename_all = "snake_case")]
+pub enum Timing {
+    /// The two spans share at least an instant.
+    Overlapping,
+    /// It ended `gap_us` before the session started.
+    Before { gap_us: i64 },
+    /// It started `gap_us` after the session ended.
+    After { gap_us: i64 },
+}
+
+impl Timing {
+    /// Where span `[start, end]` lies relative to span `[of_start, of_end]`.
+    pub fn of(start: i64, end: i64, of_start: i64, of_end: i64) -> Timing {
+        if end < of_start {
+            Timing::Before {
+                gap_us: of_start.saturating_sub(end),
+            }
+        } else if start > of_end {
+            Timing::After {
+                gap_us: start.saturating_sub(of_end),
+            }
+        } else {
+            Timing::Overlapping
+        }
+    }
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tenths of a second: the window is in seconds, and clocks of one host are what is compared.
+        let secs = |us: i64| us as f64 / 1_000_000.0;
+        match self {
+            Timing::Overlapping => f.write_str("same principal, overlapping"),
+            Timing::Before { gap_us } => {
+                write!(f, "same principal, ended {:.1}s before it started", secs(*gap_us))
+            }
+            Timing::After { gap_us } => {
+                write!(f, "same principal, started {:.1}s after it ended", secs(*gap_us))
+            }
+        }
+    }
 }
 
 /// An instruction to running gateways, recorded in the store so every gateway sharing it obeys.
@@ -122,6 +210,16 @@ pub trait AuditStore: Send {
 
     /// Sessions matching `filter`, newest first.
     fn sessions(&mut self, filter: &SessionFilter) -> Result<Vec<SessionSummary>, AuditError>;
+
+    /// The sessions of `session`'s principal (same issuer and subject) on another protocol than its own
+    /// whose span (start to end, or to now while live) overlaps its span widened by `window.window_us`
+    /// on both sides; newest first, at most `window.limit`. [`AuditError::NoSession`] when the store
+    /// has no summary of `session`.
+    fn related_sessions(
+        &mut self,
+        session: &str,
+        window: &RelatedWindow,
+    ) -> Result<Vec<RelatedSession>, AuditError>;
 
     /// The pruning checkpoint, if anything was ever pruned.
     fn checkpoint(&mut self) -> Result<Option<Checkpoint>, AuditError>;

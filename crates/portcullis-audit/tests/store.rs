@@ -13,8 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use portcullis_audit::{
-    AuditLog, AuditStore, Control, Draft, EventBody, OutcomeEvent, Revocation, Sealed, SessionEndEvent,
-    SessionFilter, SessionStartEvent, SqliteStore, StatementEvent, event_hash, verify,
+    AuditError, AuditLog, AuditStore, Control, Draft, EventBody, OutcomeEvent, RelatedWindow, Revocation,
+    Sealed, SessionEndEvent, SessionFilter, SessionStartEvent, SqliteStore, StatementEvent, Timing,
+    event_hash, verify,
 };
 use rusqlite::{Connection, params};
 
@@ -795,12 +796,12 @@ fn reopening_keeps_the_store_and_a_newer_schema_is_refused() {
     assert_eq!(
         db.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
             .unwrap(),
-        2
+        3
     );
 
-    db.execute_batch("PRAGMA user_version = 3;").unwrap();
+    db.execute_batch("PRAGMA user_version = 4;").unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
-    assert!(err.to_string().contains("schema version 3"), "{err}");
+    assert!(err.to_string().contains("schema version 4"), "{err}");
 }
 
 #[test]
@@ -856,4 +857,110 @@ fn verify_reports_progress_after_every_page() {
     .unwrap();
     assert_eq!(report.broken, None);
     assert_eq!(seen, [(1_000, 1_000), (2_000, 2_000), (2_500, 2_500)]);
+}
+
+/// `start`, over `protocol`, for a principal of `issuer`.
+fn start_over(session: &str, at_us: i64, protocol: &str, issuer: &str, subject: &str) -> Draft {
+    let mut draft = start(session, at_us, subject, "crm");
+    if let EventBody::SessionStart(s) = &mut draft.body {
+        s.protocol = protocol.into();
+        s.issuer = issuer.into();
+    }
+    draft
+}
+
+#[test]
+fn related_sessions_are_the_principals_other_protocol_sessions_near_in_time() {
+    const S: i64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&store_path(&dir)).unwrap();
+    let other_issuer = "https://elsewhere.example.com";
+    store
+        .append(&[
+            start_over("db", 100 * S, "postgres", ISSUER, "agent"),
+            start_over("call", 150 * S, "http", ISSUER, "agent"),
+            start_over("db2", 150 * S, "postgres", ISSUER, "agent"),
+            start_over("someone", 150 * S, "http", ISSUER, "someone-else"),
+            start_over("same-sub-other-iss", 150 * S, "http", other_issuer, "agent"),
+            statement("db2", 155 * S, 1, "allow"),
+            statement("db2", 156 * S, 2, "deny"),
+            end("call", 150 * S + S / 10, "completed"),
+            end("db2", 160 * S, "client_terminated"),
+            end("db", 200 * S, "client_terminated"),
+            start_over("later", 230 * S, "http", ISSUER, "agent"),
+            end("later", 230 * S + S / 10, "completed"),
+            start_over("live", 250 * S, "http", ISSUER, "agent"),
+            start_over("far", 400 * S, "http", ISSUER, "agent"),
+            end("far", 400 * S + S / 10, "completed"),
+        ])
+        .unwrap();
+    let now = 1_000 * S;
+    let at = |window_s: i64, limit: usize| RelatedWindow {
+        window_us: window_s * S,
+        limit,
+        now_us: now,
+    };
+    // (session, window in seconds, limit, related newest first)
+    let cases: &[(&str, i64, usize, &[&str])] = &[
+        // Other principals (subject or issuer) and its own protocol never; the live one's span runs to now.
+        ("db", 60, 50, &["live", "later", "call"]),
+        ("db", 10, 50, &["call"]),
+        ("db", 60, 1, &["live"]),
+        ("db", 0, 50, &["call"]),
+        ("call", 60, 50, &["db2", "db"]),
+        ("far", 60, 50, &[]),
+        ("far", 300, 50, &["db2", "db"]),
+        // A live session's span runs to now: every later session of the other protocol meets it.
+        ("live", 60, 50, &["db"]),
+        ("someone", 600, 50, &[]),
+    ];
+    for &(session, window_s, limit, expected) in cases {
+        let related = store.related_sessions(session, &at(window_s, limit)).unwrap();
+        let names: Vec<&str> = related.iter().map(|r| r.summary.session.as_str()).collect();
+        assert_eq!(names, expected, "{session} within {window_s}s, at most {limit}");
+    }
+
+    // Each says where it lies, with the summary's counters (a live one's counted from its events).
+    let related = store.related_sessions("db", &at(60, 50)).unwrap();
+    let timing: Vec<Timing> = related.iter().map(|r| r.timing).collect();
+    assert_eq!(
+        timing,
+        [
+            Timing::After { gap_us: 50 * S },
+            Timing::After { gap_us: 30 * S },
+            Timing::Overlapping
+        ]
+    );
+    assert_eq!(related[2].reason, "same principal, overlapping");
+    assert_eq!(related[1].reason, "same principal, started 30.0s after it ended");
+    assert_eq!(related[2].summary.protocol, "http");
+    let related = store.related_sessions("far", &at(300, 50)).unwrap();
+    assert_eq!(related[1].timing, Timing::Before { gap_us: 200 * S });
+    assert_eq!(
+        related[1].reason,
+        "same principal, ended 200.0s before it started"
+    );
+    let related = store.related_sessions("call", &at(60, 50)).unwrap();
+    assert_eq!(
+        (related[0].summary.statements, related[0].summary.refused),
+        (0, 0)
+    );
+    let json = serde_json::to_value(&related[0]).unwrap();
+    assert_eq!(
+        (
+            &json["session"],
+            &json["protocol"],
+            &json["timing"],
+            &json["reason"]
+        ),
+        (
+            &serde_json::json!("db2"),
+            &serde_json::json!("postgres"),
+            &serde_json::json!("overlapping"),
+            &serde_json::json!("same principal, overlapping")
+        )
+    );
+
+    let err = store.related_sessions("nope", &at(60, 50)).unwrap_err();
+    assert!(matches!(err, AuditError::NoSession(_)), "{err}");
 }

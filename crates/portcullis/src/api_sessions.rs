@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use portcullis_audit::{AuditStore, Revocation, SessionFilter, StoredEvent, now_us};
+use portcullis_audit::{
+    AuditError, AuditStore, RelatedWindow, Revocation, SessionFilter, StoredEvent, now_us,
+};
 use serde::Deserialize;
 use tracing::info;
 
@@ -73,9 +75,22 @@ pub struct ListQuery {
     /// Started at or after: RFC 3339, or a duration ago (`1h`).
     since: Option<String>,
     until: Option<String>,
+    /// The sessions related to this one instead (the other filters must be absent).
+    related: Option<String>,
+    /// With `related`: how far around the session to look (`60s`, the default).
+    window: Option<String>,
     limit: Option<usize>,
     /// `json` (the default) or `text` (the `sessions list` table).
     format: Option<String>,
+}
+
+/// A session's detail: `?format=text`, and how far around it to look for related sessions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShowQuery {
+    format: Option<String>,
+    /// `60s` when absent.
+    window: Option<String>,
 }
 
 /// `?format=text` asks for what the `sessions` command prints instead of JSON.
@@ -101,6 +116,22 @@ fn text_response(text: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
+/// The related-sessions window of a query: a duration (`60s`, `5m`), the default when absent.
+fn window(value: Option<&str>) -> Result<std::time::Duration, Problem> {
+    match value {
+        None => Ok(std::time::Duration::from_micros(
+            u64::try_from(RelatedWindow::DEFAULT_WINDOW_US).unwrap_or(0),
+        )),
+        Some(text) => humantime::parse_duration(text).map_err(|e| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "Bad window",
+                format!("window={text:?}: {e} (use a duration: 60s, 5m)"),
+            )
+        }),
+    }
+}
+
 fn time(name: &str, value: Option<&str>, now: i64) -> Result<Option<i64>, Problem> {
     value
         .map(|text| {
@@ -118,12 +149,23 @@ pub async fn list(
 ) -> Result<Response, Problem> {
     operator(&state, &headers).await?;
     let now = now_us();
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    if let Some(id) = q.related.clone() {
+        return list_related(state, id, &q, limit, now).await;
+    }
+    if q.window.is_some() {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            "Bad query",
+            "window applies to related only",
+        ));
+    }
     let filter = SessionFilter {
         subject: q.subject,
         connection: q.connection,
         since_us: time("since", q.since.as_deref(), now)?,
         until_us: time("until", q.until.as_deref(), now)?,
-        limit: Some(q.limit.unwrap_or(100).min(10_000)),
+        limit: Some(limit),
     };
     let text = wants_text(q.format.as_deref())?;
     let found = with_store(&state, move |store| {
@@ -132,6 +174,41 @@ pub async fn list(
     .await?;
     Ok(if text {
         text_response(sessions::render_list(&found))
+    } else {
+        Json(found).into_response()
+    })
+}
+
+/// `GET /sessions?related=<id>`: the sessions related to one, as `sessions list --related` shows them.
+async fn list_related(
+    state: AdminState,
+    id: String,
+    q: &ListQuery,
+    limit: usize,
+    now: i64,
+) -> Result<Response, Problem> {
+    if q.subject.is_some() || q.connection.is_some() || q.since.is_some() || q.until.is_some() {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            "Bad query",
+            "related cannot be combined with subject, connection, since or until",
+        ));
+    }
+    let related_window = sessions::related_window(window(q.window.as_deref())?, limit, now);
+    let text = wants_text(q.format.as_deref())?;
+    let found = with_store(&state, move |store| {
+        store.related_sessions(&id, &related_window).map_err(|e| match e {
+            AuditError::NoSession(_) => problem(
+                StatusCode::NOT_FOUND,
+                "No such session",
+                format!("no session {id}"),
+            ),
+            other => store_problem(other),
+        })
+    })
+    .await?;
+    Ok(if text {
+        text_response(sessions::render_related_list(&found))
     } else {
         Json(found).into_response()
     })
@@ -150,18 +227,32 @@ pub fn events(store: &mut dyn AuditStore, id: &str) -> Result<Vec<StoredEvent>, 
         })
 }
 
+/// A session's events and its related sessions, as `sessions show` prints them (or its `--json`).
 pub async fn show(
-    state: State<AdminState>,
+    State(state): State<AdminState>,
     headers: HeaderMap,
-    id: Path<String>,
-    Query(q): Query<FormatQuery>,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
 ) -> Result<Response, Problem> {
-    let render: Render = if wants_text(q.format.as_deref())? {
-        |id, events| Ok(text_response(sessions::render_show(id, events)))
-    } else {
-        |_, events| sessions::show_json(events).map(json_response)
-    };
-    session_rendered(state, headers, id, render).await
+    operator(&state, &headers).await?;
+    let text = wants_text(q.format.as_deref())?;
+    let related_window = sessions::related_window(
+        window(q.window.as_deref())?,
+        RelatedWindow::DEFAULT_LIMIT,
+        now_us(),
+    );
+    with_store(&state, move |store| {
+        let events = events(store, &id)?;
+        let related = sessions::related_to(store, &id, &related_window).map_err(store_problem)?;
+        if text {
+            Ok(text_response(sessions::render_show(&id, &events, &related)))
+        } else {
+            sessions::show_json(&id, &events, &related)
+                .map(json_response)
+                .map_err(store_problem)
+        }
+    })
+    .await
 }
 
 pub async fn replay(

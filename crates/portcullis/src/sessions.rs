@@ -12,9 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use portcullis_audit::{
-    ApprovalEvent, AuditError, AuditStore, BodyRecord, Control, EventBody, OutcomeEvent, ResultRecord,
-    Revocation, SessionEndEvent, SessionFilter, SessionStartEvent, SessionSummary, SqliteStore,
-    StatementEvent, StoredEvent, VerifyReport,
+    ApprovalEvent, AuditError, AuditStore, BodyRecord, Control, EventBody, OutcomeEvent, RelatedSession,
+    RelatedWindow, ResultRecord, Revocation, SessionEndEvent, SessionFilter, SessionStartEvent,
+    SessionSummary, SqliteStore, StatementEvent, StoredEvent, VerifyReport,
 };
 use serde::Serialize;
 
@@ -41,14 +41,16 @@ pub struct StoreArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// List recorded sessions, newest first: when, how long (or `live`), who, where to, from where,
-    /// statements and refusals, and why each ended.
+    /// statements and refusals, and why each ended. With --related, the sessions related to one.
     ///
     /// Example: portcullis sessions list -c portcullis.toml --subject deploy-bot --since 2h
     List(ListArgs),
-    /// Show one session: the identity it ran as and every recorded event, one line each.
+    /// Show one session: the identity it ran as, every recorded event, one line each, and the related
+    /// sessions: the same principal's sessions on another protocol (its MCP calls and HTTP requests
+    /// around a database session, and the reverse) within --window of it.
     ///
     /// Example: portcullis sessions show -c portcullis.toml 0193f0c2-7a51-7c3e-9d4e-5b2a8f6c1e07
-    Show(SessionArgs),
+    Show(ShowArgs),
     /// Replay one session as a timeline: each statement with the gateway's decision, what the
     /// client got back (tags, rows, errors, and the recorded result as a table), and how it ended.
     ///
@@ -84,10 +86,31 @@ pub struct ListArgs {
     /// Only sessions that started before this time (same forms as --since).
     #[arg(long, value_parser = parse_time_arg)]
     pub until: Option<TimeArg>,
+    /// Only the sessions related to this one: of the same principal (issuer and subject), on another
+    /// protocol, within --window of its span (the other filters do not apply).
+    #[arg(long, conflicts_with_all = ["subject", "connection", "since", "until"])]
+    pub related: Option<String>,
+    /// With --related: how far before the session's start and after its end to look (30s, 5m).
+    #[arg(long, requires = "related", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub window: Duration,
     /// At most this many sessions.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The session id (first column of `portcullis sessions list`).
+    pub id: String,
+    /// How far before the session's start and after its end to look for related sessions (30s, 5m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub window: Duration,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -178,7 +201,8 @@ impl TimeArg {
 pub fn run(command: &Command) -> anyhow::Result<bool> {
     let store = match command {
         Command::List(a) => &a.store,
-        Command::Show(a) | Command::Replay(a) => &a.store,
+        Command::Show(a) => &a.store,
+        Command::Replay(a) => &a.store,
         Command::Verify(a) => &a.store,
         Command::Kill(a) => &a.store,
     };
@@ -189,6 +213,21 @@ pub fn run(command: &Command) -> anyhow::Result<bool> {
         Command::List(args) => {
             let (_, mut store) = open_store(&args.store)?;
             let now = portcullis_audit::now_us();
+            if let Some(id) = &args.related {
+                let window = related_window(args.window, args.limit, now);
+                let related = match store.related_sessions(id, &window) {
+                    Err(AuditError::NoSession(_)) => {
+                        anyhow::bail!("no session {id}; `portcullis sessions list` shows recent ones")
+                    }
+                    found => found?,
+                };
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&related)?);
+                } else {
+                    print!("{}", render_related_list(&related));
+                }
+                return Ok(true);
+            }
             let filter = SessionFilter {
                 subject: args.subject.clone(),
                 connection: args.connection.clone(),
@@ -206,10 +245,16 @@ pub fn run(command: &Command) -> anyhow::Result<bool> {
         Command::Show(args) => {
             let (_, mut store) = open_store(&args.store)?;
             let events = load_session(&mut store, &args.id)?;
+            let window = related_window(
+                args.window,
+                RelatedWindow::DEFAULT_LIMIT,
+                portcullis_audit::now_us(),
+            );
+            let related = related_to(&mut store, &args.id, &window)?;
             if args.json {
-                println!("{}", show_json(&events)?);
+                println!("{}", show_json(&args.id, &events, &related)?);
             } else {
-                print!("{}", render_show(&args.id, &events));
+                print!("{}", render_show(&args.id, &events, &related));
             }
         }
         Command::Replay(args) => {
@@ -257,7 +302,11 @@ fn via_api(command: &Command, store: &StoreArgs) -> anyhow::Result<()> {
                 ("limit", args.limit.to_string()),
                 ("format", format(args.json).to_owned()),
             ];
+            if args.related.is_some() {
+                query.push(("window", humantime::format_duration(args.window).to_string()));
+            }
             for (key, value) in [
+                ("related", args.related.clone()),
                 ("subject", args.subject.clone()),
                 ("connection", args.connection.clone()),
                 ("since", args.since.map(|t| rfc3339(t.ago(now)))),
@@ -272,7 +321,10 @@ fn via_api(command: &Command, store: &StoreArgs) -> anyhow::Result<()> {
         Command::Show(args) => (
             reqwest::Method::GET,
             vec!["sessions", &args.id],
-            vec![("format", format(args.json).to_owned())],
+            vec![
+                ("format", format(args.json).to_owned()),
+                ("window", humantime::format_duration(args.window).to_string()),
+            ],
         ),
         Command::Replay(args) => (
             reqwest::Method::GET,
@@ -399,6 +451,39 @@ pub(crate) fn find_session(
         Ok(_) | Err(AuditError::NoSession(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Where `sessions show` and `sessions list --related` look: `window` either side, at most `limit`.
+pub(crate) fn related_window(window: Duration, limit: usize, now_us: i64) -> RelatedWindow {
+    RelatedWindow {
+        window_us: duration_us(window),
+        limit,
+        now_us,
+    }
+}
+
+/// The sessions related to `id` ([`AuditStore::related_sessions`]); none when the store has no summary
+/// of it (its start was pruned: its events alone name no span to look around).
+pub(crate) fn related_to(
+    store: &mut dyn AuditStore,
+    id: &str,
+    window: &RelatedWindow,
+) -> Result<Related, AuditError> {
+    let sessions = match store.related_sessions(id, window) {
+        Err(AuditError::NoSession(_)) => Vec::new(),
+        found => found?,
+    };
+    Ok(Related {
+        window_us: window.window_us,
+        sessions,
+    })
+}
+
+/// The sessions related to a shown one, and how far around it they were looked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Related {
+    pub window_us: i64,
+    pub sessions: Vec<RelatedSession>,
 }
 
 /// Records a kill for a session that exists and has not ended; returns the control's id.
@@ -579,8 +664,9 @@ pub(crate) fn plain_table(header: &[String], rows: &[Vec<String>]) -> String {
 
 // ---- show ---------------------------------------------------------------------------------------------
 
-/// The `sessions show` text: the identity the session ran as, then one line per event.
-pub fn render_show(id: &str, events: &[StoredEvent]) -> String {
+/// The `sessions show` text: the identity the session ran as, one line per event, then its related
+/// sessions.
+pub fn render_show(id: &str, events: &[StoredEvent], related: &Related) -> String {
     let decoded = decode_all(events);
     let mut out = String::new();
     let _ = writeln!(out, "session     {}", one_line(id));
@@ -658,7 +744,67 @@ pub fn render_show(id: &str, events: &[StoredEvent]) -> String {
         })
         .collect();
     out.push_str(&plain_table(&header, &rows));
+    out.push('\n');
+    out.push_str(&render_related(related));
     out
+}
+
+/// The "Related sessions" section of `sessions show`.
+fn render_related(related: &Related) -> String {
+    let window = humantime::format_duration(Duration::from_micros(
+        u64::try_from(related.window_us).unwrap_or(0),
+    ));
+    let mut out = format!(
+        "Related sessions (the same principal on another protocol, within {window}; by identity and time, \
+         not cause):\n"
+    );
+    if related.sessions.is_empty() {
+        out.push_str("  none\n");
+        return out;
+    }
+    out.push_str(&related_table(&related.sessions));
+    out
+}
+
+/// Related sessions as a table: id, protocol, connection, start, statements, why.
+fn related_table(related: &[RelatedSession]) -> String {
+    let header = [
+        "SESSION",
+        "PROTOCOL",
+        "CONNECTION",
+        "STARTED (UTC)",
+        "STATEMENTS",
+        "REASON",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let rows: Vec<Vec<String>> = related
+        .iter()
+        .map(|r| {
+            let s = &r.summary;
+            vec![
+                one_line(&s.session),
+                if s.protocol.is_empty() {
+                    "?".to_owned()
+                } else {
+                    one_line(&s.protocol)
+                },
+                one_line(&s.connection),
+                utc_millis(s.started_us),
+                s.statements.to_string(),
+                one_line(&r.reason),
+            ]
+        })
+        .collect();
+    plain_table(&header, &rows)
+}
+
+/// The `sessions list --related` table.
+pub fn render_related_list(related: &[RelatedSession]) -> String {
+    if related.is_empty() {
+        return "no related sessions\n".to_owned();
+    }
+    related_table(related)
 }
 
 /// One line about an event, for `sessions show`; `http` when the session is an HTTP request.
@@ -715,8 +861,18 @@ struct ShownEvent<'a> {
     hash: &'a str,
 }
 
-/// The `sessions show --json` array.
-pub fn show_json(events: &[StoredEvent]) -> serde_json::Result<String> {
+/// The `sessions show --json` object: the session's id, its events, and its related sessions.
+#[derive(Debug, Serialize)]
+struct Shown<'a> {
+    session: &'a str,
+    events: Vec<ShownEvent<'a>>,
+    related: &'a [RelatedSession],
+    /// How far around the session the related ones were looked for.
+    related_window_us: i64,
+}
+
+/// The `sessions show --json` object.
+pub fn show_json(id: &str, events: &[StoredEvent], related: &Related) -> serde_json::Result<String> {
     let shown: Vec<ShownEvent<'_>> = events
         .iter()
         .map(|e| ShownEvent {
@@ -729,7 +885,12 @@ pub fn show_json(events: &[StoredEvent]) -> serde_json::Result<String> {
             hash: &e.hash,
         })
         .collect();
-    serde_json::to_string_pretty(&shown)
+    serde_json::to_string_pretty(&Shown {
+        session: id,
+        events: shown,
+        related: &related.sessions,
+        related_window_us: related.window_us,
+    })
 }
 
 // ---- replay -------------------------------------------------------------------------------------------
@@ -1377,6 +1538,13 @@ mod tests {
         (dir, store)
     }
 
+    fn no_related() -> Related {
+        Related {
+            window_us: 60_000_000,
+            sessions: Vec::new(),
+        }
+    }
+
     fn draft(session: &str, at_us: i64, body: EventBody) -> Draft {
         Draft {
             session: session.to_owned(),
@@ -1598,7 +1766,7 @@ mod tests {
         let (_dir, mut store) = store();
         record_ended_session(&mut store);
         let events = load_session(&mut store, "s-1").unwrap();
-        let out = render_show("s-1", &events);
+        let out = render_show("s-1", &events, &no_related());
         for expected in [
             "subject     deploy-bot",
             "issuer      https://idp.example (alias corp)",
@@ -1614,6 +1782,7 @@ mod tests {
             .lines()
             .skip_while(|l| !l.starts_with("SEQ"))
             .skip(1)
+            .take_while(|l| !l.is_empty())
             .collect();
         let seqs: Vec<&str> = event_lines
             .iter()
@@ -1627,12 +1796,63 @@ mod tests {
     }
 
     #[test]
+    fn show_names_the_principals_sessions_on_another_protocol() {
+        let (_dir, mut store) = store();
+        record_ended_session(&mut store);
+        let web = |subject: &str| {
+            let EventBody::SessionStart(mut s) = start(subject) else {
+                unreachable!()
+            };
+            s.protocol = "http".into();
+            s.connection = "crm".into();
+            EventBody::SessionStart(s)
+        };
+        store
+            .append(&[
+                draft("h-9", T0 + 500_000, web("deploy-bot")),
+                draft("h-other", T0 + 500_000, web("other-bot")),
+            ])
+            .unwrap();
+        let window = related_window(Duration::from_secs(60), 50, T0 + 10_000_000);
+        let related = related_to(&mut store, "s-1", &window).unwrap();
+        let out = render_show("s-1", &load_session(&mut store, "s-1").unwrap(), &related);
+        let section = out.split("Related sessions").nth(1).unwrap();
+        assert!(
+            section.starts_with(" (the same principal on another protocol, within 1m;"),
+            "{out}"
+        );
+        let rows: Vec<&str> = section.lines().skip(2).collect();
+        assert_eq!(rows.len(), 1, "{out}");
+        let cells: Vec<&str> = rows[0].split_whitespace().collect();
+        assert_eq!(cells[..3], ["h-9", "http", "crm"], "{out}");
+        assert!(rows[0].ends_with("same principal, overlapping"), "{out}");
+        let json: serde_json::Value =
+            serde_json::from_str(&show_json("s-1", &[], &related).unwrap()).unwrap();
+        assert_eq!(json["related"][0]["session"], "h-9");
+        assert_eq!(json["related"][0]["reason"], "same principal, overlapping");
+        assert_eq!(json["related_window_us"], 60_000_000);
+
+        // And the other way; another principal's request is related to nothing.
+        let back = related_to(&mut store, "h-9", &window).unwrap();
+        let ids: Vec<&str> = back.sessions.iter().map(|r| r.summary.session.as_str()).collect();
+        assert_eq!(ids, ["s-1"]);
+        assert!(render_related_list(&back.sessions).starts_with("SESSION"));
+        let none = related_to(&mut store, "h-other", &window).unwrap();
+        let out = render_show("h-other", &load_session(&mut store, "h-other").unwrap(), &none);
+        assert!(out.ends_with("not cause):\n  none\n"), "{out}");
+        assert_eq!(render_related_list(&[]), "no related sessions\n");
+    }
+
+    #[test]
     fn show_json_embeds_bodies_as_objects() {
         let (_dir, mut store) = store();
         record_ended_session(&mut store);
         let events = load_session(&mut store, "s-1").unwrap();
-        let json: serde_json::Value = serde_json::from_str(&show_json(&events).unwrap()).unwrap();
-        let shown = json.as_array().unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&show_json("s-1", &events, &no_related()).unwrap()).unwrap();
+        assert_eq!(json["session"], "s-1");
+        assert_eq!(json["related"], serde_json::json!([]));
+        let shown = json["events"].as_array().unwrap();
         assert_eq!(shown.len(), 7);
         assert_eq!(shown[0]["body"]["subject"], "deploy-bot");
         assert_eq!(shown[2]["body"]["result"]["rows"][1][2], serde_json::Value::Null);
@@ -1764,7 +1984,7 @@ mod tests {
             assert!(out.contains(expected), "missing {expected:?} in\n{out}");
         }
         assert!(!out.contains("no outcome recorded"), "{out}");
-        let show = render_show("h-1", &load_session(&mut store, "h-1").unwrap());
+        let show = render_show("h-1", &load_session(&mut store, "h-1").unwrap(), &no_related());
         assert!(show.contains("connection  crm (http)"), "{show}");
         assert!(
             show.contains("#1 http allowed by agents-read: GET /crm/customers/42?tenant=acme"),

@@ -88,7 +88,13 @@ async fn operators_read_kill_and_revoke_through_the_api() {
         .call("GET", &format!("/api/v1/sessions/{id}"), Some(&ops), None)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(shown[0]["kind"], "session_start", "{shown}");
+    assert_eq!(shown["session"], id.as_str(), "{shown}");
+    assert_eq!(shown["events"][0]["kind"], "session_start", "{shown}");
+    assert_eq!(
+        shown["related"],
+        json!([]),
+        "no session of api-bot on another protocol: {shown}"
+    );
     let (status, _, _) = api.call("GET", "/api/v1/sessions/nope", Some(&ops), None).await;
     assert_eq!(status, 404);
     let (status, _, body) = api

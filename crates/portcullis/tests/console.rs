@@ -16,12 +16,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::browserless::{Browserless, hidden, location};
 use common::{Env, Options};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use portcullis_testkit::ports::free_port;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::SET_COOKIE;
 
 /// Agents may read; a DELETE needs a reviewer's approval (the shipped example).
 fn policy() -> String {
@@ -51,127 +52,6 @@ async fn start() -> Env {
 
 // ---------------------------------------------------------------------------------------------------
 // Over plain HTTP: every step of the sign-in, and what a forged request meets.
-
-/// A client that shows redirects instead of following them, and keeps cookies by hand.
-struct Browserless {
-    http: reqwest::Client,
-    base: String,
-    cookies: Vec<(String, String)>,
-}
-
-impl Browserless {
-    fn new(env: &Env) -> Self {
-        Browserless {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: format!("http://{}", env.admin),
-            cookies: Vec::new(),
-        }
-    }
-
-    fn keep_cookies(&mut self, headers: &HeaderMap) {
-        for value in headers.get_all(SET_COOKIE) {
-            let text = value.to_str().unwrap();
-            let (pair, _) = text.split_once(';').unwrap_or((text, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != name);
-            if !value.is_empty() {
-                self.cookies.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn get(&mut self, url: &str) -> (StatusCode, HeaderMap, String) {
-        let url = if url.starts_with("http") {
-            url.to_owned()
-        } else {
-            format!("{}{url}", self.base)
-        };
-        let response = self
-            .http
-            .get(&url)
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        self.keep_cookies(&headers);
-        (status, headers, response.text().await.unwrap())
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        self.keep_cookies(&headers);
-        (status, headers, response.text().await.unwrap())
-    }
-
-    /// Signs in through the development issuer; returns the console's CSRF token.
-    async fn sign_in(&mut self, subject: &str, groups: &str) -> String {
-        let (status, headers, _) = self.get("/console/login?next=/console/approvals").await;
-        assert_eq!(status, StatusCode::SEE_OTHER);
-        let authorize = location(&headers);
-        let url = reqwest::Url::parse(&authorize).unwrap();
-        let params: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
-        let (status, _, page) = self.get(&authorize).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let form_token = hidden(&page, "form_token");
-        let (status, headers, body) = self
-            .post(
-                "/dev/authorize",
-                &[
-                    ("form_token", &form_token),
-                    ("subject", subject),
-                    ("groups", groups),
-                    ("response_type", "code"),
-                    ("client_id", &params["client_id"]),
-                    ("redirect_uri", &params["redirect_uri"]),
-                    ("state", &params["state"]),
-                    ("code_challenge", &params["code_challenge"]),
-                    ("code_challenge_method", "S256"),
-                ],
-            )
-            .await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-        let (status, headers, body) = self.get(&location(&headers)).await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-        assert_eq!(location(&headers), "/console/approvals");
-        let (status, _, page) = self.get("/console/approvals").await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        hidden(&page, "csrf")
-    }
-}
-
-fn location(headers: &HeaderMap) -> String {
-    headers.get(LOCATION).unwrap().to_str().unwrap().to_owned()
-}
-
-/// The value of the first hidden input named `name` in `page`.
-fn hidden(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {page}"))
-        + marker.len();
-    page[start..].split('"').next().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn sign_in_is_bound_to_the_browser_and_pkce_and_forms_need_the_csrf_token() {

@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
-use portcullis_audit::{Control, Revocation, SessionFilter, SessionSummary, now_us};
+use portcullis_audit::{Control, RelatedWindow, Revocation, SessionFilter, SessionSummary, now_us};
 use portcullis_core::{Outcome, Principal};
 use portcullis_policy::RequestContext;
 use serde::{Deserialize, Serialize};
@@ -570,7 +570,8 @@ pub async fn sessions(
     page("Sessions", &who, "sessions", body)
 }
 
-/// `GET /console/sessions/{id}`: the replay, the chain's verification, and a kill button while live.
+/// `GET /console/sessions/{id}`: the replay, the chain's verification, a kill button while live, and
+/// links to the related sessions (the same principal on another protocol, near in time).
 pub async fn session(
     State(state): State<AdminState>,
     headers: HeaderMap,
@@ -585,17 +586,20 @@ pub async fn session(
     let session = id.clone();
     let loaded = with_store(&state, move |store| {
         let events = events(store, &session)?;
-        let report = portcullis_audit::verify(store).map_err(|e| {
+        let store_error = |e: portcullis_audit::AuditError| {
             crate::admin::problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Audit store error",
                 e.to_string(),
             )
-        })?;
-        Ok((events, report))
+        };
+        let related = sessions::related_to(store, &session, &RelatedWindow::default_at(now_us()))
+            .map_err(store_error)?;
+        let report = portcullis_audit::verify(store).map_err(store_error)?;
+        Ok((events, related, report))
     })
     .await;
-    let (events, report) = match loaded {
+    let (events, related, report) = match loaded {
         Ok(l) => l,
         Err(p) => return problem_page(&p),
     };
@@ -630,9 +634,42 @@ pub async fn session(
             }
         }
         @if let Some(footer) = &view.footer { p.notice { (footer) } }
+        (related_sessions(&related))
         p { a href={ "/api/v1/sessions/" (id) "/replay" } { "This replay as JSON (admin API, bearer token)" } }
     };
     page("Session", &who, "sessions", body)
+}
+
+/// The session page's "Related sessions": links to the principal's sessions on another protocol.
+fn related_sessions(related: &sessions::Related) -> Markup {
+    let window = humantime::format_duration(Duration::from_micros(
+        u64::try_from(related.window_us).unwrap_or(0),
+    ));
+    html! {
+        h2 { "Related sessions" }
+        p.count {
+            "The same principal on another protocol, within " (window) " of this session: related by identity and time, not necessarily by cause."
+        }
+        @if related.sessions.is_empty() {
+            p { "None." }
+        } @else {
+            table.sessions.related {
+                thead { tr { th { "Session" } th { "Protocol" } th { "Connection" } th { "Started (UTC)" } th { "Statements" } th { "Why" } } }
+                tbody {
+                    @for r in &related.sessions {
+                        tr {
+                            td { a href={ "/console/sessions/" (r.summary.session) } { code { (r.summary.session) } } }
+                            td { (r.summary.protocol) }
+                            td { (r.summary.connection) }
+                            td { (utc(r.summary.started_us)) }
+                            td.num { (r.summary.statements) }
+                            td { (r.reason) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `POST /console/sessions/{id}/kill`.

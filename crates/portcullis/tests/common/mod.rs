@@ -8,6 +8,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod browserless;
+
 use std::path::Path;
 
 use portcullis_testkit::gateway::{GatewayProcess, run_cli};
