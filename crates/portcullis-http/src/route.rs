@@ -290,7 +290,7 @@ impl<T> Routes<T> {
         let mut by_host = HashMap::new();
         for (name, hosts, target) in targets {
             for host in hosts {
-                by_host.insert(host.to_ascii_lowercase(), Arc::clone(&target));
+                by_host.insert(configured_host(&host), Arc::clone(&target));
             }
             by_name.insert(name, target);
         }
@@ -317,15 +317,24 @@ impl<T> Routes<T> {
     }
 }
 
+/// `host` without its port (the digits after the last `:`). An IPv6 literal keeps its brackets, as in a
+/// URL and in the configured hosts (`[::1]:8080` → `[::1]`): only a `:` after the `]` starts a port.
 fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| h.get(1..).unwrap_or(h));
-    }
     host.rsplit_once(':')
-        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .filter(|(h, port)| {
+            port.chars().all(|c| c.is_ascii_digit()) && (h.ends_with(']') || !h.contains(':'))
+        })
         .map_or(host, |(h, _)| h)
+}
+
+/// A configured host as requests name it: an IPv6 address written bare (`::1`) gets the brackets a
+/// `Host` header always has (`[::1]`).
+fn configured_host(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    match host.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{host}]"),
+        Err(_) => host,
+    }
 }
 
 #[cfg(test)]
@@ -428,15 +437,42 @@ mod tests {
                 vec!["bill.internal:8443".to_owned()],
                 Arc::new(2),
             ),
+            (
+                "local".to_owned(),
+                vec!["[::1]".to_owned(), "[FD00::A]:8443".to_owned()],
+                Arc::new(3),
+            ),
+            ("bare".to_owned(), vec!["fd00::b".to_owned()], Arc::new(4)),
         ]);
-        let pick = |host: Option<&str>, path: &'static str| routes.select(host, path).map(|(t, p)| (**t, p));
-        assert_eq!(pick(Some("API.internal:8080"), "/crm/x"), Some((1, "/crm/x")));
-        assert_eq!(pick(Some("bill.internal:8443"), "/y"), Some((2, "/y")));
-        assert_eq!(pick(Some("bill.internal"), "/y"), None);
-        assert_eq!(pick(Some("gw"), "/crm/x/y"), Some((1, "/x/y")));
-        assert_eq!(pick(None, "/crm"), Some((1, "/")));
-        assert_eq!(pick(None, "/crmx/y"), None);
-        assert_eq!(pick(None, "/"), None);
+        let cases: &[(Option<&str>, &str, Option<(i32, &str)>)] = &[
+            (Some("API.internal:8080"), "/crm/x", Some((1, "/crm/x"))),
+            (Some("API.INTERNAL"), "/x", Some((1, "/x"))),
+            (Some("bill.internal:8443"), "/y", Some((2, "/y"))),
+            (Some("BILL.internal:8443"), "/y", Some((2, "/y"))),
+            (Some("bill.internal"), "/y", None),
+            // IPv6 literals: the port follows the `]`; the brackets stay part of the host.
+            (Some("[::1]"), "/y", Some((3, "/y"))),
+            (Some("[::1]:8080"), "/y", Some((3, "/y"))),
+            (Some("[::1]:"), "/y", Some((3, "/y"))),
+            (Some("[fd00::a]:8443"), "/y", Some((3, "/y"))),
+            (Some("[FD00::A]:8443"), "/y", Some((3, "/y"))),
+            (Some("[fd00::a]"), "/y", None),
+            (Some("[fd00::a]:80"), "/y", None),
+            (Some("::1"), "/y", None),
+            (Some("[::1]x"), "/y", None),
+            // Configured without brackets, as requests never name it.
+            (Some("[fd00::b]"), "/y", Some((4, "/y"))),
+            (Some("[FD00::B]:8080"), "/y", Some((4, "/y"))),
+            (Some("gw"), "/crm/x/y", Some((1, "/x/y"))),
+            (Some("[::2]:8080"), "/crm/x", Some((1, "/x"))),
+            (None, "/crm", Some((1, "/"))),
+            (None, "/crmx/y", None),
+            (None, "/", None),
+        ];
+        for (host, path, expected) in cases {
+            let picked = routes.select(*host, path).map(|(t, p)| (**t, p));
+            assert_eq!(picked, *expected, "{host:?} {path}");
+        }
     }
 
     #[test]

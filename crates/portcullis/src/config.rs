@@ -479,7 +479,8 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub credential: Option<CredentialConfig>,
     /// HTTP: host names that select this connection by the request's `Host` (then the whole path is
-    /// forwarded, no prefix removed).
+    /// forwarded, no prefix removed). Without a port they match any port; an IPv6 address is written
+    /// with or without its brackets (`[::1]` or `::1`).
     #[serde(default)]
     pub hosts: Vec<String>,
     /// HTTP: route templates, the resources policy names (`Route::"<connection>/<name>"`).

@@ -52,7 +52,7 @@ impl<'a> Input<'a> {
 const CONNECTIONS: [(&str, &[&str]); 3] = [
     ("crm", &["api.internal"]),
     ("billing", &["bill.internal:8443", "Billing.Example"]),
-    ("files", &[]),
+    ("files", &["[FD00::1]"]),
 ];
 
 const BASES: [&str; 3] = [
@@ -245,13 +245,15 @@ fn check_template(template: &RouteTemplate, input: &Input) {
     );
 }
 
-/// A `Host` with its port removed (digits after the last `:`), an IPv6 literal without its brackets.
+/// A `Host` with its port removed (digits after the last `:`); an IPv6 literal keeps its brackets, and
+/// only a `:` after its `]` starts a port.
 fn reference_bare(host: &str) -> &str {
-    if let Some(inner) = host.strip_prefix('[') {
-        return inner.split(']').next().unwrap_or(inner);
-    }
     match host.rsplit_once(':') {
-        Some((bare, port)) if port.bytes().all(|b| b.is_ascii_digit()) => bare,
+        Some((bare, port))
+            if port.bytes().all(|b| b.is_ascii_digit()) && (bare.ends_with(']') || !bare.contains(':')) =>
+        {
+            bare
+        }
         _ => host,
     }
 }
