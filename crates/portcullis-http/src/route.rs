@@ -444,7 +444,9 @@ mod tests {
             ),
             ("bare".to_owned(), vec!["fd00::b".to_owned()], Arc::new(4)),
         ]);
-        let cases: &[(Option<&str>, &str, Option<(i32, &str)>)] = &[
+        // Host header, path, and the connection chosen with the path it forwards.
+        type Case<'a> = (Option<&'a str>, &'a str, Option<(i32, &'a str)>);
+        let cases: &[Case<'_>] = &[
             (Some("API.internal:8080"), "/crm/x", Some((1, "/crm/x"))),
             (Some("API.INTERNAL"), "/x", Some((1, "/x"))),
             (Some("bill.internal:8443"), "/y", Some((2, "/y"))),

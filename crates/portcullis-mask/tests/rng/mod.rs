@@ -1,4 +1,4 @@
-//! The property tests' random source: this crate's, and (by `#[path]`) `portcullis`'s `http_mask` ones.
+//! The property tests' random source, shared by `properties.rs` and `json_properties.rs`.
 
 #![allow(dead_code, clippy::indexing_slicing)]
 
