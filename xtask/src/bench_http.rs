@@ -52,7 +52,7 @@ pub struct HttpBenchArgs {
     #[arg(long)]
     baseline_gateway: Option<std::path::PathBuf>,
     /// The gateway variants to run, comma-separated names from the legend (`gateway`, `audit os`,
-    /// `audit off`, `masking on`, `masking os`, `context whole`); all when absent.
+    /// `bodies off`, `audit off`, `masking on`, `masking os`, `context whole`); all when absent.
     #[arg(long, value_delimiter = ',')]
     gateways: Vec<String>,
 }
@@ -88,6 +88,12 @@ const GATEWAYS: &[GatewayVariant] = &[
         describe: "as gateway, `[audit] durability = \"os\"`: each request's events are in the store's \
                    write-ahead log (they survive a gateway crash) before forwarding, without waiting for an fsync",
         sections: "[audit]\nenabled = true\ndurability = \"os\"\n",
+        condition: "",
+    },
+    GatewayVariant {
+        name: "bodies off",
+        describe: "as gateway, `[audit] http_body_bytes = 0`: request and response bodies not recorded",
+        sections: "[audit]\nenabled = true\nhttp_body_bytes = 0\n",
         condition: "",
     },
     GatewayVariant {
