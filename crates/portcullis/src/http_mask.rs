@@ -443,24 +443,38 @@ impl EventStream {
             }
         }
         let masked = payload.map(|p| self.mask_payload(&p));
+        // The lines written: the masked payload's (at the first data line's place), then the others.
+        let mut written: Vec<Vec<u8>> = Vec::with_capacity(lines.len());
         let mut data_written = false;
-        for (line, eol) in &lines {
+        for (line, _) in &lines {
             if data_value(line).is_some() {
                 if let (false, Some(masked)) = (data_written, &masked) {
                     data_written = true;
                     for part in masked.split(|b| *b == b'\n') {
-                        out.extend_from_slice(b"data: ");
-                        out.extend_from_slice(part);
-                        out.extend_from_slice(eol);
+                        written.push([b"data: ", part].concat());
                     }
                 }
                 continue;
             }
-            match self.rules.scrub(&String::from_utf8_lossy(line), &mut self.counts) {
-                Some(scrubbed) => out.extend_from_slice(scrubbed.as_bytes()),
-                None => out.extend_from_slice(line),
-            }
-            out.extend_from_slice(eol);
+            written.push(
+                match self.rules.scrub(&String::from_utf8_lossy(line), &mut self.counts) {
+                    Some(scrubbed) => scrubbed.into_bytes(),
+                    None => line.clone(),
+                },
+            );
+        }
+        // Line ends in the upstream's order, the last line with the last one's: a line end is never
+        // moved next to another that would join it (a CR before the blank line's LF would read as one
+        // CRLF, and the client would not see the event end there).
+        let last = written.len().saturating_sub(1);
+        for (i, line) in written.iter().enumerate() {
+            out.extend_from_slice(line);
+            let eol = if i == last {
+                lines.last()
+            } else {
+                lines.get(i).or(lines.last())
+            };
+            out.extend_from_slice(eol.map_or(&b""[..], |(_, eol)| eol));
         }
     }
 
@@ -570,5 +584,20 @@ mod tests {
             assert_eq!(kind(&headers), expected, "{value}");
         }
         assert_eq!(kind(&http::HeaderMap::new()), Kind::Other);
+    }
+
+    #[test]
+    fn line_ends_keep_their_order_so_events_keep_their_bounds() {
+        // Found by a property test against a client's reader: the masked payload was written with
+        // its first line's end on every line, so `\r` then the blank line's `\n` read as one CRLF and
+        // the client joined the event to the next.
+        let input = "data: {\"user\":{\"email\":\"ada@example.com\"}\rdata: }\n\ndata: x\n\n";
+        let expected = "data: {\"user\":{\"email\":\"***@******e.com\"}\rdata: }\n\ndata: x\n\n";
+        for split in 0..=input.len() {
+            assert_eq!(events(input.as_bytes(), split), expected, "split at {split}");
+        }
+        // A field line between data lines: the data is written first, the ends stay in order.
+        let input = "data: 1\rid: 7\rdata: 2\n\n";
+        assert_eq!(events(input.as_bytes(), 0), "data: 1\rdata: 2\rid: 7\n\n");
     }
 }
