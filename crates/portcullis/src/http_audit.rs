@@ -17,7 +17,7 @@ use portcullis_audit::{
 use portcullis_core::{HttpAction, HttpRequestFacts, Principal};
 use portcullis_http::mcp::{McpExchange, McpMessage};
 use portcullis_http::{BodyEnd, BodySeen, BodySent, Ending, Problem, RequestInfo};
-use portcullis_mask::{ConnectionMask, Counts, JsonLimits, JsonMasker};
+use portcullis_mask::{ConnectionMask, Counts};
 use tracing::{debug, error};
 
 use crate::audit::new_session_id;
@@ -379,21 +379,9 @@ fn request_body(
             truncated: total > 0,
         };
     }
-    let mut counts = Counts::default();
-    let masked = mask.map(|mask| {
-        let mut json = JsonMasker::new(Arc::clone(mask), JsonLimits::default());
-        let mut out = Vec::with_capacity(bytes.len());
-        match json.push(bytes, &mut out).and_then(|()| json.finish(&mut out)) {
-            Ok(()) => String::from_utf8_lossy(&out).into_owned(),
-            Err(_) => {
-                let text = String::from_utf8_lossy(bytes);
-                mask.scrub(&text, &mut counts)
-                    .unwrap_or_else(|| text.into_owned())
-            }
-        }
-    });
-    let text = masked.unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
-    let (text, cut) = prefix(text.as_bytes(), limit);
+    // What masking finds here is not counted: the counts are of what clients received.
+    let masked = mask.map(|mask| crate::http_mask::mask_whole(mask, bytes, &mut Counts::default()));
+    let (text, cut) = prefix(masked.as_deref().unwrap_or(bytes), limit);
     BodyRecord {
         content_type: content_type.to_owned(),
         bytes: total,

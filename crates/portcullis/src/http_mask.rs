@@ -480,20 +480,27 @@ impl EventStream {
 
     /// A data payload: JSON through a fresh masker, anything else through the detectors.
     fn mask_payload(&mut self, payload: &[u8]) -> Vec<u8> {
-        let mut json = JsonMasker::new(self.rules.clone(), JsonLimits::default());
-        let mut out = Vec::with_capacity(payload.len());
-        let parsed = !payload.iter().all(u8::is_ascii_whitespace)
-            && json.push(payload, &mut out).is_ok()
-            && json.finish(&mut out).is_ok();
-        if parsed {
-            self.counts.merge(&json.counts());
-            return out;
-        }
-        let text = String::from_utf8_lossy(payload);
-        match self.rules.scrub(&text, &mut self.counts) {
-            Some(scrubbed) => scrubbed.into_bytes(),
-            None => payload.to_vec(),
-        }
+        mask_whole(&self.rules, payload, &mut self.counts)
+    }
+}
+
+/// A body held whole (a server-sent event's data, a request body for the audit trail): JSON through a
+/// fresh masker (field rules and detectors), anything else, or JSON that does not parse, through the
+/// detectors as text. What was masked is added to `counts`.
+pub(crate) fn mask_whole(rules: &Arc<ConnectionMask>, body: &[u8], counts: &mut Counts) -> Vec<u8> {
+    let mut json = JsonMasker::new(Arc::clone(rules), JsonLimits::default());
+    let mut out = Vec::with_capacity(body.len());
+    let parsed = !body.iter().all(u8::is_ascii_whitespace)
+        && json.push(body, &mut out).is_ok()
+        && json.finish(&mut out).is_ok();
+    if parsed {
+        counts.merge(&json.counts());
+        return out;
+    }
+    let text = String::from_utf8_lossy(body);
+    match rules.scrub(&text, counts) {
+        Some(scrubbed) => scrubbed.into_bytes(),
+        None => body.to_vec(),
     }
 }
 
