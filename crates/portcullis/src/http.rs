@@ -188,20 +188,7 @@ impl Gate for HttpGate {
         };
         // Write-ahead: the request's start and statement are durable before anything is forwarded; a
         // refusal is recorded too. A store failure refuses the request (503), whatever was decided.
-        let recorded = Recorded {
-            principal: who,
-            peer: request.peer,
-            tls: request.tls,
-            connection: Some(request.connection),
-            upstream: self.upstreams.get(request.connection),
-            method: &request.facts.method,
-            target: request.target,
-            facts: Some(request.facts),
-            scrub,
-            mcp: request.mcp,
-            body: http_audit::body_read(request),
-            body_limit: audit.http_body_bytes,
-        };
+        let recorded = self.recorded(who, request, scrub);
         let record = match RequestRecord::begin(&audit.log, &recorded, verdict).await {
             Ok(record) => record,
             Err(e) => return Err(http_audit::store_failure(&e)),
@@ -297,6 +284,29 @@ impl Gate for HttpGate {
 }
 
 impl HttpGate {
+    /// A decided request as its audit record holds it.
+    pub(crate) fn recorded<'a>(
+        &'a self,
+        who: &'a Principal,
+        request: &'a RequestInfo<'a>,
+        scrub: Option<Arc<ConnectionMask>>,
+    ) -> Recorded<'a> {
+        Recorded {
+            principal: who,
+            peer: request.peer,
+            tls: request.tls,
+            connection: Some(request.connection),
+            upstream: self.upstreams.get(request.connection),
+            method: &request.facts.method,
+            target: request.target,
+            facts: Some(request.facts),
+            scrub,
+            mcp: request.mcp,
+            body: http_audit::body_read(request),
+            body_limit: self.audit.as_ref().map_or(0, |a| a.http_body_bytes),
+        }
+    }
+
     /// `connect`, then (with statement checks) the request's Cedar action.
     fn judge(
         &self,

@@ -26,7 +26,7 @@ use tracing::info;
 use crate::approvals::{Approvals, HoldRequest, Mode, Release, Ticket};
 use crate::guard::Loaded;
 use crate::http::{HttpGate, HttpPass, Judged};
-use crate::http_audit::{self, Recorded, RequestRecord, Verdict};
+use crate::http_audit::{self, RequestRecord, Verdict};
 use crate::http_mask::RequestMasking;
 
 /// The verdict's decision for a request only an approval policy permits.
@@ -118,20 +118,7 @@ impl HttpGate {
         scrub: Option<Arc<ConnectionMask>>,
         masking: Option<RequestMasking>,
     ) -> Result<HttpPass, Problem> {
-        let recorded = Recorded {
-            principal: who,
-            peer: request.peer,
-            tls: request.tls,
-            connection: Some(request.connection),
-            upstream: self.upstreams.get(request.connection),
-            method: &request.facts.method,
-            target: request.target,
-            facts: Some(request.facts),
-            scrub,
-            mcp: request.mcp,
-            body: http_audit::body_read(request),
-            body_limit: self.audit.as_ref().map_or(0, |a| a.http_body_bytes),
-        };
+        let recorded = self.recorded(who, request, scrub);
         let mut record = self
             .audit
             .as_ref()
