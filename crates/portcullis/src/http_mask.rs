@@ -327,12 +327,16 @@ impl ResponseFilter for BodyFilter {
 /// line the event is written back with its `data:` payload (the event's `data` lines joined by
 /// newlines) masked by a fresh [`JsonMasker`] when it is JSON, else by the detectors, and its other
 /// lines (`event:`, `id:`, comments) by the detectors. One event is held at a time, at most
-/// [`MAX_EVENT_BYTES`]; a longer one is an error (the body is cut off).
+/// [`MAX_EVENT_BYTES`]; a longer one is an error (the body is cut off). A byte order mark that opens
+/// the stream is passed on and not read as part of the first line, as a client ignores it: else the
+/// first event's `data:` line would not be seen as one and its JSON would skip the field rules.
 #[derive(Debug)]
 struct EventStream {
     rules: Arc<ConnectionMask>,
     /// The line being read.
     line: Vec<u8>,
+    /// A line has ended, so a byte order mark can no longer open the stream.
+    past_first_line: bool,
     /// The last line ended with CR, and the next byte decides whether it was CRLF.
     after_cr: bool,
     /// The current event's lines with their line ends.
@@ -346,6 +350,7 @@ impl EventStream {
         EventStream {
             rules,
             line: Vec::new(),
+            past_first_line: false,
             after_cr: false,
             lines: Vec::new(),
             held: 0,
@@ -409,6 +414,7 @@ impl EventStream {
             self.after_cr = false;
             self.end_line(b"\r", out);
         }
+        self.pass_byte_order_mark(out);
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.held += line.len();
@@ -417,7 +423,21 @@ impl EventStream {
         self.dispatch(out);
     }
 
+    /// Once the first line is whole: a byte order mark before it is written out as it came and taken
+    /// off the line. Nothing was written before, so it stays first.
+    fn pass_byte_order_mark(&mut self, out: &mut Vec<u8>) {
+        if std::mem::replace(&mut self.past_first_line, true) {
+            return;
+        }
+        if let Some(rest) = self.line.strip_prefix(BYTE_ORDER_MARK) {
+            let rest = rest.to_vec();
+            out.extend_from_slice(BYTE_ORDER_MARK);
+            self.line = rest;
+        }
+    }
+
     fn end_line(&mut self, eol: &'static [u8], out: &mut Vec<u8>) {
+        self.pass_byte_order_mark(out);
         let line = std::mem::take(&mut self.line);
         if line.is_empty() {
             self.dispatch(out);
@@ -483,6 +503,9 @@ impl EventStream {
         mask_whole(&self.rules, payload, &mut self.counts)
     }
 }
+
+/// U+FEFF in UTF-8.
+const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// A body held whole (a server-sent event's data, a request body for the audit trail): JSON through a
 /// fresh masker (field rules and detectors), anything else, or JSON that does not parse, through the
@@ -591,6 +614,148 @@ mod tests {
             assert_eq!(kind(&headers), expected, "{value}");
         }
         assert_eq!(kind(&http::HeaderMap::new()), Kind::Other);
+    }
+
+    /// An event as a client's reader dispatches it (the WHATWG event-stream parser): type, last id
+    /// and data, the stream's end discarding an event not closed by a blank line.
+    #[derive(Debug, PartialEq)]
+    struct ClientEvent {
+        kind: String,
+        id: String,
+        data: String,
+    }
+
+    fn client_reads(stream: &str) -> Vec<ClientEvent> {
+        let stream = stream.strip_prefix('\u{FEFF}').unwrap_or(stream);
+        let mut lines = Vec::new();
+        let mut rest = stream;
+        while let Some(at) = rest.find(['\r', '\n']) {
+            lines.push(&rest[..at]);
+            rest = match rest[at..].strip_prefix("\r\n") {
+                Some(after) => after,
+                None => &rest[at + 1..],
+            };
+        }
+        // `rest` is a line the stream's end cut off: never dispatched.
+        let (mut events, mut kind, mut id, mut data) =
+            (Vec::new(), String::new(), String::new(), String::new());
+        for line in lines {
+            if line.is_empty() {
+                if !data.is_empty() {
+                    data.pop();
+                    let kind = std::mem::take(&mut kind);
+                    let kind = if kind.is_empty() {
+                        "message".to_owned()
+                    } else {
+                        kind
+                    };
+                    events.push(ClientEvent {
+                        kind,
+                        id: id.clone(),
+                        data: std::mem::take(&mut data),
+                    });
+                }
+                kind.clear();
+                data.clear();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line, ""),
+            };
+            match field {
+                "data" => {
+                    data.push_str(value);
+                    data.push('\n');
+                }
+                "event" => kind = value.to_owned(),
+                "id" if !value.contains('\0') => id = value.to_owned(),
+                _ => {}
+            }
+        }
+        events
+    }
+
+    proptest::proptest! {
+        /// Whatever the framing (line ends, byte order mark, comments, fields around and between
+        /// data lines, chunk splits), the client reads the same events from the masked stream as from
+        /// the upstream's, each event's data masked as a whole body is, so no payload escapes the
+        /// field rules by how it was framed.
+        #[test]
+        fn the_client_reads_the_upstreams_events_with_their_data_masked(
+            bom in proptest::bool::ANY,
+            events in proptest::collection::vec(
+                proptest::collection::vec((0usize..9, 0usize..3), 0..6),
+                0..5,
+            ),
+            closing_ends in proptest::collection::vec(0usize..3, 5),
+            tail in proptest::bool::ANY,
+            splits in proptest::collection::vec(0usize..400, 0..4),
+        ) {
+            const LINES: [&str; 9] = [
+                "data: {\"user\":{\"email\":\"ada@example.com\"}}",
+                "data:{\"email\":\"bob@example.org\",",
+                "data: \"n\":1}",
+                "data",
+                "data: card 4111 1111 1111 1111",
+                "event: update",
+                "id: 42",
+                ": keep-alive",
+                "retry: 100",
+            ];
+            const ENDS: [&str; 3] = ["\n", "\r\n", "\r"];
+            let mut input = String::new();
+            if bom {
+                input.push('\u{FEFF}');
+            }
+            for (i, event) in events.iter().enumerate() {
+                for (line, end) in event {
+                    input.push_str(LINES[*line]);
+                    input.push_str(ENDS[*end]);
+                }
+                // A blank line closes the event; a CR line end just before it must stay apart.
+                input.push_str(ENDS[closing_ends[i % closing_ends.len()]]);
+            }
+            if tail {
+                input.push_str("data: {\"email\":\"cut@example.com\"}");
+            }
+            let bytes = input.as_bytes();
+            let mut cuts: Vec<usize> = splits.iter().map(|s| s % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut stream = EventStream::new(rules());
+            let mut out = Vec::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                stream.push(&bytes[from..cut], &mut out).unwrap();
+                from = cut;
+            }
+            stream.finish(&mut out);
+            let masked = String::from_utf8(out).unwrap();
+
+            let expected: Vec<ClientEvent> = client_reads(&input)
+                .into_iter()
+                .map(|event| {
+                    let data = mask_whole(&rules(), event.data.as_bytes(), &mut Counts::default());
+                    ClientEvent { data: String::from_utf8(data).unwrap(), ..event }
+                })
+                .collect();
+            proptest::prop_assert_eq!(client_reads(&masked), expected, "upstream {:?} masked {:?}", input, masked);
+            proptest::prop_assert_eq!(masked.starts_with('\u{FEFF}'), bom);
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_hide_the_first_data_line() {
+        // Found by the property test: the mark was read as part of the first line, which then was no
+        // `data:` line, so its JSON went out with only the detectors applied (the email unmasked).
+        let input = "\u{FEFF}data: {\"user\":{\"email\":\"ada@example.com\"}}\n\n";
+        let expected = "\u{FEFF}data: {\"user\":{\"email\":\"***@******e.com\"}}\n\n";
+        for split in 0..=input.len() {
+            assert_eq!(events(input.as_bytes(), split), expected, "split at {split}");
+        }
     }
 
     #[test]
