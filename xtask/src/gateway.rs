@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use portcullis_testkit::gateway::{GatewayProcess, run_cli};
+use portcullis_testkit::gateway::GatewayProcess;
 use portcullis_testkit::ports::free_addr;
 use tempfile::TempDir;
 
@@ -428,24 +428,5 @@ pub(crate) fn mint_token(
     subject: &str,
     group: &str,
 ) -> anyhow::Result<String> {
-    let config = gateway.config_path();
-    let config = config
-        .to_str()
-        .ok_or_else(|| anyhow!("config path is not UTF-8"))?;
-    let args = [
-        "token", "mint", "--config", config, "--sub", subject, "--group", group, "--ttl", "12h",
-    ];
-    let output = run_cli(bin, &args, env)?;
-    if !output.status.success() {
-        bail!(
-            "portcullis token mint failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if token.is_empty() {
-        bail!("portcullis token mint printed nothing");
-    }
-    Ok(token)
+    gateway.mint(bin, env, subject, &[group], "12h")
 }

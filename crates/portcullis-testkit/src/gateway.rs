@@ -260,6 +260,44 @@ fn spawn_serve(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<C
         .with_context(|| format!("spawn {}", bin.display()))
 }
 
+impl GatewayProcess {
+    /// A development-issuer token for `subject` in `groups`, valid for `ttl` (`15m`, `12h`), minted with
+    /// `<bin> token mint` against this gateway's config, as a user would. `env` is what the config's
+    /// `${ENV}` references need.
+    pub fn mint(
+        &self,
+        bin: &Path,
+        env: &[(&str, &str)],
+        subject: &str,
+        groups: &[&str],
+        ttl: &str,
+    ) -> anyhow::Result<String> {
+        let config = self.config_path();
+        let config = config
+            .to_str()
+            .ok_or_else(|| anyhow!("config path is not UTF-8"))?;
+        let mut args = vec![
+            "token", "mint", "--config", config, "--sub", subject, "--ttl", ttl,
+        ];
+        for group in groups {
+            args.extend(["--group", group]);
+        }
+        let output = run_cli(bin, &args, env)?;
+        if !output.status.success() {
+            bail!(
+                "portcullis token mint failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if token.is_empty() {
+            bail!("portcullis token mint printed nothing");
+        }
+        Ok(token)
+    }
+}
+
 /// Runs `<bin> <args>` to completion with the extra `env`, capturing stdout and stderr; a non-zero exit
 /// is not an error here (tests assert on it).
 pub fn run_cli(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Output> {

@@ -25,7 +25,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use portcullis_audit::{AuditStore, EventBody, SqliteStore};
-use portcullis_testkit::gateway::{GatewayProcess, run_cli};
+use portcullis_testkit::gateway::GatewayProcess;
 use portcullis_testkit::mcp::{McpServer, Responses, run_client};
 use portcullis_testkit::ports::{free_addr, free_port};
 use serde_json::{Value, json};
@@ -165,27 +165,9 @@ mcp_path = "/mcp"
     }
 
     fn mint(&self, sub: &str, groups: &[&str]) -> String {
-        let config = self.gateway.config_path();
-        let mut args = vec![
-            "token",
-            "mint",
-            "--config",
-            config.to_str().unwrap(),
-            "--sub",
-            sub,
-            "--ttl",
-            "15m",
-        ];
-        for g in groups {
-            args.extend(["--group", g]);
-        }
-        let out = run_cli(Path::new(BIN), &args, &[]).unwrap();
-        assert!(
-            out.status.success(),
-            "mint: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.gateway
+            .mint(Path::new(BIN), &[], sub, groups, "15m")
+            .unwrap()
     }
 
     /// `method path` with `body` (JSON) through the gateway: (status, headers, body as JSON).

@@ -244,25 +244,9 @@ connections = ["api", "files"]
     }
 
     fn mint(&self, sub: &str, groups: &[&str]) -> String {
-        let config = self.gateway.config_path();
-        let mut args = vec![
-            "token",
-            "mint",
-            "--config",
-            config.to_str().unwrap(),
-            "--sub",
-            sub,
-        ];
-        for g in groups {
-            args.extend(["--group", g]);
-        }
-        let out = run_cli(Path::new(BIN), &args, &[]).unwrap();
-        assert!(
-            out.status.success(),
-            "mint: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.gateway
+            .mint(Path::new(BIN), &[], sub, groups, "15m")
+            .unwrap()
     }
 
     /// `GET path` (with `Accept-Encoding: gzip`, as browsers and most clients send): status, headers

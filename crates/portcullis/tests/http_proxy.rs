@@ -451,27 +451,9 @@ upstream_url = "http://{witness_addr}"
 
     /// A development-issuer token minted with the CLI, as a user would.
     fn mint(&self, sub: &str, groups: &[&str]) -> String {
-        let config = self.gateway.config_path();
-        let mut args = vec![
-            "token",
-            "mint",
-            "--config",
-            config.to_str().unwrap(),
-            "--sub",
-            sub,
-            "--ttl",
-            "15m",
-        ];
-        for g in groups {
-            args.extend(["--group", g]);
-        }
-        let out = run_cli(Path::new(BIN), &args, &SECRETS).unwrap();
-        assert!(
-            out.status.success(),
-            "mint: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.gateway
+            .mint(Path::new(BIN), &SECRETS, sub, groups, "15m")
+            .unwrap()
     }
 
     /// `method path` through the gateway; (status, content type, body as JSON or Null).

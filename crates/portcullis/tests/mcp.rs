@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use portcullis_audit::{AuditStore, EventBody, SqliteStore, StatementEvent};
-use portcullis_testkit::gateway::{GatewayProcess, run_cli};
+use portcullis_testkit::gateway::GatewayProcess;
 use portcullis_testkit::mcp::{McpServer, Responses, run_client};
 use portcullis_testkit::ports::{free_addr, free_port};
 use serde_json::{Value, json};
@@ -106,27 +106,9 @@ mcp = true
     }
 
     fn mint(&self, sub: &str, groups: &[&str]) -> String {
-        let config = self.gateway.config_path();
-        let mut args = vec![
-            "token",
-            "mint",
-            "--config",
-            config.to_str().unwrap(),
-            "--sub",
-            sub,
-            "--ttl",
-            "15m",
-        ];
-        for g in groups {
-            args.extend(["--group", g]);
-        }
-        let out = run_cli(Path::new(BIN), &args, &[]).unwrap();
-        assert!(
-            out.status.success(),
-            "mint: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.gateway
+            .mint(Path::new(BIN), &[], sub, groups, "15m")
+            .unwrap()
     }
 
     /// The statements recorded for `subject`, once at least `count` exist.

@@ -12,7 +12,7 @@ pub mod browserless;
 
 use std::path::Path;
 
-use portcullis_testkit::gateway::{GatewayProcess, run_cli};
+use portcullis_testkit::gateway::GatewayProcess;
 use portcullis_testkit::pg::PgCluster;
 use portcullis_testkit::ports::{free_addr, free_port};
 
@@ -150,27 +150,9 @@ tls = "disable"
 
     /// Mints a development token with the CLI, as a user would.
     pub fn mint(&self, sub: &str, groups: &[&str], ttl: &str) -> String {
-        let config = self.gateway.config_path();
-        let mut args = vec![
-            "token",
-            "mint",
-            "--config",
-            config.to_str().unwrap(),
-            "--sub",
-            sub,
-            "--ttl",
-            ttl,
-        ];
-        for g in groups {
-            args.extend(["--group", g]);
-        }
-        let out = run_cli(Path::new(BIN), &args, &[(UPSTREAM_PASSWORD_ENV, "x")]).unwrap();
-        assert!(
-            out.status.success(),
-            "mint failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.gateway
+            .mint(Path::new(BIN), &[(UPSTREAM_PASSWORD_ENV, "x")], sub, groups, ttl)
+            .unwrap()
     }
 
     /// A libpq-style connection string to the gateway.
