@@ -55,6 +55,12 @@ pub struct HttpBenchArgs {
     /// `bodies off`, `audit off`, `masking on`, `masking os`, `context whole`); all when absent.
     #[arg(long, value_delimiter = ',')]
     gateways: Vec<String>,
+    /// Give the proxies CPUs of their own: the load generator and the upstream run on the lower half of
+    /// the CPUs, the relay and every gateway on the upper half (with two CPUs: one each), as in a
+    /// deployment where agents and the API are on other hosts. Without it every process shares every
+    /// CPU and the proxy's CPU is taken from the load generator's and the upstream's.
+    #[arg(long)]
+    pin: bool,
 }
 
 /// One gateway configuration the bench compares: a name for the table, a line for the legend, and the
@@ -161,6 +167,8 @@ struct Target {
     load: Load,
     /// The proxy process, for its CPU time and peak RSS (None: direct).
     pid: Option<u32>,
+    /// A gateway's admin listener, for its audit writer's counters.
+    admin: Option<std::net::SocketAddr>,
 }
 
 /// What the runs through one target added up to.
@@ -236,6 +244,7 @@ pub fn run(args: &HttpBenchArgs) -> anyhow::Result<()> {
             UPSTREAM_PATH,
             any_token.clone(),
             pid,
+            None,
         )?);
     }
     for (name, gateway) in &gateways {
@@ -246,7 +255,24 @@ pub fn run(args: &HttpBenchArgs) -> anyhow::Result<()> {
             GATEWAY_PATH,
             gateway.authorization.clone(),
             Some(gateway.process.pid()),
+            Some(gateway.admin),
         )?);
+    }
+    if args.pin {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        if cpus < 2 {
+            bail!("--pin needs at least two CPUs, this machine has {cpus}");
+        }
+        let (load_cpus, proxy_cpus) = (
+            format!("0-{}", cpus / 2 - 1),
+            format!("{}-{}", cpus / 2, cpus - 1),
+        );
+        pin(std::process::id(), &load_cpus)?;
+        pin(upstream.pid(), &load_cpus)?;
+        for pid in targets.iter().filter_map(|t| t.pid) {
+            pin(pid, &proxy_cpus)?;
+        }
+        eprintln!("bench-http: load generator and upstream on CPUs {load_cpus}, proxies on {proxy_cpus}");
     }
     let max_connections = args.connections.iter().copied().max().unwrap_or(1);
     for target in &targets {
@@ -299,12 +325,27 @@ pub fn run(args: &HttpBenchArgs) -> anyhow::Result<()> {
         }
     }
     let _ = writeln!(report, ".");
+    writer_report(&targets, &mut report);
     println!("{report}");
     let out_dir = target_dir.join("bench");
     fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     let out = out_dir.join("http.md");
     fs::write(&out, &report).with_context(|| format!("write {}", out.display()))?;
     eprintln!("bench-http: wrote {}", out.display());
+    Ok(())
+}
+
+/// Restricts every thread of process `pid` (and the threads it starts later) to `cpus` (`taskset`'s list
+/// syntax).
+fn pin(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("run taskset (util-linux)")?;
+    if !status.success() {
+        bail!("taskset could not pin process {pid} to CPUs {cpus}: {status}");
+    }
     Ok(())
 }
 
@@ -316,6 +357,7 @@ fn target(
     path: &str,
     authorization: HeaderValue,
     pid: Option<u32>,
+    admin: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Target> {
     let expect: Bytes = runtime
         .block_on(http_load::probe(addr, path, &authorization))
@@ -329,6 +371,7 @@ fn target(
             expect,
         },
         pid,
+        admin,
     })
 }
 
@@ -371,13 +414,14 @@ fn header(args: &HttpBenchArgs, machine: &Machine, targets: &[Target]) -> String
     let _ = writeln!(report, "## HTTP proxy: small JSON responses\n");
     let _ = writeln!(
         report,
-        "`cargo xtask bench-http --connections {} --duration {} --repeats {}`: `GET` of a {}-byte JSON \
+        "`cargo xtask bench-http --connections {} --duration {} --repeats {}{}`: `GET` of a {}-byte JSON \
          object, HTTP/1.1 keep-alive, one connection-level hyper client per connection sending requests back \
          to back for {} s per run; {} runs per target and connection count, targets rotating; latencies \
          of all runs pooled. Every request carries the same `Authorization: Bearer` header.\n",
         connections.join(","),
         args.duration,
         args.repeats,
+        if args.pin { " --pin" } else { "" },
         CUSTOMER_JSON.len(),
         args.duration,
         args.repeats
@@ -389,6 +433,13 @@ fn header(args: &HttpBenchArgs, machine: &Machine, targets: &[Target]) -> String
          {} runtime threads; plaintext on every hop\n",
         args.client_threads, args.upstream_threads
     );
+    if args.pin {
+        let _ = writeln!(
+            report,
+            "Pinned (`--pin`): the load generator and the upstream on the lower half of the CPUs, the relay \
+             and the gateways on the upper half.\n"
+        );
+    }
     let _ = writeln!(report, "Targets:\n");
     let _ = writeln!(report, "- direct: the upstream");
     let _ = writeln!(
@@ -473,9 +524,37 @@ fn write_table(report: &mut String, connections: u32, targets: &[Target], totals
     let _ = writeln!(report);
 }
 
+/// Each gateway's audit writer over the whole run (warm-up included), from its `/metrics`: how many
+/// events a group commit held and how long storing one took, the fsync included. The counters are
+/// published once a second, so the last second of the run may be missing.
+fn writer_report(targets: &[Target], report: &mut String) {
+    let mut lines = Vec::new();
+    for target in targets {
+        let Some(admin) = target.admin else { continue };
+        let counters = crate::scrape::get(admin, "/metrics").map(|page| {
+            ["events", "commits", "commit_microseconds"]
+                .map(|name| crate::scrape::sample(&page, &format!("portcullis_audit_{name}_total")))
+        });
+        lines.push(match counters {
+            Ok([Some(events), Some(commits), Some(micros)]) if events > 0.0 && commits > 0.0 => format!(
+                "{}: {events:.0} events in {commits:.0} commits, {:.1} events per commit, {:.1} µs stored per event",
+                target.name,
+                events / commits,
+                micros / events,
+            ),
+            Ok(_) => format!("{}: no audit events", target.name),
+            Err(e) => format!("{}: metrics unreadable ({e:#})", target.name),
+        });
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(report, "\nAudit writer over the whole run: {}.", lines.join("; "));
+    }
+}
+
 /// A running gateway of one variant and what the load generator needs to call it.
 struct RunningGateway {
     process: GatewayProcess,
+    admin: std::net::SocketAddr,
     http: std::net::SocketAddr,
     authorization: HeaderValue,
 }
@@ -511,6 +590,7 @@ async fn start_gateway(
     authorization.set_sensitive(true);
     Ok(RunningGateway {
         process,
+        admin: admin.parse().context("gateway admin address")?,
         http: http.parse().context("gateway HTTP address")?,
         authorization,
     })

@@ -79,6 +79,10 @@ fn describe() {
         "Audit store transactions (group commits); events per commit = events / commits."
     );
     metrics::describe_counter!(
+        "portcullis_audit_commit_microseconds_total",
+        "Time the audit writer spent storing group commits (the transaction and its fsync), summed."
+    );
+    metrics::describe_counter!(
         "portcullis_audit_failures_total",
         "Audit events the store failed to take; each refused its statement (fail closed)."
     );
@@ -149,6 +153,7 @@ pub fn audit_stats(stats: &portcullis_audit::LogStats) {
     use std::sync::atomic::Ordering::Relaxed;
     counter!("portcullis_audit_events_total").absolute(stats.events.load(Relaxed));
     counter!("portcullis_audit_commits_total").absolute(stats.commits.load(Relaxed));
+    counter!("portcullis_audit_commit_microseconds_total").absolute(stats.commit_us.load(Relaxed));
 }
 
 /// An export's delivery state.
