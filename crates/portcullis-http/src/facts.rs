@@ -89,6 +89,71 @@ pub(crate) fn allowed_headers(headers: &HeaderMap, allow: &[http::HeaderName]) -
     out
 }
 
+/// Whether a JSON text names a member twice in one object, at any depth (`{"a":1,"a":2}`, also when
+/// spelt differently: `"a"` and `"\u0061"`). Parsers disagree on such a text (the first or the last
+/// value wins, or it is an error), so policy could be shown one value while the upstream acts on the
+/// other: a body the gateway inspects is refused rather than decided one way and read another. False for
+/// text that is not JSON (that is judged elsewhere).
+pub fn names_a_member_twice(bytes: &[u8]) -> bool {
+    use serde::de::DeserializeSeed as _;
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    matches!(UniqueMembers.deserialize(&mut reader), Err(e) if e.is_data())
+}
+
+/// Reads any JSON value, failing (a data error) on the first object that repeats a member name.
+struct UniqueMembers;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueMembers {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueMembers {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value whose objects name each member once")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        while items.next_element_seed(UniqueMembers)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+        let mut names = std::collections::HashSet::new();
+        while let Some(name) = members.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !names.insert(name) {
+                return Err(serde::de::Error::custom("a member is named twice"));
+            }
+            members.next_value_seed(UniqueMembers)?;
+        }
+        Ok(())
+    }
+}
+
 /// The fields of a JSON object as (dotted path, value as text): nested objects are descended
 /// (`customer.id`), array elements share their array's name with `[]` (`lines[].sku`); strings are
 /// themselves, numbers and booleans their JSON text, null `null`. `None` for anything but an object,
@@ -231,6 +296,31 @@ mod tests {
     }
 
     #[test]
+    fn members_named_twice_are_found_at_any_depth_and_in_any_spelling() {
+        let twice: [&[u8]; 5] = [
+            br#"{"currency":"USD","currency":"EUR"}"#,
+            br#"{"currency":"USD","\u0063urrency":"EUR"}"#,
+            br#"{"order":{"lines":[{"sku":"a","sku":"b"}]}}"#,
+            br#"[{"a":1},{"b":2,"b":3}]"#,
+            br#"{"a":{},"b":[],"a":null}"#,
+        ];
+        for body in twice {
+            assert!(names_a_member_twice(body), "{}", String::from_utf8_lossy(body));
+        }
+        let once: [&[u8]; 6] = [
+            br#"{"currency":"EUR","lines":[{"sku":"a"},{"sku":"b"}]}"#,
+            br#"{"a":{"a":{"a":1}}}"#,
+            br#"{"A":1,"a":2}"#,
+            b"[]",
+            b"{",
+            b"not json",
+        ];
+        for body in once {
+            assert!(!names_a_member_twice(body), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
     fn queries_decode_and_are_bounded() {
         assert_eq!(
             parse_query(Some("a=1&b=x%20y&a=2&c")).unwrap(),
@@ -253,6 +343,7 @@ mod tests {
             let _ = crate::route::RouteTemplate::parse("/a/{id}/{rest*}").unwrap().matches(&path);
             let _ = parse_query(Some(&query));
             let _ = flatten_json_object(&body);
+            let _ = names_a_member_twice(&body);
             let _ = crate::route::UpstreamBase::parse(&path);
         }
 
@@ -260,6 +351,7 @@ mod tests {
         fn deep_json_never_panics(depth in 0usize..200) {
             let text = format!("{{\"a\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
             let _ = flatten_json_object(text.as_bytes());
+            let _ = names_a_member_twice(text.as_bytes());
         }
     }
 }

@@ -20,7 +20,7 @@ mod upstream;
 
 pub use body::{Chain, FilterError, ProxyBody, ResponseFilter};
 pub use credential::{CredentialError, OAuthSettings, UpstreamCredential};
-pub use facts::{flatten_json_object, parse_query, request_facts};
+pub use facts::{flatten_json_object, names_a_member_twice, parse_query, request_facts};
 pub use listener::{ListenerSettings, serve};
 pub use problem::{ApprovalRef, Problem};
 pub use proxy::{

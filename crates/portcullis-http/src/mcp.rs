@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 use crate::body::{FilterError, ResponseFilter};
-use crate::facts::flatten_json_object;
+use crate::facts::{flatten_json_object, names_a_member_twice};
 
 /// JSON-RPC error code of a call the gateway refused (the range JSON-RPC leaves to servers).
 pub const REFUSED_CODE: i64 = -32001;
@@ -89,6 +89,8 @@ pub enum McpError {
     ArgumentsNotObject,
     #[error("a tools/call with more arguments than the gateway shows to policy")]
     TooManyArguments,
+    #[error("an object that names a member twice, which servers could read two ways")]
+    MemberNamedTwice,
 }
 
 impl McpRequest {
@@ -96,6 +98,10 @@ impl McpRequest {
     /// field bound): what cannot be decided is refused.
     pub fn parse(bytes: &[u8]) -> Result<McpRequest, McpError> {
         let value: Value = serde_json::from_slice(bytes).map_err(|_| McpError::NotJson)?;
+        // serde_json keeps the last of two same-named members; a server may act on the first.
+        if names_a_member_twice(bytes) {
+            return Err(McpError::MemberNamedTwice);
+        }
         match value {
             Value::Array(items) if items.is_empty() => Err(McpError::EmptyBatch),
             Value::Array(items) => Ok(McpRequest {
@@ -507,6 +513,15 @@ mod tests {
             (
                 br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#,
                 McpError::ArgumentsNotObject,
+            ),
+            // The policy would see the last name, a first-wins server would call the first tool.
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_customer","name":"delete_customer"}}"#,
+                McpError::MemberNamedTwice,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"id":"1","id":"42"}}}"#,
+                McpError::MemberNamedTwice,
             ),
         ];
         for (body, error) in refused {

@@ -457,6 +457,14 @@ impl<G: Gate> Proxy<G> {
             .await
             .map_err(|_| Problem::bad_request("the request body could not be read"))?;
         let complete = peeked.complete_bytes();
+        if complete
+            .as_ref()
+            .is_some_and(|bytes| facts::names_a_member_twice(bytes))
+        {
+            return Err(Problem::bad_request(
+                "the JSON body names a member twice in one object, so servers could read it two ways",
+            ));
+        }
         let fields = complete
             .as_ref()
             .and_then(|bytes| facts::flatten_json_object(bytes));

@@ -171,11 +171,16 @@ fn evaluate_http<'a>(
     let mut facts =
         portcullis_http::request_facts(&method, forwarded, query, &headers, &routes, &context_headers)
             .map_err(|p| anyhow::anyhow!("the proxy would answer {}: {}", p.status, p.detail))?;
-    facts.body = args
+    let body = args
         .body
         .as_deref()
-        .filter(|b| b.len() <= config.server.http.inspect_body_bytes)
-        .and_then(|b| portcullis_http::flatten_json_object(b.as_bytes()));
+        .filter(|b| b.len() <= config.server.http.inspect_body_bytes);
+    if body.is_some_and(|b| portcullis_http::names_a_member_twice(b.as_bytes())) {
+        anyhow::bail!(
+            "the proxy would answer 400: the JSON body names a member twice in one object, so servers could read it two ways"
+        );
+    }
+    facts.body = body.and_then(|b| portcullis_http::flatten_json_object(b.as_bytes()));
     let connect = policies.decide_connect(principal, connection, context);
     let decision = policies.decide_http(principal, connection, &facts, context);
     let allowed = connect.outcome == Outcome::Allow && decision.outcome == Outcome::Allow;

@@ -792,6 +792,20 @@ async fn policy_decides_each_request_by_method_route_and_context() {
         .call("POST", "/crm/orders", Some(&token), |r| r.json(&order("EUR")))
         .await;
     assert_eq!((s, body["policies"].clone()), (403, json!(["traced-writes"])));
+    // A body naming a member twice: policy would see the last currency, a first-wins server would act
+    // on the first. Refused before any decision, never forwarded.
+    let (s, ct, body, _) = f
+        .call("POST", "/crm/orders", Some(&token), |r| {
+            r.header("x-trace", "on")
+                .header("content-type", "application/json")
+                .body(r#"{"currency":"USD","lines":[],"currency":"EUR"}"#)
+        })
+        .await;
+    assert_problem(s, &ct, &body, 400);
+    assert!(
+        body["detail"].as_str().unwrap().contains("names a member twice"),
+        "{body}"
+    );
     // A body too large to inspect has no fields: the body condition cannot hold, and it is not
     // buffered to find out.
     let mut big = order("EUR");
@@ -871,7 +885,10 @@ async fn policy_decides_each_request_by_method_route_and_context() {
         let out = run_cli(Path::new(BIN), &args, &[]).unwrap();
         (
             out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
+            // A report on stdout, an error on stderr.
+            [out.stdout, out.stderr]
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .concat(),
         )
     };
     let (ok, text) = check(&["--http", "DELETE /crm/customers/1"]);
@@ -890,6 +907,16 @@ async fn policy_decides_each_request_by_method_route_and_context() {
         r#"{"currency": "EUR"}"#,
     ]);
     assert!(ok && text.contains("currency=EUR"), "{text}");
+    // The check refuses an ambiguous body as the proxy does.
+    let (ok, text) = check(&[
+        "--http",
+        "POST /crm/orders",
+        "--header",
+        "x-trace: on",
+        "--body",
+        r#"{"currency": "USD", "currency": "EUR"}"#,
+    ]);
+    assert!(!ok && text.contains("names a member twice"), "{text}");
 
     let metrics = reqwest::get(format!("http://{}/metrics", admin_of(&f)))
         .await
