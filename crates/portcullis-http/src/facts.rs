@@ -198,9 +198,27 @@ fn flatten(value: &serde_json::Value, path: &str, depth: usize, out: &mut Vec<(S
             items.iter().all(|v| flatten(v, &child, depth + 1, out))
         }
         Value::String(s) => push(s.clone()),
-        Value::Number(n) => push(n.to_string()),
+        Value::Number(n) => push(number_text(n)),
         Value::Bool(b) => push(b.to_string()),
         Value::Null => push("null".to_owned()),
+    }
+}
+
+/// A number's text, whatever its spelling: an integral value as an integer (`100`, `1e2`, `100.0` and
+/// `1.0e2` all read `100`), any other as the shortest text that reads back as the same value (`1.50` and
+/// `15e-1` read `1.5`). A policy comparing the text cannot be passed by writing the same number another
+/// way. Integers past ±2^53 that are not exact 64-bit integers are read as the nearest double, as most
+/// JSON parsers read them.
+fn number_text(n: &serde_json::Number) -> String {
+    /// 2^53: every integral double below it in magnitude is exactly an `i64`.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if n.is_i64() || n.is_u64() {
+        return n.to_string();
+    }
+    match n.as_f64() {
+        #[allow(clippy::cast_possible_truncation)] // integral and within ±2^53: exact
+        Some(f) if f.fract() == 0.0 && f.abs() < EXACT => (f as i64).to_string(),
+        _ => n.to_string(),
     }
 }
 
@@ -293,6 +311,30 @@ mod tests {
         assert_eq!(fields, expected);
         assert_eq!(flatten_json_object(b"[1,2]"), None);
         assert_eq!(flatten_json_object(b"{"), None);
+    }
+
+    #[test]
+    fn numbers_read_the_same_however_they_are_written() {
+        let body = br#"{"a":100,"b":1e2,"c":100.0,"d":1.0E2,"e":1.50,"f":15e-1,"g":-0.0,"h":-7,"i":18446744073709551615,"j":1e300,"k":0.1}"#;
+        let mut fields = flatten_json_object(body).unwrap();
+        fields.sort();
+        let texts: Vec<&str> = fields.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "100",
+                "100",
+                "100",
+                "100",
+                "1.5",
+                "1.5",
+                "0",
+                "-7",
+                "18446744073709551615",
+                "1e+300",
+                "0.1"
+            ]
+        );
     }
 
     #[test]

@@ -68,7 +68,14 @@ fn reference(root: &Value) -> Vec<(String, String)> {
                 continue;
             }
             Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+            // docs/policy.md: integral values as integers, whatever the spelling; others as serde_json
+            // prints the double.
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 2f64.powi(53) => {
+                    format!("{f:.0}").replace("-0", "0")
+                }
+                _ => n.to_string(),
+            },
             Value::Bool(b) => b.to_string(),
             Value::Null => "null".to_owned(),
         };
