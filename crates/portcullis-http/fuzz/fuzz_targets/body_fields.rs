@@ -3,11 +3,12 @@
 //! Oracles: `None` for anything but a JSON object; otherwise the fields are exactly those of a reference
 //! walk (an explicit stack instead of recursion: dotted keys, `[]` for array elements, scalars as text,
 //! nothing inside containers nested 16 deep), never more than the documented 1024, and `None` exactly
-//! when the reference counts more.
+//! when the reference counts more. `names_a_member_twice` holds for a JSON text exactly when the text
+//! has more object members than the parsed value keeps (serde_json keeps one per name).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_http::flatten_json_object;
+use portcullis_http::{flatten_json_object, names_a_member_twice};
 use serde_json::Value;
 
 /// `facts::MAX_BODY_FIELDS` (not exported; docs/policy.md): the most fields shown to policy.
@@ -16,6 +17,11 @@ const MAX_BODY_FIELDS: usize = 1024;
 const MAX_DEPTH: usize = 16;
 
 fuzz_target!(|data: &[u8]| {
+    let twice = names_a_member_twice(data);
+    if let Ok(value) = serde_json::from_slice::<Value>(data) {
+        let written = count_written_members(data);
+        assert_eq!(twice, written != Some(kept_members(&value)), "{written:?} members written");
+    }
     let fields = flatten_json_object(data);
     let Ok(value @ Value::Object(_)) = serde_json::from_slice::<Value>(data) else {
         assert_eq!(fields, None, "fields of a body that is not a JSON object");
@@ -82,4 +88,68 @@ fn reference(root: &Value) -> Vec<(String, String)> {
         out.push((path, text));
     }
     out
+}
+
+/// Members of every object in the parsed value.
+fn kept_members(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => map.len() + map.values().map(kept_members).sum::<usize>(),
+        Value::Array(items) => items.iter().map(kept_members).sum(),
+        _ => 0,
+    }
+}
+
+/// Members of every object as written in the text, repeats included.
+fn count_written_members(data: &[u8]) -> Option<usize> {
+    use serde::de::DeserializeSeed as _;
+    let mut reader = serde_json::Deserializer::from_slice(data);
+    Count.deserialize(&mut reader).ok()
+}
+
+struct Count;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Count {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Count {
+    type Value = usize;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_unit<E>(self) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while let Some(inner) = items.next_element_seed(Count)? {
+            n += inner;
+        }
+        Ok(n)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while members.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            n += 1 + members.next_value_seed(Count)?;
+        }
+        Ok(n)
+    }
 }

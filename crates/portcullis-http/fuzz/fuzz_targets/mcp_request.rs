@@ -6,11 +6,12 @@
 //! gateway answers it with; a method is the element's `method`; a `tools/call` names the element's
 //! non-empty `params.name`, its `arguments_json` reads back as the element's `arguments` (`{}` when
 //! absent or null) and its `arguments` are that object's flattened fields (at most 1024); a response has
-//! no `method`. A refusal names a rule some element breaks.
+//! no `method`. A refusal names a rule some element breaks; a body that names a member twice is refused
+//! for that, before any other rule (`names_a_member_twice` has its own oracle in `body_fields`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_http::flatten_json_object;
+use portcullis_http::{flatten_json_object, names_a_member_twice};
 use portcullis_http::mcp::{McpError, McpMessage, McpRequest, REFUSED_CODE, answer_body, error_response};
 use serde_json::{Value, json};
 
@@ -23,6 +24,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(parsed, Err(McpError::NotJson));
         return;
     };
+    if names_a_member_twice(data) {
+        assert_eq!(parsed, Err(McpError::MemberNamedTwice));
+        return;
+    }
     let (items, batch): (Vec<&Value>, bool) = match &value {
         Value::Array(items) => (items.iter().collect(), true),
         other => (vec![other], false),
@@ -128,6 +133,6 @@ fn breaks(item: &Value, error: &McpError) -> bool {
                     .is_some_and(|a| !a.is_object() && !a.is_null())
         }
         McpError::TooManyArguments => method == Some(&json!("tools/call")),
-        McpError::NotJson | McpError::EmptyBatch => false,
+        McpError::NotJson | McpError::EmptyBatch | McpError::MemberNamedTwice => false,
     }
 }
