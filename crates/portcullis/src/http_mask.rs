@@ -748,6 +748,21 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_byte_in_json_data_does_not_skip_the_field_rules() {
+        // The JSON masker reads strings that are not UTF-8 lossily and passes their bytes on, so the
+        // event stays JSON to it, as to a client that decodes the stream replacing invalid bytes.
+        let input = b"data: {\"note\":\"caf\xe9\",\"user\":{\"email\":\"ada@example.com\"}}\n\n";
+        let mut stream = EventStream::new(rules());
+        let mut out = Vec::new();
+        stream.push(input, &mut out).unwrap();
+        stream.finish(&mut out);
+        assert_eq!(
+            out,
+            b"data: {\"note\":\"caf\xe9\",\"user\":{\"email\":\"***@******e.com\"}}\n\n"
+        );
+    }
+
+    #[test]
     fn a_byte_order_mark_does_not_hide_the_first_data_line() {
         // Found by the property test: the mark was read as part of the first line, which then was no
         // `data:` line, so its JSON went out with only the detectors applied (the email unmasked).
