@@ -127,6 +127,8 @@ const HTTP_ATTRIBUTES: &[&str] = &[
     "params",
     "query",
     "headers",
+    "query_repeated",
+    "headers_repeated",
     "body",
     "client_ip",
     "token_age_secs",
@@ -731,10 +733,11 @@ fn http_key(scope: &Scope, key: &mut MemoKey, facts: &HttpRequestFacts, ctx: &Re
     if scope.reads("params") {
         key.flag(true).pairs(&facts.params);
     }
-    if scope.reads("query") {
+    // The repeated names are the pairs' names counted: the pairs decide them.
+    if scope.reads("query") || scope.reads("query_repeated") {
         key.flag(true).pairs(&facts.query);
     }
-    if scope.reads("headers") {
+    if scope.reads("headers") || scope.reads("headers_repeated") {
         key.flag(true).pairs(&facts.headers);
     }
     if scope.reads("body") {
@@ -1321,14 +1324,19 @@ mod tests {
                 template: "/customers/{id}".to_owned(),
             }),
             params: vec![pair("id", "1")],
-            query: vec![pair("tenant", method)],
+            // PUT names its tenant twice.
+            query: [pair("tenant", method)]
+                .into_iter()
+                .chain((method == "PUT").then(|| pair("tenant", "x")))
+                .collect(),
             headers: vec![pair("x-team", if method == "GET" { "ops" } else { "dev" })],
             body: (method == "POST").then(|| vec![pair("amount", "5")]),
         }
     }
 
     /// Remembered decisions (`memo.rs`) are the decisions: requests that differ only in what some policy
-    /// reads (method, headers, body, client address, token age, principal, route) alternate on one
+    /// reads (method, headers, body, repeated query names, client address, token age, principal, route)
+    /// alternate on one
     /// thread, and each answer equals a fresh evaluation.
     #[test]
     fn remembered_decisions_are_the_decisions() {
@@ -1347,6 +1355,10 @@ mod tests {
             // Reads the client's address and the token's age, on connect too.
             r#"permit(principal, action, resource) when { context.client_ip.isInRange(ip("10.0.0.0/8")) };
                forbid(principal, action, resource) when { context.token_age_secs > 60 };"#,
+            // Reads which query names repeat.
+            r#"permit(principal in Group::"agents", action, resource);
+               forbid(principal, action in Action::"http", resource)
+                   when { context.query_repeated.contains("tenant") };"#,
             // Reads the route's attributes.
             r#"permit(principal, action == Action::"http_read", resource is Route) when { resource.name == "customer" };
                permit(principal, action == Action::"connect", resource);"#,

@@ -540,6 +540,8 @@ pub(crate) fn http_context(facts: &HttpRequestFacts, ctx: &RequestContext) -> Re
         ("params".to_owned(), pairs(&facts.params)),
         ("query".to_owned(), pairs(&facts.query)),
         ("headers".to_owned(), pairs(&facts.headers)),
+        ("query_repeated".to_owned(), repeated_names(&facts.query)),
+        ("headers_repeated".to_owned(), repeated_names(&facts.headers)),
         ("client_ip".to_owned(), ip(ctx.client_ip)),
         (
             "token_age_secs".to_owned(),
@@ -550,6 +552,22 @@ pub(crate) fn http_context(facts: &HttpRequestFacts, ctx: &RequestContext) -> Re
         fields.push(("body".to_owned(), pairs(body)));
     }
     Context::from_pairs(fields).map_err(|e| e.to_string())
+}
+
+/// The names that occur more than once among `pairs`, as a set of strings.
+fn repeated_names(pairs: &[(String, String)]) -> RestrictedExpression {
+    let mut seen = std::collections::HashSet::new();
+    let mut repeated = std::collections::BTreeSet::new();
+    for (name, _) in pairs {
+        if !seen.insert(name.as_str()) {
+            repeated.insert(name.as_str());
+        }
+    }
+    RestrictedExpression::new_set(
+        repeated
+            .into_iter()
+            .map(|name| RestrictedExpression::new_string(name.to_owned())),
+    )
 }
 
 /// The context of a `call_tool` request (the schema's `ToolCall` type).

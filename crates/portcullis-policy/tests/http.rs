@@ -12,7 +12,12 @@ use support::{agent, ctx};
 const POLICIES: &str = r#"
 @id("agents-read-crm")
 permit(principal in Group::"agents", action == Action::"http_read", resource in Connection::"crm")
-when { context.query.contains({name: "tenant", value: "acme"}) };
+when { context.query.contains({name: "tenant", value: "acme"}) }
+unless { context.query_repeated.contains("tenant") };
+
+@id("one-trace-header")
+forbid(principal, action in Action::"http", resource in Connection::"crm")
+when { context.headers_repeated.contains("x-trace") };
 
 @id("agents-write-orders")
 permit(principal in Group::"agents", action == Action::"http_write", resource == Route::"crm/orders")
@@ -65,6 +70,21 @@ fn decisions_follow_method_route_and_context() {
     let mut other = get.clone();
     other.query = vec![("tenant".into(), "globex".into())];
     assert_eq!(decide(&other).0, Outcome::Deny);
+    // A second tenant: servers differ on which one they read, so the permit asks for exactly one.
+    let mut two_tenants = get.clone();
+    two_tenants.query.push(("tenant".into(), "globex".into()));
+    assert_eq!(decide(&two_tenants).0, Outcome::Deny);
+    let mut other_names = get.clone();
+    other_names
+        .query
+        .extend([("page".into(), "1".into()), ("page".into(), "2".into())]);
+    assert_eq!(decide(&other_names).0, Outcome::Allow, "another name repeated");
+    let mut two_traces = get.clone();
+    two_traces.headers.push(("x-trace".into(), "off".into()));
+    assert_eq!(
+        (decide(&two_traces).0, decide(&two_traces).1),
+        (Outcome::Deny, "one-trace-header".to_owned())
+    );
     // A forbid wins over the permit and names itself.
     let mut untraced = get.clone();
     untraced.headers.clear();

@@ -53,7 +53,8 @@ unless { resource == Route::"crm/customer" };
 
 @id("customer-reads-need-tenant")
 permit(principal in Group::"agents", action == Action::"http_read", resource == Route::"crm/customer")
-when { context.query.contains({name: "tenant", value: "acme"}) };
+when { context.query.contains({name: "tenant", value: "acme"}) }
+unless { context.query_repeated.contains("tenant") };
 
 @id("agents-delete")
 permit(principal in Group::"agents", action == Action::"http_delete", resource in Connection::"crm");
@@ -757,6 +758,16 @@ async fn policy_decides_each_request_by_method_route_and_context() {
             .contains("no policy permits http_read on Route \"crm/customer\""),
         "{body}"
     );
+    // The right tenant and another: an upstream may read either, so the permit asks for one.
+    let (s, _, _, _) = f
+        .call(
+            "GET",
+            "/crm/customers/1?tenant=acme&tenant=globex",
+            Some(&token),
+            |r| r,
+        )
+        .await;
+    assert_eq!(s, 403);
     // Other reads are permitted.
     assert_eq!(f.get("/crm/products", &token).await.0, 200);
 
