@@ -75,15 +75,15 @@ pub fn parse_query(query: Option<&str>) -> Option<Vec<(String, String)>> {
     Some(pairs)
 }
 
-/// The allow-listed headers' values (names lower case, as `HeaderName`s are); values that are not
-/// visible ASCII are left out.
+/// The allow-listed headers' values (names lower case, as `HeaderName`s are), every one of them, read as
+/// UTF-8 with invalid bytes replaced. (Leaving out values that are not ASCII let a second value of a
+/// header hide from policy, `headers_repeated` included, while the upstream still read it.)
 pub(crate) fn allowed_headers(headers: &HeaderMap, allow: &[http::HeaderName]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for name in allow {
         for value in headers.get_all(name) {
-            if let Ok(value) = value.to_str() {
-                out.push((name.as_str().to_owned(), value.to_owned()));
-            }
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            out.push((name.as_str().to_owned(), value));
         }
     }
     out
@@ -360,6 +360,19 @@ mod tests {
         for body in once {
             assert!(!names_a_member_twice(body), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn every_value_of_an_allow_listed_header_is_shown() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-tenant", http::HeaderValue::from_static("acme"));
+        headers.append("x-tenant", http::HeaderValue::from_bytes(b"glob\xe9x").unwrap());
+        headers.append("x-other", http::HeaderValue::from_static("not shown"));
+        let shown = allowed_headers(&headers, &[http::HeaderName::from_static("x-tenant")]);
+        assert_eq!(
+            shown,
+            [("x-tenant", "acme"), ("x-tenant", "glob\u{FFFD}x")].map(|(n, v)| (n.to_owned(), v.to_owned()))
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `normalize_path` refuses or a query over the parameter bound; accepted facts carry the path unchanged,
 //! the query as `parse_query` decodes it (bounded, and agreeing with a count of its `&`-separated pairs
 //! and with a re-encoding), the route a reference picks (most literal segments, then the first listed)
-//! with that template's parameters, and exactly the allow-listed header values that are visible ASCII.
+//! with that template's parameters, and every allow-listed header value as text (invalid UTF-8 replaced).
 //!
 //! Input: UTF-8 lines `method <M>`, `path <P>`, `query <Q>`, `route <template>`, `header <name>:<value>`
 //! and `allow <name>` (the last three repeatable); other lines are ignored. `x-tenant` is always
@@ -133,16 +133,20 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // The headers: every value of every allow-listed name, in allow-list order, if visible ASCII (or
-    // space and tab); nothing else.
+    // The headers: every value of every allow-listed name, in allow-list order, as text (bytes that are
+    // not UTF-8 replaced); nothing else.
     let mut want = Vec::new();
     for name in &allow {
         for value in headers.get_all(name) {
-            let bytes = value.as_bytes();
-            if bytes.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
-                let text = String::from_utf8(bytes.to_vec()).expect("ASCII");
-                want.push((name.as_str().to_owned(), text));
-            }
+            let text: String = value
+                .as_bytes()
+                .utf8_chunks()
+                .flat_map(|chunk| {
+                    let bad = (!chunk.invalid().is_empty()).then_some('\u{FFFD}');
+                    chunk.valid().chars().chain(bad)
+                })
+                .collect();
+            want.push((name.as_str().to_owned(), text));
         }
     }
     assert_eq!(facts.headers, want);
