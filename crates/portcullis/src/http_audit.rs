@@ -354,8 +354,10 @@ fn statement_event(r: &Recorded<'_>, verdict: Verdict) -> StatementEvent {
         decision: verdict.decision.to_owned(),
         policies: verdict.policies,
         reason: verdict.reason,
+        // `http_body_bytes = 0` records no bodies (and masks none for the record).
         body: r
             .body
+            .filter(|_| r.body_limit > 0)
             .map(|(bytes, content_type)| request_body(bytes, content_type, r.scrub.as_ref(), r.body_limit)),
     }
 }

@@ -176,6 +176,11 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Fixture {
+        Fixture::start_with("").await
+    }
+
+    /// As [`Fixture::start`], with `extra` config sections appended.
+    async fn start_with(extra: &str) -> Fixture {
         let upstream = start_service().await;
         let http_port = free_port().unwrap();
         let admin = free_addr().unwrap();
@@ -228,6 +233,8 @@ detectors = ["payment_card"]
 strategy = "redact"
 with = "[card]"
 connections = ["api", "files"]
+
+{extra}
 "#,
             state = dir.path().join("state").display(),
             pg = free_port().unwrap(),
@@ -735,4 +742,32 @@ async fn request_and_response_bodies_are_recorded_masked_and_shown_in_replay() {
     for value in SENSITIVE {
         assert!(!replay.contains(value), "{value} in the replay");
     }
+}
+
+#[tokio::test]
+async fn no_bodies_are_recorded_when_the_cap_is_zero() {
+    let f = Fixture::start_with("[audit]\nhttp_body_bytes = 0\n").await;
+    let token = f.mint("quiet-bot", &["agents"]);
+    let response = f
+        .http
+        .post(format!("{}/api/search", f.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"filter":{"email":"ada@example.com"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), masked_customers());
+    let sessions = f.sessions("quiet-bot", 1).await;
+    let [
+        EventBody::SessionStart(_),
+        EventBody::Statement(statement),
+        EventBody::Outcome(outcome),
+        EventBody::SessionEnd(_),
+    ] = sessions[0].as_slice()
+    else {
+        panic!("{sessions:?}");
+    };
+    assert_eq!((&statement.body, &outcome.body), (&None, &None));
 }
