@@ -429,10 +429,9 @@ impl EventStream {
         if std::mem::replace(&mut self.past_first_line, true) {
             return;
         }
-        if let Some(rest) = self.line.strip_prefix(BYTE_ORDER_MARK) {
-            let rest = rest.to_vec();
+        if self.line.starts_with(BYTE_ORDER_MARK) {
             out.extend_from_slice(BYTE_ORDER_MARK);
-            self.line = rest;
+            self.line.drain(..BYTE_ORDER_MARK.len());
         }
     }
 
@@ -462,7 +461,7 @@ impl EventStream {
                 }
             }
         }
-        let masked = payload.map(|p| self.mask_payload(&p));
+        let masked = payload.map(|p| mask_whole(&self.rules, &p, &mut self.counts));
         // The lines written: the masked payload's (at the first data line's place), then the others.
         let mut written: Vec<Vec<u8>> = Vec::with_capacity(lines.len());
         let mut data_written = false;
@@ -496,11 +495,6 @@ impl EventStream {
             };
             out.extend_from_slice(eol.map_or(&b""[..], |(_, eol)| eol));
         }
-    }
-
-    /// A data payload: JSON through a fresh masker, anything else through the detectors.
-    fn mask_payload(&mut self, payload: &[u8]) -> Vec<u8> {
-        mask_whole(&self.rules, payload, &mut self.counts)
     }
 }
 
