@@ -89,68 +89,99 @@ pub(crate) fn allowed_headers(headers: &HeaderMap, allow: &[http::HeaderName]) -
     out
 }
 
-/// Whether a JSON text names a member twice in one object, at any depth (`{"a":1,"a":2}`, also when
-/// spelt differently: `"a"` and `"\u0061"`). Parsers disagree on such a text (the first or the last
-/// value wins, or it is an error), so policy could be shown one value while the upstream acts on the
-/// other: a body the gateway inspects is refused rather than decided one way and read another. False for
-/// text that is not JSON (that is judged elsewhere).
-pub fn names_a_member_twice(bytes: &[u8]) -> bool {
-    use serde::de::DeserializeSeed as _;
-    let mut reader = serde_json::Deserializer::from_slice(bytes);
-    matches!(UniqueMembers.deserialize(&mut reader), Err(e) if e.is_data())
+/// Why a JSON text was not read ([`read_json`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonRefusal {
+    /// Not one JSON value.
+    NotJson,
+    /// An object names a member twice (at any depth, in any spelling: `"a"` and `"\u0061"`).
+    /// Parsers disagree on such a text (the first or the last value wins, or it is an error), so
+    /// policy could be shown one value while the upstream acts on the other: a body the gateway
+    /// inspects is refused rather than decided one way and read another.
+    MemberNamedTwice,
 }
 
-/// Reads any JSON value, failing (a data error) on the first object that repeats a member name.
+/// Reads a JSON text, in one pass, into the value serde_json would give, refusing a text that names a
+/// member twice in one object.
+pub fn read_json(bytes: &[u8]) -> Result<serde_json::Value, JsonRefusal> {
+    use serde::de::DeserializeSeed as _;
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = UniqueMembers.deserialize(&mut reader).map_err(|e| {
+        if e.is_data() {
+            JsonRefusal::MemberNamedTwice
+        } else {
+            JsonRefusal::NotJson
+        }
+    })?;
+    reader.end().map_err(|_| JsonRefusal::NotJson)?;
+    Ok(value)
+}
+
+/// Whether a JSON text names a member twice in one object (see [`JsonRefusal::MemberNamedTwice`]);
+/// also true for a text that breaks off after such an object. False for other text that is not JSON.
+pub fn names_a_member_twice(bytes: &[u8]) -> bool {
+    read_json(bytes) == Err(JsonRefusal::MemberNamedTwice)
+}
+
+/// Reads any JSON value as serde_json's own `Value` visitor does, failing (a data error) on the first
+/// object that repeats a member name.
 struct UniqueMembers;
 
 impl<'de> serde::de::DeserializeSeed<'de> for UniqueMembers {
-    type Value = ();
+    type Value = serde_json::Value;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for UniqueMembers {
-    type Value = ();
+    type Value = serde_json::Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON value whose objects name each member once")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(b.into())
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(n.into())
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(n.into())
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number))
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(s.into())
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(s.into())
     }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
-        while items.next_element_seed(UniqueMembers)?.is_some() {}
-        Ok(())
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
-        let mut names = std::collections::HashSet::new();
-        while let Some(name) = members.next_key::<std::borrow::Cow<'de, str>>()? {
-            if !names.insert(name) {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
+        let mut values = Vec::new();
+        while let Some(value) = items.next_element_seed(UniqueMembers)? {
+            values.push(value);
+        }
+        Ok(serde_json::Value::Array(values))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<Self::Value, A::Error> {
+        let mut map = serde_json::Map::new();
+        while let Some(name) = members.next_key::<String>()? {
+            if map.contains_key(&name) {
                 return Err(serde::de::Error::custom("a member is named twice"));
             }
-            members.next_value_seed(UniqueMembers)?;
+            let value = members.next_value_seed(UniqueMembers)?;
+            map.insert(name, value);
         }
-        Ok(())
+        Ok(serde_json::Value::Object(map))
     }
 }
 
@@ -159,12 +190,29 @@ impl<'de> serde::de::Visitor<'de> for UniqueMembers {
 /// themselves, numbers and booleans their JSON text, null `null`. `None` for anything but an object,
 /// or past [`MAX_BODY_FIELDS`].
 pub fn flatten_json_object(bytes: &[u8]) -> Option<Vec<(String, String)>> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    flatten_value(&serde_json::from_slice(bytes).ok()?)
+}
+
+/// The fields policy sees of a JSON body read whole ([`flatten_json_object`]): `None` for a body that is
+/// not a JSON object; a 400 problem for one that names a member twice. Used by the proxy and by
+/// `portcullis policy check`, so both read a body alike.
+pub fn body_fields(bytes: &[u8]) -> Result<Option<Vec<(String, String)>>, Problem> {
+    match read_json(bytes) {
+        Ok(value) => Ok(flatten_value(&value)),
+        Err(JsonRefusal::NotJson) => Ok(None),
+        Err(JsonRefusal::MemberNamedTwice) => Err(Problem::bad_request(
+            "the JSON body names a member twice in one object, so servers could read it two ways",
+        )),
+    }
+}
+
+/// [`flatten_json_object`] of a value already read.
+pub fn flatten_value(value: &serde_json::Value) -> Option<Vec<(String, String)>> {
     if !value.is_object() {
         return None;
     }
     let mut out = Vec::new();
-    flatten(&value, "", 0, &mut out).then_some(out)
+    flatten(value, "", 0, &mut out).then_some(out)
 }
 
 fn flatten(value: &serde_json::Value, path: &str, depth: usize, out: &mut Vec<(String, String)>) -> bool {

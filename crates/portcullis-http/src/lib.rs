@@ -20,7 +20,10 @@ mod upstream;
 
 pub use body::{Chain, FilterError, ProxyBody, ResponseFilter};
 pub use credential::{CredentialError, OAuthSettings, UpstreamCredential};
-pub use facts::{flatten_json_object, names_a_member_twice, parse_query, request_facts};
+pub use facts::{
+    JsonRefusal, body_fields, flatten_json_object, names_a_member_twice, parse_query, read_json,
+    request_facts,
+};
 pub use listener::{ListenerSettings, serve};
 pub use problem::{ApprovalRef, Problem};
 pub use proxy::{

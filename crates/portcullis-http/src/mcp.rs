@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 use crate::body::{FilterError, ResponseFilter};
-use crate::facts::{flatten_json_object, names_a_member_twice};
+use crate::facts::{JsonRefusal, flatten_value, read_json};
 
 /// JSON-RPC error code of a call the gateway refused (the range JSON-RPC leaves to servers).
 pub const REFUSED_CODE: i64 = -32001;
@@ -97,11 +97,14 @@ impl McpRequest {
     /// Parses a POSTed body. Tool calls must be well formed (a name, an object of arguments within the
     /// field bound): what cannot be decided is refused.
     pub fn parse(bytes: &[u8]) -> Result<McpRequest, McpError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|_| McpError::NotJson)?;
-        // serde_json keeps the last of two same-named members; a server may act on the first.
-        if names_a_member_twice(bytes) {
-            return Err(McpError::MemberNamedTwice);
-        }
+        // A member named twice is refused: serde_json would keep the last, a server may act on the first.
+        // (`read_json` stops at the repeat; a text that is not JSON after it is still `NotJson`.)
+        let value = read_json(bytes).map_err(|refusal| match refusal {
+            JsonRefusal::MemberNamedTwice if serde_json::from_slice::<Value>(bytes).is_ok() => {
+                McpError::MemberNamedTwice
+            }
+            JsonRefusal::MemberNamedTwice | JsonRefusal::NotJson => McpError::NotJson,
+        })?;
         match value {
             Value::Array(items) if items.is_empty() => Err(McpError::EmptyBatch),
             Value::Array(items) => Ok(McpRequest {
@@ -171,9 +174,8 @@ fn message(value: &Value) -> Result<McpMessage, McpError> {
     let (arguments, arguments_json) = match params.and_then(|p| p.get("arguments")) {
         None | Some(Value::Null) => (Vec::new(), "{}".to_owned()),
         Some(args @ Value::Object(_)) => {
-            let text = args.to_string();
-            let fields = flatten_json_object(text.as_bytes()).ok_or(McpError::TooManyArguments)?;
-            (fields, text)
+            let fields = flatten_value(args).ok_or(McpError::TooManyArguments)?;
+            (fields, args.to_string())
         }
         Some(_) => return Err(McpError::ArgumentsNotObject),
     };

@@ -457,17 +457,10 @@ impl<G: Gate> Proxy<G> {
             .await
             .map_err(|_| Problem::bad_request("the request body could not be read"))?;
         let complete = peeked.complete_bytes();
-        if complete
-            .as_ref()
-            .is_some_and(|bytes| facts::names_a_member_twice(bytes))
-        {
-            return Err(Problem::bad_request(
-                "the JSON body names a member twice in one object, so servers could read it two ways",
-            ));
-        }
-        let fields = complete
-            .as_ref()
-            .and_then(|bytes| facts::flatten_json_object(bytes));
+        let fields = match complete.as_deref() {
+            Some(bytes) => facts::body_fields(bytes)?,
+            None => None,
+        };
         let seen = complete.map_or(BodySeen::Unread, BodySeen::Read);
         Ok((fields, boxed(Replayed::new(peeked.frames, peeked.rest)), seen))
     }

@@ -168,19 +168,19 @@ fn evaluate_http<'a>(
         .iter()
         .map(|h| http::HeaderName::from_bytes(h.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
+    let would_answer =
+        |p: portcullis_http::Problem| anyhow::anyhow!("the proxy would answer {}: {}", p.status, p.detail);
     let mut facts =
         portcullis_http::request_facts(&method, forwarded, query, &headers, &routes, &context_headers)
-            .map_err(|p| anyhow::anyhow!("the proxy would answer {}: {}", p.status, p.detail))?;
-    let body = args
+            .map_err(would_answer)?;
+    facts.body = match args
         .body
         .as_deref()
-        .filter(|b| b.len() <= config.server.http.inspect_body_bytes);
-    if body.is_some_and(|b| portcullis_http::names_a_member_twice(b.as_bytes())) {
-        anyhow::bail!(
-            "the proxy would answer 400: the JSON body names a member twice in one object, so servers could read it two ways"
-        );
-    }
-    facts.body = body.and_then(|b| portcullis_http::flatten_json_object(b.as_bytes()));
+        .filter(|b| b.len() <= config.server.http.inspect_body_bytes)
+    {
+        Some(body) => portcullis_http::body_fields(body.as_bytes()).map_err(would_answer)?,
+        None => None,
+    };
     let connect = policies.decide_connect(principal, connection, context);
     let decision = policies.decide_http(principal, connection, &facts, context);
     let allowed = connect.outcome == Outcome::Allow && decision.outcome == Outcome::Allow;

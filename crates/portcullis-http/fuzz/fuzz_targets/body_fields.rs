@@ -4,11 +4,12 @@
 //! walk (an explicit stack instead of recursion: dotted keys, `[]` for array elements, scalars as text,
 //! nothing inside containers nested 16 deep), never more than the documented 1024, and `None` exactly
 //! when the reference counts more. `names_a_member_twice` holds for a JSON text exactly when the text
-//! has more object members than the parsed value keeps (serde_json keeps one per name).
+//! has more object members than the parsed value keeps (serde_json keeps one per name); `read_json`
+//! gives exactly serde_json's value for every other text, and refuses what serde_json refuses.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_http::{flatten_json_object, names_a_member_twice};
+use portcullis_http::{flatten_json_object, names_a_member_twice, read_json};
 use serde_json::Value;
 
 /// `facts::MAX_BODY_FIELDS` (not exported; docs/policy.md): the most fields shown to policy.
@@ -18,9 +19,15 @@ const MAX_DEPTH: usize = 16;
 
 fuzz_target!(|data: &[u8]| {
     let twice = names_a_member_twice(data);
+    let read = read_json(data);
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
         let written = count_written_members(data);
         assert_eq!(twice, written != Some(kept_members(&value)), "{written:?} members written");
+        if !twice {
+            assert_eq!(read, Ok(value), "read_json and serde_json differ");
+        }
+    } else {
+        assert!(read.is_err(), "read_json read what serde_json refuses");
     }
     let fields = flatten_json_object(data);
     let Ok(value @ Value::Object(_)) = serde_json::from_slice::<Value>(data) else {
