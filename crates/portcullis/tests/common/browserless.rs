@@ -51,24 +51,19 @@ impl Browserless {
         } else {
             format!("{}{url}", self.base)
         };
-        let response = self
-            .http
-            .get(&url)
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        self.keep_cookies(&headers);
-        (status, headers, response.text().await.unwrap())
+        let request = self.http.get(&url);
+        self.send(request).await
     }
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
+        let request = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
+    }
+
+    /// Sends `request` with the cookies kept so far, and keeps the ones it sets.
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> (StatusCode, HeaderMap, String) {
+        let response = request
             .header("cookie", self.cookie_header())
-            .form(form)
             .send()
             .await
             .unwrap();
