@@ -18,7 +18,7 @@ pub use event::{
     SessionStartEvent, StatementEvent, StatementSummary, StoredEvent, now_us,
 };
 pub use export::{ExportSink, ExportStats, Exporter};
-pub use log::{AuditLog, LogStats};
+pub use log::{AuditLog, Committing, LogStats};
 pub use sqlite::{Durability, SqliteStore};
 pub use store::{
     AuditError, AuditStore, Checkpoint, Control, PruneReport, RelatedSession, RelatedWindow, Revocation,

@@ -1,9 +1,12 @@
 //! Group commit: every session hands its events to one writer thread, which stores whatever has queued
 //! up in one transaction and then answers every waiter. Concurrent sessions share the cost of a commit.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::sync::{oneshot, watch};
@@ -52,6 +55,27 @@ struct Request {
     reply: Option<oneshot::Sender<Result<Sealed, String>>>,
 }
 
+/// Events queued for a commit: resolves when they are stored (their last one's seal), or with why
+/// they were not.
+#[derive(Debug)]
+#[must_use = "the events are queued, but nothing says whether they were stored until this is awaited"]
+pub struct Committing(Result<oneshot::Receiver<Result<Sealed, String>>, Option<AuditError>>);
+
+impl Future for Committing {
+    type Output = Result<Sealed, AuditError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Ok(answer) => Pin::new(answer).poll(cx).map(|answer| match answer {
+                Ok(Ok(sealed)) => Ok(sealed),
+                Ok(Err(message)) => Err(AuditError::Store(message)),
+                Err(_) => Err(AuditError::Closed),
+            }),
+            Err(error) => Poll::Ready(Err(error.take().unwrap_or(AuditError::Closed))),
+        }
+    }
+}
+
 /// Counters of the writer, read by the gateway's metrics.
 #[derive(Debug, Default)]
 pub struct LogStats {
@@ -85,33 +109,32 @@ impl AuditLog {
     }
 
     /// Records `draft` and waits until it is durably stored. An error means it was not: the caller must
-    /// not let the event's statement through.
-    pub async fn commit(&self, draft: Draft) -> Result<Sealed, AuditError> {
-        self.send_and_wait(Events::One(Encoded::new(draft))).await
+    /// not let the event's statement through. The event is queued when this is called, not when the
+    /// answer is awaited: what a caller queues under a lock is stored in that order.
+    pub fn commit(&self, draft: Draft) -> Committing {
+        self.send_and_wait(Events::One(Encoded::new(draft)))
     }
 
     /// Records `drafts`, in order and in one commit, and waits until all are durably stored; the
-    /// answer is the last one's seal. An error means none was stored.
-    pub async fn commit_all(&self, drafts: Vec<Draft>) -> Result<Sealed, AuditError> {
+    /// answer is the last one's seal. An error means none was stored. Queued when called, as
+    /// [`AuditLog::commit`].
+    pub fn commit_all(&self, drafts: Vec<Draft>) -> Committing {
         if drafts.is_empty() {
-            return Err(AuditError::Store("no events to commit".to_owned()));
+            return Committing(Err(Some(AuditError::Store("no events to commit".to_owned()))));
         }
-        self.send_and_wait(Events::of(drafts)).await
+        self.send_and_wait(Events::of(drafts))
     }
 
-    async fn send_and_wait(&self, events: Events) -> Result<Sealed, AuditError> {
+    fn send_and_wait(&self, events: Events) -> Committing {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Request {
-                events,
-                reply: Some(reply),
-            })
-            .map_err(|_| AuditError::Closed)?;
-        match answer.await {
-            Ok(Ok(sealed)) => Ok(sealed),
-            Ok(Err(message)) => Err(AuditError::Store(message)),
-            Err(_) => Err(AuditError::Closed),
-        }
+        let sent = self.tx.send(Request {
+            events,
+            reply: Some(reply),
+        });
+        Committing(match sent {
+            Ok(()) => Ok(answer),
+            Err(_) => Err(Some(AuditError::Closed)),
+        })
     }
 
     /// Records `draft` without waiting. It is stored after every event submitted before it, so an event

@@ -27,7 +27,8 @@ pub use facts::{
 pub use listener::{ListenerSettings, serve};
 pub use problem::{ApprovalRef, Problem};
 pub use proxy::{
-    BodyEnd, BodySeen, BodySent, Completion, Ending, Gate, Proxy, ProxyLimits, RefusedRequest, RequestInfo,
+    BodyEnd, BodySeen, BodySent, ClientState, Completion, Ending, Gate, Proxy, ProxyLimits, RefusedRequest,
+    RequestInfo,
 };
 pub use route::{PathError, RouteTemplate, Routes, TemplateError, UpstreamBase, UrlError, normalize_path};
 pub use upstream::{Upstream, UpstreamSettings};

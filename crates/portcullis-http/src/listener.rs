@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, error};
 
 use crate::problem::Problem;
-use crate::proxy::{Gate, Proxy};
+use crate::proxy::{ClientState, Gate, Proxy};
 
 /// The TLS record type of a handshake: a TLS client's first byte.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -98,15 +98,25 @@ where
     G: Gate,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
-        let proxy = Arc::clone(&proxy);
-        async move { Ok::<_, Infallible>(proxy.handle(req, peer, tls).await) }
+    let client = Arc::new(proxy.gate().client(peer, tls));
+    let service = service_fn({
+        let client = Arc::clone(&client);
+        move |req| {
+            let proxy = Arc::clone(&proxy);
+            let client = Arc::clone(&client);
+            async move { Ok::<_, Infallible>(proxy.handle(req, peer, tls, &client).await) }
+        }
     });
-    if let Err(e) = builder(header_timeout)
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .await
-    {
-        debug!(client = %peer, error = %e, "http connection ended");
+    let builder = builder(header_timeout);
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    // Dropping the connection closes it: requests in flight on it end as if the client had left.
+    tokio::select! {
+        result = served => {
+            if let Err(e) = result {
+                debug!(client = %peer, error = %e, "http connection ended");
+            }
+        }
+        () = client.ended() => debug!(client = %peer, "http connection closed by the gateway"),
     }
 }
 

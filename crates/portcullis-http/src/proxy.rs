@@ -32,6 +32,14 @@ pub trait Gate: Send + Sync + 'static {
     /// ended. `()` when the gate keeps nothing.
     type Pass: Completion;
 
+    /// What the gate keeps of one client connection (its audit sessions): made when the connection
+    /// is accepted, handed to every request on it, dropped when the connection and its last request
+    /// have ended.
+    type Client: ClientState;
+
+    /// The state of a newly accepted client connection.
+    fn client(&self, peer: SocketAddr, tls: bool) -> Self::Client;
+
     /// Verifies the bearer token (the first thing done with any request): the caller, or the 401
     /// (or 503) problem to answer with.
     fn authenticate(
@@ -45,6 +53,7 @@ pub trait Gate: Send + Sync + 'static {
     fn decide(
         &self,
         who: &Self::Identity,
+        client: &Self::Client,
         request: &RequestInfo<'_>,
     ) -> impl Future<Output = Result<Self::Pass, Problem>> + Send;
 
@@ -54,6 +63,7 @@ pub trait Gate: Send + Sync + 'static {
     fn refused(
         &self,
         _who: &Self::Identity,
+        _client: &Self::Client,
         _request: &RefusedRequest<'_>,
         _problem: &Problem,
     ) -> impl Future<Output = ()> + Send {
@@ -90,6 +100,17 @@ pub trait Gate: Send + Sync + 'static {
     /// one was selected. For metrics.
     fn completed(&self, _connection: Option<&str>, _status: StatusCode) {}
 }
+
+/// A client connection's state, as the listener sees it.
+pub trait ClientState: Send + Sync + 'static {
+    /// Resolves when the gate ends the connection (an operator killed its session or revoked its
+    /// identity): the listener then closes it, whatever is in flight. Never, by default.
+    fn ended(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+}
+
+impl ClientState for () {}
 
 /// One request as the gate sees it.
 #[derive(Debug)]
@@ -215,6 +236,11 @@ pub struct Proxy<G> {
 }
 
 impl<G: Gate> Proxy<G> {
+    /// The gate, for the listener (each connection's [`Gate::client`]).
+    pub fn gate(&self) -> &G {
+        &self.gate
+    }
+
     pub fn new(gate: G, upstreams: Vec<(Vec<String>, Upstream)>, limits: ProxyLimits) -> Self {
         let routes = Routes::new(
             upstreams
@@ -225,7 +251,13 @@ impl<G: Gate> Proxy<G> {
     }
 
     /// Answers one request: the upstream's response, or a problem document.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<ProxyBody> {
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        tls: bool,
+        client: &G::Client,
+    ) -> Response<ProxyBody> {
         // A refusal leaves an unread body behind: the client must not reuse the connection for another
         // request (HTTP/1.1; HTTP/2 streams are independent and hyper drops the header there).
         let body_pending = !req.body().is_end_stream();
@@ -263,7 +295,7 @@ impl<G: Gate> Proxy<G> {
                 method: req.method().as_str(),
                 target: &target,
             };
-            self.gate.refused(&who, &refused, &problem).await;
+            self.gate.refused(&who, client, &refused, &problem).await;
             return refuse(None, problem);
         };
         let upstream = Arc::clone(upstream);
@@ -276,7 +308,7 @@ impl<G: Gate> Proxy<G> {
             host: host.as_deref(),
             target: &target,
         };
-        match self.forward(&who, &upstream, &path, sent, req).await {
+        match self.forward(&who, client, &upstream, &path, sent, req).await {
             Ok(response) => {
                 self.gate.completed(Some(upstream.name()), response.status());
                 response
@@ -288,6 +320,7 @@ impl<G: Gate> Proxy<G> {
     async fn forward(
         &self,
         who: &G::Identity,
+        client: &G::Client,
         upstream: &Upstream,
         path: &str,
         sent: Sent<'_>,
@@ -316,7 +349,7 @@ impl<G: Gate> Proxy<G> {
             &settings.context_headers,
         ) {
             Ok(facts) => facts,
-            Err(problem) => return Err(self.refused(who, &refused, problem).await),
+            Err(problem) => return Err(self.refused(who, client, &refused, problem).await),
         };
         let query = req.uri().query().map(str::to_owned);
         let upgrade = headers::upgrade_requested(req.headers());
@@ -343,7 +376,7 @@ impl<G: Gate> Proxy<G> {
         };
         let (body_fields, body, mcp, seen) = match inspected {
             Ok(inspected) => inspected,
-            Err(problem) => return Err(self.refused(who, &refused, problem).await),
+            Err(problem) => return Err(self.refused(who, client, &refused, problem).await),
         };
         facts.body = body_fields;
         let content_type = parts
@@ -363,7 +396,7 @@ impl<G: Gate> Proxy<G> {
         };
 
         // 3b. The decision (and the gate's write-ahead record). Nothing reaches the upstream before it.
-        let pass = self.gate.decide(who, &info).await?;
+        let pass = self.gate.decide(who, client, &info).await?;
 
         // 3c. The upstream request: the gateway's URI, headers and credential. From here on, the pass
         //     hears how the exchange ended.
@@ -428,8 +461,14 @@ impl<G: Gate> Proxy<G> {
     }
 
     /// Shows the gate a refusal made before its decision; returns the problem to answer with.
-    async fn refused(&self, who: &G::Identity, request: &RefusedRequest<'_>, problem: Problem) -> Problem {
-        self.gate.refused(who, request, &problem).await;
+    async fn refused(
+        &self,
+        who: &G::Identity,
+        client: &G::Client,
+        request: &RefusedRequest<'_>,
+        problem: Problem,
+    ) -> Problem {
+        self.gate.refused(who, client, request, &problem).await;
         problem
     }
 

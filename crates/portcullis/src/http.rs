@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use crate::audit::Audit;
 use crate::config::{ClientAuth, Config, ConnectionConfig, CredentialConfig, Protocol, UpstreamTlsMode};
 use crate::guard::{Loaded, PolicyStore};
-use crate::http_audit::{self, Recorded, RequestRecord, UpstreamInfo, Verdict};
+use crate::http_audit::{self, ClientSessions, Recorded, RequestRecord, UpstreamInfo, Verdict};
 use crate::http_mask::{BodyMasking, RequestMasking};
 use crate::postgres::token_age_secs;
 use crate::telemetry;
@@ -117,6 +117,11 @@ pub(crate) struct Judged {
 impl Gate for HttpGate {
     type Identity = Arc<Principal>;
     type Pass = HttpPass;
+    type Client = ClientSessions;
+
+    fn client(&self, _peer: SocketAddr, _tls: bool) -> ClientSessions {
+        ClientSessions::new(self.audit.clone())
+    }
 
     async fn authenticate(&self, token: &str, peer: SocketAddr) -> Result<Arc<Principal>, Problem> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -151,7 +156,12 @@ impl Gate for HttpGate {
         Ok(principal)
     }
 
-    async fn decide(&self, who: &Arc<Principal>, request: &RequestInfo<'_>) -> Result<HttpPass, Problem> {
+    async fn decide(
+        &self,
+        who: &Arc<Principal>,
+        client: &ClientSessions,
+        request: &RequestInfo<'_>,
+    ) -> Result<HttpPass, Problem> {
         let context = RequestContext {
             client_ip: request.peer.ip(),
             token_age_secs: token_age_secs(who),
@@ -177,21 +187,24 @@ impl Gate for HttpGate {
             && let Some(approvals) = &self.approvals
         {
             return self
-                .approval(approvals, &policies, who, request, verdict, scrub, masking)
+                .approval(
+                    approvals, &policies, who, client, request, verdict, scrub, masking,
+                )
                 .await;
         }
-        let Some(audit) = &self.audit else {
-            return answer.map(|()| HttpPass {
-                record: None,
-                masking,
-            });
-        };
-        // Write-ahead: the request's start and statement are durable before anything is forwarded; a
-        // refusal is recorded too. A store failure refuses the request (503), whatever was decided.
+        // Write-ahead: the request's statement (with its session's start, for the first) is durable
+        // before anything is forwarded; a refusal is recorded too. A store failure refuses the request
+        // (503), whatever was decided.
         let recorded = self.recorded(who, request, scrub);
-        let record = match RequestRecord::begin(&audit.log, &recorded, verdict).await {
-            Ok(record) => record,
-            Err(e) => return Err(http_audit::store_failure(&e)),
+        let record = match RequestRecord::begin(client, &recorded, verdict).await {
+            None => {
+                return answer.map(|()| HttpPass {
+                    record: None,
+                    masking,
+                });
+            }
+            Some(Ok(record)) => record,
+            Some(Err(e)) => return Err(http_audit::store_failure(&e)),
         };
         match answer {
             Ok(()) => Ok(HttpPass {
@@ -205,7 +218,13 @@ impl Gate for HttpGate {
         }
     }
 
-    async fn refused(&self, who: &Arc<Principal>, request: &RefusedRequest<'_>, problem: &Problem) {
+    async fn refused(
+        &self,
+        who: &Arc<Principal>,
+        client: &ClientSessions,
+        request: &RefusedRequest<'_>,
+        problem: &Problem,
+    ) {
         let Some(audit) = &self.audit else { return };
         let context = RequestContext {
             client_ip: request.peer.ip(),
@@ -234,11 +253,12 @@ impl Gate for HttpGate {
             reason: problem.detail.clone(),
         };
         // Nothing is forwarded either way: a store failure is logged and counted, the refusal stands.
-        match RequestRecord::begin(&audit.log, &recorded, verdict).await {
-            Ok(record) => record.refused(problem),
-            Err(e) => {
+        match RequestRecord::begin(client, &recorded, verdict).await {
+            Some(Ok(record)) => record.refused(problem),
+            Some(Err(e)) => {
                 let _ = http_audit::store_failure(&e);
             }
+            None => {}
         }
     }
 

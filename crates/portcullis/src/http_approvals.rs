@@ -26,7 +26,7 @@ use tracing::info;
 use crate::approvals::{Approvals, HoldRequest, Mode, Release, Ticket};
 use crate::guard::Loaded;
 use crate::http::{HttpGate, HttpPass, Judged};
-use crate::http_audit::{self, RequestRecord, Verdict};
+use crate::http_audit::{self, ClientSessions, RequestRecord, Verdict};
 use crate::http_mask::RequestMasking;
 
 /// The verdict's decision for a request only an approval policy permits.
@@ -113,16 +113,18 @@ impl HttpGate {
         approvals: &HttpApprovals,
         policies: &Loaded,
         who: &Arc<Principal>,
+        client: &ClientSessions,
         request: &RequestInfo<'_>,
         verdict: Verdict,
         scrub: Option<Arc<ConnectionMask>>,
         masking: Option<RequestMasking>,
     ) -> Result<HttpPass, Problem> {
         let recorded = self.recorded(who, request, scrub);
-        let mut record = self
-            .audit
-            .as_ref()
-            .map(|a| RequestRecord::open(&a.log, &recorded));
+        let mut record = match RequestRecord::open(client, &recorded) {
+            None => None,
+            Some(Ok(record)) => Some(record),
+            Some(Err(e)) => return Err(http_audit::store_failure(&e)),
+        };
         let settled = match asked(request) {
             None => {
                 let detail = format!(
@@ -146,7 +148,7 @@ impl HttpGate {
                     .map(|r| r.session().to_owned())
                     .unwrap_or_default();
                 let held = HoldRequest {
-                    n: 1,
+                    n: record.as_ref().map_or(1, RequestRecord::n),
                     principal: who,
                     connection: request.connection,
                     session: &session,

@@ -1,26 +1,31 @@
-//! The audit record of one HTTP request: an audit session of its own, whose start and `statement` event
-//! are committed before the request is forwarded, and whose outcome (status, duration, the gateway's
-//! refusal) and end follow when the exchange ends.
+//! The audit record of HTTP requests. A client connection's requests are recorded in one audit session
+//! per token and gateway connection they use, as a PostgreSQL session's statements are: the session
+//! starts with its first request and ends when the client connection closes (ADR 0007). Each request is
+//! a statement, committed before it is forwarded, and an outcome (status, duration, the gateway's
+//! refusal, masking, the response body's first bytes) when the exchange ends.
 //!
-//! One request is one session (not one client connection): a request is self-contained (its own
-//! token, decision and credential), HTTP/2 multiplexes many on one connection and keep-alive pools
-//! reuse connections across unrelated work, so a connection is not a unit an auditor could read.
+//! An agent that keeps its connection open (keep-alive, HTTP/2) shows as one session of many requests
+//! in `sessions list`, replay and the console, and an operator can end it (`sessions kill`, `revoke`:
+//! the gateway closes the client connection). A client that opens a connection per request gets a
+//! session per request.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime};
 
 use portcullis_audit::{
-    AuditError, AuditLog, BodyRecord, Draft, ErrorInfo, EventBody, OutcomeEvent, SessionEndEvent,
+    AuditError, AuditLog, BodyRecord, Committing, Draft, ErrorInfo, EventBody, OutcomeEvent, SessionEndEvent,
     SessionStartEvent, StatementEvent, StatementSummary,
 };
 use portcullis_core::{HttpAction, HttpRequestFacts, Principal};
 use portcullis_http::mcp::{McpExchange, McpMessage};
-use portcullis_http::{BodyEnd, BodySeen, BodySent, Ending, Problem, RequestInfo};
+use portcullis_http::{BodyEnd, BodySeen, BodySent, ClientState, Ending, Problem, RequestInfo};
 use portcullis_mask::{ConnectionMask, Counts};
-use tracing::{debug, error};
+use tokio::sync::watch;
+use tracing::{debug, error, info};
 
-use crate::audit::new_session_id;
+use crate::audit::{Audit, LiveSession, new_session_id};
 use crate::http_mask::Tally;
 use crate::telemetry;
 
@@ -68,13 +73,228 @@ pub struct Verdict {
     pub reason: String,
 }
 
-/// One request's audit session, from its committed statement to its end. Dropped without an ending
-/// (the client went away while the gateway waited for the upstream), it records the session's end.
+/// The audit sessions of one client connection, and the switch that closes it when an operator ends
+/// one of them. Without an audit trail it records nothing.
+#[derive(Debug)]
+pub struct ClientSessions {
+    audit: Option<Arc<Audit>>,
+    open: Mutex<Vec<Arc<Session>>>,
+    /// Set when an operator ends one of the connection's sessions: the listener closes it.
+    closing: watch::Sender<bool>,
+}
+
+impl ClientState for ClientSessions {
+    fn ended(&self) -> impl Future<Output = ()> + Send {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|closing| *closing).await;
+        }
+    }
+}
+
+impl ClientSessions {
+    pub fn new(audit: Option<Arc<Audit>>) -> ClientSessions {
+        ClientSessions {
+            audit,
+            open: Mutex::new(Vec::new()),
+            closing: watch::Sender::new(false),
+        }
+    }
+
+    /// The session `request` belongs to: this connection's for its token and gateway connection, or a
+    /// new one. `None` when the trail is off.
+    fn session(&self, request: &Recorded<'_>) -> Option<Result<Arc<Session>, AuditError>> {
+        let audit = self.audit.as_ref()?;
+        let Ok(mut open) = self.open.lock() else {
+            return Some(Err(AuditError::Store(
+                "a client connection's sessions are unusable".to_owned(),
+            )));
+        };
+        if let Some(session) = open.iter().find(|s| s.key.matches(request)) {
+            return Some(Ok(Arc::clone(session)));
+        }
+        // A session whose token has expired takes no more requests; it ends when its last one has.
+        let now = SystemTime::now();
+        open.retain(|s| s.key.expires_at > now);
+        let session = Arc::new(Session::new(audit, request, self.closing.clone()));
+        open.push(Arc::clone(&session));
+        Some(Ok(session))
+    }
+}
+
+/// Which requests share a session: the same token (issuer, subject, token id and expiry) to the same
+/// gateway connection.
+#[derive(Debug)]
+struct SessionKey {
+    issuer: String,
+    subject: String,
+    token_id: Option<String>,
+    expires_at: SystemTime,
+    connection: Option<String>,
+}
+
+impl SessionKey {
+    fn of(request: &Recorded<'_>) -> SessionKey {
+        let p = request.principal;
+        SessionKey {
+            issuer: p.issuer.clone(),
+            subject: p.subject.clone(),
+            token_id: p.token_id.clone(),
+            expires_at: p.expires_at,
+            connection: request.connection.map(str::to_owned),
+        }
+    }
+
+    fn matches(&self, request: &Recorded<'_>) -> bool {
+        let p = request.principal;
+        self.subject == p.subject
+            && self.issuer == p.issuer
+            && self.token_id == p.token_id
+            && self.expires_at == p.expires_at
+            && self.connection.as_deref() == request.connection
+    }
+}
+
+/// One audit session of a client connection. Its end is recorded when the last reference goes: the
+/// client connection closed (or an operator closed it) and every request on it has ended.
+#[derive(Debug)]
+struct Session {
+    id: String,
+    log: AuditLog,
+    key: SessionKey,
+    started: Instant,
+    numbering: Mutex<Numbering>,
+    /// Why an operator ended it (`killed`, `revoked`), when one did.
+    ended_by: Arc<OnceLock<&'static str>>,
+    _live: LiveSession,
+}
+
+/// A session's statement numbering and counts.
+#[derive(Debug)]
+struct Numbering {
+    /// Queued for the writer (with the first statement), so later statements follow it.
+    start: Option<SessionStartEvent>,
+    last_n: u64,
+    statements: u64,
+    refused: u64,
+}
+
+impl Session {
+    fn new(audit: &Arc<Audit>, request: &Recorded<'_>, closing: watch::Sender<bool>) -> Session {
+        let id = new_session_id();
+        let (stop, live) = audit.controls.register(&id, request.principal);
+        let ended_by = Arc::new(OnceLock::new());
+        // An operator's kill or revocation closes the client connection; the stop channel closes
+        // unused when the session ends.
+        let stopped = Arc::clone(&ended_by);
+        let session = id.clone();
+        tokio::spawn(async move {
+            if let Ok(stop) = stop.await {
+                info!(session = %session, reason = stop.label, "http session ended by an operator; closing its client connection");
+                let _ = stopped.set(stop.label);
+                closing.send_replace(true);
+            }
+        });
+        Session {
+            id,
+            log: audit.log.clone(),
+            key: SessionKey::of(request),
+            started: Instant::now(),
+            numbering: Mutex::new(Numbering {
+                start: Some(start_event(request)),
+                last_n: 0,
+                statements: 0,
+                refused: 0,
+            }),
+            ended_by,
+            _live: live,
+        }
+    }
+
+    /// Numbers a new statement and queues it for a commit (the session's start first, when it has not
+    /// been queued yet), in the order statements are numbered. Returns the number, whether the start
+    /// went with it, and the commit to wait for.
+    fn queue(&self, statement: impl FnOnce(u64) -> StatementEvent) -> (u64, bool, Committing) {
+        let mut tally = self
+            .numbering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tally.last_n += 1;
+        tally.statements += 1;
+        let n = tally.last_n;
+        let mut drafts = Vec::with_capacity(2);
+        let carried = tally.start.take();
+        let with_start = carried.is_some();
+        if let Some(start) = carried {
+            drafts.push(Draft::now(&self.id, EventBody::SessionStart(start)));
+        }
+        drafts.push(Draft::now(&self.id, EventBody::Statement(statement(n))));
+        (n, with_start, self.log.commit_all(drafts))
+    }
+
+    /// A statement queued with the session's start was not stored: the start goes with the next one.
+    fn not_stored(&self, request: &Recorded<'_>, with_start: bool) {
+        let mut tally = self
+            .numbering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tally.statements = tally.statements.saturating_sub(1);
+        if with_start {
+            tally.start = Some(start_event(request));
+        }
+    }
+
+    fn refused_one(&self) {
+        let mut tally = self
+            .numbering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tally.refused += 1;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let tally = self
+            .numbering
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Nothing of a session whose start was never stored.
+        if tally.start.is_some() {
+            return;
+        }
+        let (reason, detail) = match self.ended_by.get() {
+            Some(label) => (
+                *label,
+                "an operator ended the session; the gateway closed the client connection",
+            ),
+            None if self.key.expires_at <= SystemTime::now() => (
+                "token_expired",
+                "its token expired; later requests came with another",
+            ),
+            None => ("connection_closed", ""),
+        };
+        self.log.submit(Draft::now(
+            &self.id,
+            EventBody::SessionEnd(SessionEndEvent {
+                reason: reason.to_owned(),
+                detail: detail.to_owned(),
+                statements: tally.statements,
+                refused: tally.refused,
+                duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }),
+        ));
+    }
+}
+
+/// One request of a session, from its committed statement to its outcome. Dropped without an
+/// ending (the client went away while the gateway waited for the upstream), it records that outcome.
 #[derive(Debug)]
 pub struct RequestRecord {
-    log: AuditLog,
-    session: String,
-    /// When the request's events were committed (its forwarding began).
+    session: Arc<Session>,
+    /// The request's statement number in its session.
+    n: u64,
+    /// When the request's statement was committed (its forwarding began).
     started: Instant,
     ended: bool,
     /// How many of the response body's first bytes are recorded with the outcome.
@@ -82,58 +302,95 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    /// Records the request's session start and statement, and waits until both are stored: an error
-    /// means the request must not be forwarded. Both go to the writer as one message and are stored in
-    /// one commit.
+    /// Records the request's statement (with its session's start, for a session's first request) and
+    /// waits until it is stored: an error means the request must not be forwarded. `None` when the
+    /// trail is off.
     pub async fn begin(
-        log: &AuditLog,
+        client: &ClientSessions,
         request: &Recorded<'_>,
         verdict: Verdict,
-    ) -> Result<RequestRecord, AuditError> {
-        let session = new_session_id();
-        let start = Draft::now(&session, EventBody::SessionStart(start_event(request)));
-        let statement = Draft::now(&session, EventBody::Statement(statement_event(request, verdict)));
-        log.commit_all(vec![start, statement]).await?;
-        Ok(RequestRecord {
-            log: log.clone(),
+    ) -> Option<Result<RequestRecord, AuditError>> {
+        let session = match client.session(request)? {
+            Ok(session) => session,
+            Err(e) => return Some(Err(e)),
+        };
+        let (n, with_start, committed) = session.queue(|n| statement_event(request, verdict, n));
+        if let Err(e) = committed.await {
+            session.not_stored(request, with_start);
+            return Some(Err(e));
+        }
+        Some(Ok(RequestRecord {
             session,
+            n,
             started: Instant::now(),
             ended: false,
             body_limit: request.body_limit,
-        })
+        }))
     }
 
-    /// Opens the request's session with its start, queued but not waited for: a request that needs
-    /// approval has its approval events (under this session) before its statement, which
-    /// [`RequestRecord::decided`] records once the approval is settled.
-    pub fn open(log: &AuditLog, request: &Recorded<'_>) -> RequestRecord {
-        let session = new_session_id();
-        log.submit(Draft::now(
-            &session,
-            EventBody::SessionStart(start_event(request)),
-        ));
-        RequestRecord {
-            log: log.clone(),
+    /// Numbers a request in its session (queueing the session's start, not waited for) before its
+    /// statement is known: a request that needs approval has its approval events before its
+    /// statement, which [`RequestRecord::decided`] records once the approval is settled. `None` when
+    /// the trail is off.
+    pub fn open(
+        client: &ClientSessions,
+        request: &Recorded<'_>,
+    ) -> Option<Result<RequestRecord, AuditError>> {
+        let session = match client.session(request)? {
+            Ok(session) => session,
+            Err(e) => return Some(Err(e)),
+        };
+        let n = {
+            let mut tally = session
+                .numbering
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            tally.last_n += 1;
+            if let Some(start) = tally.start.take() {
+                session
+                    .log
+                    .submit(Draft::now(&session.id, EventBody::SessionStart(start)));
+            }
+            tally.last_n
+        };
+        Some(Ok(RequestRecord {
             session,
+            n,
             started: Instant::now(),
             ended: false,
             body_limit: request.body_limit,
-        }
+        }))
     }
 
     /// The audit session's id.
     pub fn session(&self) -> &str {
-        &self.session
+        &self.session.id
     }
 
-    /// Records the statement of an [opened](RequestRecord::open) session and waits until it (and all
+    /// The request's statement number in its session.
+    pub fn n(&self) -> u64 {
+        self.n
+    }
+
+    /// Records the statement of an [opened](RequestRecord::open) request and waits until it (and all
     /// before it) is stored: an error means the request must not be forwarded.
     pub async fn decided(&mut self, request: &Recorded<'_>, verdict: Verdict) -> Result<(), AuditError> {
         let statement = Draft::now(
-            &self.session,
-            EventBody::Statement(statement_event(request, verdict)),
+            &self.session.id,
+            EventBody::Statement(statement_event(request, verdict, self.n)),
         );
-        self.log.commit(statement).await?;
+        {
+            let mut tally = self
+                .session
+                .numbering
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            tally.statements += 1;
+        }
+        if let Err(e) = self.session.log.commit(statement).await {
+            self.session.not_stored(request, false);
+            return Err(e);
+        }
         self.started = Instant::now();
         Ok(())
     }
@@ -145,66 +402,74 @@ impl RequestRecord {
     }
 
     /// The request was refused (nothing forwarded): its outcome carries the status and the gateway's
-    /// words, then the session ends.
+    /// words.
     pub fn refused(mut self, problem: &Problem) {
-        let outcome = self.outcome(false, status_error(problem), None, None);
-        let end = self.end("refused", String::new(), 1);
-        self.log.submit_all(vec![outcome, end]);
+        self.session.refused_one();
+        let outcome = self.outcome(false, status_error(problem), "refused", None, None);
+        self.session.log.submit(outcome);
     }
 
     /// How the exchange ended, with what masking did to the response body: the values it masked, and
-    /// the reason it cut the body off, if it did. The outcome and the end go to the writer together.
+    /// the reason it cut the body off, if it did.
     pub fn finished(mut self, ending: Ending<'_>, masked: Option<&Tally>) {
-        let (outcome, end) = match ending {
+        let outcome = match ending {
             // Forwarded, but the gateway answered (502, 504, a body masking cannot read): the upstream
             // may have seen the request.
-            Ending::Refused(problem) => (
-                self.outcome(true, status_error(problem), None, None),
-                self.end("gateway_error", String::new(), 0),
-            ),
+            Ending::Refused(problem) => {
+                self.outcome(true, status_error(problem), "gateway_error", None, None)
+            }
             Ending::Responded { status, body, sent } => {
+                let status = status.as_u16();
                 let failure = masked
                     .and_then(|m| m.failure.as_deref())
                     .filter(|_| body == BodyEnd::Failed);
-                let error = failure.map(|why| ErrorInfo {
-                    sqlstate: status.as_u16().to_string(),
-                    message: format!("response cut off: masking: {why}"),
+                let (ending, error) = match (body, failure) {
+                    (BodyEnd::Failed, Some(why)) => (
+                        "masking_failed",
+                        Some(format!("response cut off: masking: {why}")),
+                    ),
+                    (BodyEnd::Complete, _) => ("completed", None),
+                    (BodyEnd::Upgraded, _) => ("upgrade_closed", None),
+                    (BodyEnd::ClientGone, _) => (
+                        "client_disconnected",
+                        Some("the client left before the response body ended".to_owned()),
+                    ),
+                    (BodyEnd::Failed, None) => (
+                        "upstream_failed",
+                        Some("the response body failed part-way".to_owned()),
+                    ),
+                };
+                let error = error.map(|message| ErrorInfo {
+                    sqlstate: status.to_string(),
+                    message,
                 });
                 let recorded = (self.body_limit > 0 && body != BodyEnd::Upgraded)
                     .then(|| response_body(sent, self.body_limit));
-                let outcome = self.outcome(
-                    true,
-                    (status.as_u16(), error),
-                    masked.map(|m| &m.counts),
-                    recorded,
-                );
-                let (reason, detail) = match (body, failure) {
-                    (BodyEnd::Failed, Some(why)) => ("masking_failed", why),
-                    (BodyEnd::Complete, _) => ("completed", ""),
-                    (BodyEnd::Upgraded, _) => ("upgrade_closed", "bytes after the switch are not recorded"),
-                    (BodyEnd::ClientGone, _) => ("client_disconnected", "before the response body ended"),
-                    (BodyEnd::Failed, None) => ("upstream_failed", "the response body failed part-way"),
-                };
-                (outcome, self.end(reason, detail.to_owned(), 0))
+                self.outcome(true, (status, error), ending, masked.map(|m| &m.counts), recorded)
             }
         };
-        self.log.submit_all(vec![outcome, end]);
+        self.session.log.submit(outcome);
     }
 
+    /// The request's outcome; its tags are the status and how the exchange ended (`completed`,
+    /// `refused`, `gateway_error`, `masking_failed`, `upstream_failed`, `client_disconnected`,
+    /// `upgrade_closed`).
     fn outcome(
-        &self,
+        &mut self,
         ran: bool,
         (status, error): (u16, Option<ErrorInfo>),
+        ending: &str,
         masked: Option<&Counts>,
         body: Option<BodyRecord>,
     ) -> Draft {
+        self.ended = true;
         let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Draft::now(
-            &self.session,
+            &self.session.id,
             EventBody::Outcome(OutcomeEvent {
-                n: 1,
+                n: self.n,
                 ran,
-                tags: vec![status.to_string()],
+                tags: vec![status.to_string(), ending.to_owned()],
                 rows: 0,
                 duration_us,
                 error,
@@ -221,27 +486,18 @@ impl RequestRecord {
             }),
         )
     }
-
-    fn end(&mut self, reason: &str, detail: String, refused: u64) -> Draft {
-        self.ended = true;
-        Draft::now(
-            &self.session,
-            EventBody::SessionEnd(SessionEndEvent {
-                reason: reason.to_owned(),
-                detail,
-                statements: 1,
-                refused,
-                duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            }),
-        )
-    }
 }
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
         if !self.ended {
-            let end = self.end("client_disconnected", "before the response arrived".to_owned(), 0);
-            self.log.submit(end);
+            // 499: the client closed the request before the response (as nginx logs it).
+            let error = ErrorInfo {
+                sqlstate: "499".to_owned(),
+                message: "the client left before the response arrived".to_owned(),
+            };
+            let outcome = self.outcome(true, (499, Some(error)), "client_disconnected", None, None);
+            self.session.log.submit(outcome);
         }
     }
 }
@@ -306,7 +562,7 @@ fn start_event(r: &Recorded<'_>) -> SessionStartEvent {
 
 /// `GET /crm/customers/42?tenant=acme`, the allow-listed headers as `name: value` parameters, and the
 /// action on its resource as the statement's summary.
-fn statement_event(r: &Recorded<'_>, verdict: Verdict) -> StatementEvent {
+fn statement_event(r: &Recorded<'_>, verdict: Verdict, n: u64) -> StatementEvent {
     let mut text = format!("{} {}", r.method, r.target);
     let mut params: Vec<Option<String>> = r
         .facts
@@ -345,7 +601,7 @@ fn statement_event(r: &Recorded<'_>, verdict: Verdict) -> StatementEvent {
         _ => Vec::new(),
     };
     StatementEvent {
-        n: 1,
+        n,
         message: "http".to_owned(),
         prepared: None,
         text,

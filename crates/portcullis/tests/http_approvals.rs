@@ -235,14 +235,15 @@ mcp_path = "/mcp"
         }
     }
 
-    /// The kinds and details of audit session `session`'s events once it has ended.
+    /// The kinds and details of audit session `session`'s events once a request's outcome is among
+    /// them (the session itself lasts as long as the client's connection).
     async fn session(&self, session: &str) -> Vec<(String, String)> {
         let path = self.gateway.dir().join("state").join("audit.db");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let events = SqliteStore::open(&path).unwrap().session_events(session).unwrap();
             let bodies: Vec<EventBody> = events.iter().map(|e| e.decode().unwrap()).collect();
-            if bodies.iter().any(|b| matches!(b, EventBody::SessionEnd(_))) {
+            if bodies.iter().any(|b| matches!(b, EventBody::Outcome(_))) {
                 return bodies
                     .into_iter()
                     .map(|b| match b {
@@ -256,7 +257,7 @@ mcp_path = "/mcp"
                     })
                     .collect();
             }
-            assert!(Instant::now() < deadline, "session {session} did not end");
+            assert!(Instant::now() < deadline, "session {session} has no outcome");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -320,8 +321,7 @@ async fn held_and_ticketed_http_requests_run_only_after_approval() {
                 "statement".to_owned(),
                 format!("allow approval {id} granted by dev/alice")
             ),
-            ("outcome".to_owned(), "200".to_owned()),
-            ("end".to_owned(), "completed".to_owned()),
+            ("outcome".to_owned(), "200,completed".to_owned()),
         ]
     );
 

@@ -11,12 +11,15 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::trail;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
@@ -24,7 +27,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use portcullis_audit::{AuditStore, EventBody, SessionFilter, SqliteStore};
 use portcullis_testkit::gateway::{GatewayProcess, run_cli};
 use portcullis_testkit::ports::{free_addr, free_port};
 use serde_json::{Value, json};
@@ -284,34 +286,10 @@ connections = ["api", "files"]
         String::from_utf8(body.to_vec()).unwrap()
     }
 
-    fn store(&self) -> SqliteStore {
-        SqliteStore::open(&self.gateway.dir().join("state").join("audit.db")).unwrap()
-    }
-
-    /// Every event of `subject`'s sessions once `count` of them ended, by session, oldest first.
-    async fn sessions(&self, subject: &str, count: usize) -> Vec<Vec<EventBody>> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut found = self
-                .store()
-                .sessions(&SessionFilter {
-                    subject: Some(subject.to_owned()),
-                    ..SessionFilter::default()
-                })
-                .unwrap();
-            if found.len() >= count && found.iter().all(|s| s.ended_us.is_some()) {
-                found.sort_by_key(|s| s.started_us);
-                return found
-                    .iter()
-                    .map(|s| {
-                        let events = self.store().session_events(&s.session).unwrap();
-                        events.iter().map(|e| e.decode().unwrap()).collect()
-                    })
-                    .collect();
-            }
-            assert!(Instant::now() < deadline, "{subject}: {found:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    /// `subject`'s requests as the audit trail holds them, once `count` have their outcome.
+    async fn requests(&self, subject: &str, count: usize) -> Vec<trail::Request> {
+        let store = self.gateway.dir().join("state").join("audit.db");
+        trail::requests(&store, subject, count).await
     }
 
     async fn metrics(&self) -> String {
@@ -398,23 +376,15 @@ data: \"text\":\"card [card]\"}}\n\n: ping\n\ndata: [DONE] [card]\n\n";
     assert_eq!(f.text("/api/customers", &dba).await, CUSTOMERS);
     assert_eq!(f.text("/api/events", &dba).await, EVENTS);
 
-    // The audit outcome of each masked request counts what was masked; the session ended normally.
-    let sessions = f.sessions("mask-bot", 6).await;
+    // The audit outcome of each masked request counts what was masked; each exchange completed.
+    let requests = f.requests("mask-bot", 6).await;
     type Row = (String, Vec<(String, u64)>, String);
-    let outcomes: Vec<Row> = sessions
+    let outcomes: Vec<Row> = requests
         .iter()
-        .map(|events| {
-            let [
-                EventBody::SessionStart(_),
-                EventBody::Statement(statement),
-                EventBody::Outcome(outcome),
-                EventBody::SessionEnd(end),
-            ] = events.as_slice()
-            else {
-                panic!("{events:?}");
-            };
+        .map(|r| {
+            let outcome = r.outcome.as_ref().unwrap();
             let masked = outcome.masked.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            (statement.text.clone(), masked, end.reason.clone())
+            (r.statement.text.clone(), masked, r.tags()[1].clone())
         })
         .collect();
     let counts = |field: u64, card: u64| {
@@ -434,14 +404,10 @@ data: \"text\":\"card [card]\"}}\n\n: ping\n\ndata: [DONE] [card]\n\n";
             ("GET /api/events".to_owned(), counts(1, 2), done.clone()),
             ("GET /plain/customers".to_owned(), Vec::new(), done.clone()),
         ],
-        "{sessions:?}"
+        "{requests:?}"
     );
-    let dba_sessions = f.sessions("dba-bot", 2).await;
-    for events in &dba_sessions {
-        let EventBody::Outcome(outcome) = &events[2] else {
-            panic!("{events:?}")
-        };
-        assert!(outcome.masked.is_empty(), "{events:?}");
+    for r in f.requests("dba-bot", 2).await {
+        assert!(r.outcome.as_ref().unwrap().masked.is_empty(), "{r:?}");
     }
 
     // The metrics count them by connection and reason.
@@ -464,14 +430,9 @@ data: \"text\":\"card [card]\"}}\n\n: ping\n\ndata: [DONE] [card]\n\n";
 
     // The response bodies are recorded as the client received them: masked, except on the
     // connection without rules.
-    let bodies: Vec<String> = sessions
+    let bodies: Vec<String> = requests
         .iter()
-        .map(|events| {
-            let EventBody::Outcome(outcome) = &events[2] else {
-                panic!("{events:?}")
-            };
-            outcome.body.as_ref().unwrap().text.clone()
-        })
+        .map(|r| r.outcome.as_ref().unwrap().body.as_ref().unwrap().text.clone())
         .collect();
     assert_eq!(bodies[0], masked_customers());
     assert_eq!(bodies[2], masked_customers());
@@ -479,7 +440,7 @@ data: \"text\":\"card [card]\"}}\n\n: ping\n\ndata: [DONE] [card]\n\n";
     assert_eq!(bodies[5], CUSTOMERS);
 
     // Nothing in clear in the audit trail of the masked requests, nor in the gateway's log.
-    let recorded = format!("{:?}", &sessions[..5]);
+    let recorded = format!("{:?}", &requests[..5]);
     let log = f.gateway.log().unwrap();
     for value in SENSITIVE {
         assert!(!recorded.contains(value), "{value} in the audit trail");
@@ -558,18 +519,14 @@ async fn bodies_masking_cannot_read_are_refused_or_passed_as_configured() {
     }
 
     // The trail: 502s as gateway errors, the cut-off body as a masking failure with its reason.
-    let sessions = f.sessions("refuse-bot", 6).await;
-    let ends: Vec<(String, String, Option<String>)> = sessions
+    let requests = f.requests("refuse-bot", 6).await;
+    let ends: Vec<(String, String, Option<String>)> = requests
         .iter()
-        .map(|events| {
-            let (EventBody::Statement(statement), EventBody::Outcome(outcome), EventBody::SessionEnd(end)) =
-                (&events[1], &events[2], &events[3])
-            else {
-                panic!("{events:?}");
-            };
+        .map(|r| {
+            let outcome = r.outcome.as_ref().unwrap();
             (
-                statement.text.clone(),
-                end.reason.clone(),
+                r.statement.text.clone(),
+                r.tags()[1].clone(),
                 outcome.error.as_ref().map(|e| e.sqlstate.clone()),
             )
         })
@@ -586,16 +543,14 @@ async fn bodies_masking_cannot_read_are_refused_or_passed_as_configured() {
             row("GET /api/broken", "masking_failed", Some("200")),
         ]
     );
-    let EventBody::Outcome(outcome) = &sessions[5][2] else {
-        panic!()
-    };
+    let outcome = requests[5].outcome.as_ref().unwrap();
     let error = outcome.error.as_ref().unwrap();
     assert!(error.message.contains("invalid JSON at byte"), "{error:?}");
     assert_eq!(outcome.masked.get("field"), Some(&1));
     let log = f.gateway.log().unwrap();
     assert!(log.contains("masking failed"), "{log}");
     for value in SENSITIVE {
-        assert!(!format!("{sessions:?}").contains(value));
+        assert!(!format!("{requests:?}").contains(value));
         assert!(!log.contains(value), "{value} in the gateway log");
     }
 }
@@ -641,10 +596,8 @@ async fn a_large_json_body_streams_masked_with_bounded_gateway_memory() {
         peak.saturating_sub(before) < 32 * 1024,
         "gateway RSS grew from {before} KiB to a peak of {peak} KiB while masking 50 MB of JSON"
     );
-    let sessions = f.sessions("large-bot", 2).await;
-    let EventBody::Outcome(outcome) = &sessions[1][2] else {
-        panic!()
-    };
+    let requests = f.requests("large-bot", 2).await;
+    let outcome = requests[1].outcome.as_ref().unwrap();
     assert_eq!(outcome.masked.get("field"), Some(&(expected_items as u64)));
     // The record keeps the body's first 4,096 bytes (the default cap), masked, and its whole length.
     let body = outcome.body.as_ref().unwrap();
@@ -680,16 +633,8 @@ async fn request_and_response_bodies_are_recorded_masked_and_shown_in_replay() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), masked_customers());
 
-    let sessions = f.sessions("body-bot", 1).await;
-    let [
-        EventBody::SessionStart(_),
-        EventBody::Statement(statement),
-        EventBody::Outcome(outcome),
-        EventBody::SessionEnd(_),
-    ] = sessions[0].as_slice()
-    else {
-        panic!("{sessions:?}");
-    };
+    let requests = f.requests("body-bot", 1).await;
+    let (statement, outcome) = (&requests[0].statement, requests[0].outcome.as_ref().unwrap());
     // The request body, read for policy, is recorded with the statement (before forwarding), masked
     // by the connection's rules as a response would be.
     let sent = statement.body.as_ref().unwrap();
@@ -705,20 +650,13 @@ async fn request_and_response_bodies_are_recorded_masked_and_shown_in_replay() {
     assert_eq!(received.bytes, masked_customers().len() as u64);
 
     // `sessions replay` shows both under the request and its outcome.
-    let ids = f
-        .store()
-        .sessions(&SessionFilter {
-            subject: Some("body-bot".to_owned()),
-            ..SessionFilter::default()
-        })
-        .unwrap();
     let config = f.gateway.config_path();
     let out = run_cli(
         Path::new(BIN),
         &[
             "sessions",
             "replay",
-            &ids[0].session,
+            &requests[0].session,
             "--config",
             config.to_str().unwrap(),
         ],
@@ -759,15 +697,7 @@ async fn no_bodies_are_recorded_when_the_cap_is_zero() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), masked_customers());
-    let sessions = f.sessions("quiet-bot", 1).await;
-    let [
-        EventBody::SessionStart(_),
-        EventBody::Statement(statement),
-        EventBody::Outcome(outcome),
-        EventBody::SessionEnd(_),
-    ] = sessions[0].as_slice()
-    else {
-        panic!("{sessions:?}");
-    };
-    assert_eq!((&statement.body, &outcome.body), (&None, &None));
+    let requests = f.requests("quiet-bot", 1).await;
+    let outcome = requests[0].outcome.as_ref().unwrap();
+    assert_eq!((&requests[0].statement.body, &outcome.body), (&None, &None));
 }

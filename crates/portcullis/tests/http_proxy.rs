@@ -11,6 +11,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::trail;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
@@ -492,31 +495,11 @@ upstream_url = "http://{witness_addr}"
     }
 
     fn store(&self) -> SqliteStore {
-        SqliteStore::open(self.witness.store.get().unwrap()).unwrap()
+        SqliteStore::open(self.store_path()).unwrap()
     }
 
-    /// The sessions of `subject`, oldest first, once `count` of them have ended.
-    async fn ended_sessions(&self, subject: &str, count: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut found = self
-                .store()
-                .sessions(&SessionFilter {
-                    subject: Some(subject.to_owned()),
-                    ..SessionFilter::default()
-                })
-                .unwrap();
-            if found.len() >= count && found.iter().all(|s| s.ended_us.is_some()) {
-                found.sort_by_key(|s| s.started_us);
-                return found.into_iter().map(|s| s.session).collect();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{subject}: {found:?}\n{}",
-                self.gateway.log().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    fn store_path(&self) -> &Path {
+        self.witness.store.get().unwrap()
     }
 
     /// `portcullis <args> --config <the gateway's config>`: (exit code, stdout + stderr).
@@ -986,33 +969,30 @@ async fn upstream_failures_and_websockets() {
     assert!(err.to_string().contains("401"), "{err}");
 
     // The trail: the gateway's 502 and 504 after forwarding, and the upgrade, ended when it closed.
-    let ids = f.ended_sessions("crm-bot", 3).await;
-    let mut store = f.store();
-    let outcomes: Vec<(String, Option<String>, String)> = ids
+    let requests = trail::requests(f.store_path(), "crm-bot", 3).await;
+    let outcomes: Vec<(String, Option<String>)> = requests
         .iter()
-        .map(|id| {
-            let events = store.session_events(id).unwrap();
-            let mut outcome = None;
-            let mut end = String::new();
-            for e in &events {
-                match e.decode().unwrap() {
-                    EventBody::Outcome(o) => outcome = Some(o),
-                    EventBody::SessionEnd(e) => end = e.reason,
-                    _ => {}
-                }
-            }
-            let o = outcome.unwrap();
-            (o.tags.join(","), o.error.map(|e| e.sqlstate), end)
+        .map(|r| {
+            let o = r.outcome.as_ref().unwrap();
+            (o.tags.join(","), o.error.as_ref().map(|e| e.sqlstate.clone()))
         })
         .collect();
     assert_eq!(
         outcomes,
         [
-            ("502".into(), Some("502".into()), "gateway_error".into()),
-            ("504".into(), Some("504".into()), "gateway_error".into()),
-            ("101".into(), None, "upgrade_closed".into()),
+            ("502,gateway_error".into(), Some("502".into())),
+            ("504,gateway_error".into(), Some("504".into())),
+            ("101,upgrade_closed".into(), None),
         ]
     );
+    // Each in a session of its own (three gateway connections). The WebSocket's client connection
+    // was its own, and its session ended when the socket closed; the others stay live with theirs.
+    let sessions = trail::ended(f.store_path(), "crm-bot", 1).await;
+    let ended: Vec<_> = sessions.iter().filter(|s| s.end.is_some()).collect();
+    assert_eq!(ended.len(), 1, "{sessions:#?}");
+    assert_eq!(ended[0].id, requests[2].session);
+    let end = ended[0].end.as_ref().unwrap();
+    assert_eq!((end.reason.as_str(), end.statements), ("connection_closed", 1));
 }
 
 #[tokio::test]
@@ -1056,7 +1036,7 @@ async fn plaintext_is_refused_unless_allowed() {
 
 #[tokio::test]
 async fn every_request_is_recorded_before_it_is_forwarded_and_replays() {
-    let f = Fixture::start().await;
+    let mut f = Fixture::start().await;
     let token = f.mint("audit-bot", &["agents"]);
 
     // The upstream reads the audit store while answering: the request was recorded before it got it.
@@ -1078,30 +1058,52 @@ async fn every_request_is_recorded_before_it_is_forwarded_and_replays() {
     let (s, _, _, _) = f.call("GET", "/crm/products", Some("not-a-token"), |r| r).await;
     assert_eq!(s, 401);
 
-    let ids = f.ended_sessions("audit-bot", 4).await;
-    assert_eq!(ids.len(), 4, "one session per request");
+    let requests = trail::requests(f.store_path(), "audit-bot", 4).await;
     assert_eq!(
         f.store().sessions(&SessionFilter::default()).unwrap().len(),
         before,
         "a 401 recorded a session"
     );
+    // One client connection: a session per gateway connection it used (witness, crm, and none for the
+    // 404), live while the connection is open.
+    let texts: Vec<&str> = requests.iter().map(|r| r.statement.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "GET /witness/check?nonce=n1",
+            "GET /crm/customers/42?tenant=acme",
+            "DELETE /crm/customers/1",
+            "GET /nowhere/x"
+        ]
+    );
+    let crm = &requests[1].session;
+    assert_eq!(&requests[2].session, crm, "two requests to crm on one connection");
+    assert_ne!(&requests[0].session, crm);
+    assert_ne!(&requests[3].session, crm);
+    assert_eq!(
+        requests.iter().map(|r| r.statement.n).collect::<Vec<_>>(),
+        [1, 1, 2, 1]
+    );
+    let (code, out) = f.cli(&["sessions", "list", "--subject", "audit-bot"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(out.contains("live"), "{out}");
 
-    // The events of the allowed request: start (http, the credential kind), statement, outcome, end.
-    let events: Vec<EventBody> = f
-        .store()
-        .session_events(&ids[1])
-        .unwrap()
-        .iter()
-        .map(|e| e.decode().unwrap())
-        .collect();
+    // The client's connection closes: its sessions end.
+    f.http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let sessions = trail::ended(f.store_path(), "audit-bot", 3).await;
+    let session = sessions.iter().find(|s| &s.id == crm).unwrap();
+    // The crm session: start (http, the credential kind), each request's statement and outcome, end.
     let [
         EventBody::SessionStart(start),
         EventBody::Statement(statement),
         EventBody::Outcome(outcome),
+        EventBody::Statement(refused),
+        EventBody::Outcome(refusal),
         EventBody::SessionEnd(end),
-    ] = events.as_slice()
+    ] = session.events.as_slice()
     else {
-        panic!("{events:?}");
+        panic!("{:#?}", session.events);
     };
     assert_eq!(
         (
@@ -1119,42 +1121,159 @@ async fn every_request_is_recorded_before_it_is_forwarded_and_replays() {
     assert_eq!(statement.statements[0].kind, "http_read");
     assert_eq!(statement.statements[0].reads, ["crm/customer"]);
     assert!(outcome.ran && outcome.error.is_none());
-    assert_eq!(outcome.tags, ["200"]);
+    assert_eq!(
+        (outcome.n, outcome.tags.join(",")),
+        (1, "200,completed".to_owned())
+    );
+    assert_eq!((refused.n, refused.decision.as_str()), (2, "deny"));
+    assert!(!refusal.ran);
+    assert_eq!((refusal.n, refusal.tags.join(",")), (2, "403,refused".to_owned()));
     assert_eq!(
         (end.reason.as_str(), end.statements, end.refused),
-        ("completed", 1, 0)
+        ("connection_closed", 2, 1)
     );
 
     // What operators read.
-    let (code, out) = f.cli(&["sessions", "replay", &ids[1]]);
+    let (code, out) = f.cli(&["sessions", "replay", crm]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("GET /crm/customers/42?tenant=acme, allowed by customer-reads-need-tenant"),
         "{out}"
     );
     assert!(out.contains("outcome #1") && out.contains("200 ("), "{out}");
-    let (code, out) = f.cli(&["sessions", "replay", &ids[2]]);
-    assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("DELETE /crm/customers/1, REFUSED by no-customer-deletes"),
         "{out}"
     );
     assert!(out.contains("403 refused by the gateway, not forwarded"), "{out}");
-    let (code, out) = f.cli(&["sessions", "replay", &ids[3]]);
+    let (code, out) = f.cli(&["sessions", "replay", &requests[3].session]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("GET /nowhere/x, REFUSED"), "{out}");
     assert!(out.contains("404 refused by the gateway"), "{out}");
-    let (code, out) = f.cli(&["sessions", "show", &ids[1]]);
+    let (code, out) = f.cli(&["sessions", "show", crm]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("connection  crm (http)"), "{out}");
-    assert!(out.contains("#1 200 ("), "{out}");
+    assert!(out.contains("#1 200 (") && out.contains("#2 403"), "{out}");
     let (code, out) = f.cli(&["sessions", "list", "--subject", "audit-bot"]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.lines().count(), 5, "{out}");
-    assert!(out.contains("completed") && out.contains("refused"), "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(
+        out.contains("connection_closed") && !out.contains("live"),
+        "{out}"
+    );
     let (code, out) = f.cli(&["sessions", "verify"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok"), "{out}");
+}
+
+/// Writes `request` on `tcp` and reads what comes back until the line has been quiet for 300 ms.
+async fn exchange(tcp: &mut tokio::net::TcpStream, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// A client connection's requests are one session per token and gateway connection: numbered in the
+/// order they are recorded, concurrent HTTP/2 streams included, after the session's start. Another
+/// token on the same connection is another session. An operator's `sessions kill` closes the client
+/// connection; its sessions end `killed` and `connection_closed`.
+#[tokio::test]
+async fn a_client_connection_is_one_session_that_operators_can_end() {
+    use tokio::io::AsyncReadExt as _;
+    let f = Fixture::start().await;
+    let token = f.mint("conn-bot", &["agents"]);
+
+    // Eight requests at once, as HTTP/2 streams of one connection.
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let calls = (0..8).map(|i| {
+        let request = h2
+            .get(format!("{}/crm/customers/{i}?tenant=acme", f.base))
+            .bearer_auth(&token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let requests = trail::requests(f.store_path(), "conn-bot", 8).await;
+    let sessions = trail::sessions(f.store_path(), "conn-bot");
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    assert!(
+        matches!(sessions[0].events.first(), Some(EventBody::SessionStart(_))),
+        "{sessions:#?}"
+    );
+    assert_eq!(
+        requests.iter().map(|r| r.statement.n).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<u64>>()
+    );
+    let mut paths: Vec<&str> = requests.iter().map(|r| r.statement.text.as_str()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    assert_eq!(paths.len(), 8, "{paths:?}");
+    assert!(
+        requests.iter().all(|r| r.tags() == ["200", "completed"]),
+        "{requests:#?}"
+    );
+    drop(h2);
+    let sessions = trail::ended(f.store_path(), "conn-bot", 1).await;
+    let end = sessions[0].end.as_ref().unwrap();
+    assert_eq!(
+        (end.reason.as_str(), end.statements, end.refused),
+        ("connection_closed", 8, 0)
+    );
+
+    // One HTTP/1.1 connection, two tokens of the same agent: two sessions.
+    let first = f.mint("kill-bot", &["agents"]);
+    let second = f.mint("kill-bot", &["agents"]);
+    let addr = f.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    for token in [&first, &second, &first] {
+        let answer = exchange(
+            &mut tcp,
+            &format!("GET /crm/products HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let requests = trail::requests(f.store_path(), "kill-bot", 3).await;
+    assert_eq!(requests[0].session, requests[2].session);
+    assert_ne!(requests[0].session, requests[1].session);
+    let (code, out) = f.cli(&["sessions", "list", "--subject", "kill-bot"]);
+    assert_eq!((code, out.matches("live").count()), (0, 2), "{out}");
+
+    // The operator kills the first: the gateway closes the connection within its control poll (250 ms).
+    let (code, out) = f.cli(&["sessions", "kill", &requests[0].session]);
+    assert_eq!(code, 0, "{out}");
+    let mut rest = Vec::new();
+    // (Well within the listener's header timeout, which would close an idle connection too.)
+    let closed = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the client connection stayed open: {closed:?}"
+    );
+    let sessions = trail::ended(f.store_path(), "kill-bot", 2).await;
+    let ends: Vec<(String, &str, u64)> = sessions
+        .iter()
+        .map(|s| {
+            let end = s.end.as_ref().unwrap();
+            (s.id.clone(), end.reason.as_str(), end.statements)
+        })
+        .collect();
+    assert!(
+        ends.contains(&(requests[0].session.clone(), "killed", 2))
+            && ends.contains(&(requests[1].session.clone(), "connection_closed", 1)),
+        "{ends:?}"
+    );
 }
 
 #[tokio::test]

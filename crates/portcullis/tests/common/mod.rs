@@ -9,6 +9,7 @@
 )]
 
 pub mod browserless;
+pub mod trail;
 
 use std::path::Path;
 
