@@ -167,6 +167,8 @@ struct Session {
     /// Why an operator ended it (`killed`, `revoked`), when one did.
     ended_by: Arc<OnceLock<&'static str>>,
     _live: LiveSession,
+    /// `portcullis_sessions_active`, while it lasts.
+    _active: telemetry::ActiveSession,
 }
 
 /// A session's statement numbering and counts.
@@ -208,6 +210,7 @@ impl Session {
             }),
             ended_by,
             _live: live,
+            _active: telemetry::session_started(request.connection.unwrap_or_default()),
         }
     }
 
@@ -274,6 +277,7 @@ impl Drop for Session {
             ),
             None => ("connection_closed", ""),
         };
+        telemetry::session_ended(reason);
         self.log.submit(Draft::now(
             &self.id,
             EventBody::SessionEnd(SessionEndEvent {

@@ -1274,6 +1274,22 @@ async fn a_client_connection_is_one_session_that_operators_can_end() {
             && ends.contains(&(requests[1].session.clone(), "connection_closed", 1)),
         "{ends:?}"
     );
+
+    // The metrics count HTTP sessions as PostgreSQL ones: started, live, and how they ended.
+    let metrics = reqwest::get(format!("http://{}/metrics", admin_of(&f)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "portcullis_sessions_total{connection=\"crm\"} 3",
+        "portcullis_sessions_active 0",
+        "portcullis_session_ends_total{reason=\"killed\"} 1",
+        "portcullis_session_ends_total{reason=\"connection_closed\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
 }
 
 #[tokio::test]
