@@ -300,6 +300,10 @@ pub struct RequestRecord {
     n: u64,
     /// When the request's statement was committed (its forwarding began).
     started: Instant,
+    /// Its statement is stored: an outcome may follow. An [opened](RequestRecord::open) request has
+    /// none until it is decided; one withdrawn before (the client left while it was held for
+    /// approval) is told by its approval's events alone.
+    stated: bool,
     ended: bool,
     /// How many of the response body's first bytes are recorded with the outcome.
     body_limit: usize,
@@ -327,6 +331,7 @@ impl RequestRecord {
             session,
             n,
             started: Instant::now(),
+            stated: true,
             ended: false,
             body_limit: request.body_limit,
         }))
@@ -361,6 +366,7 @@ impl RequestRecord {
             session,
             n,
             started: Instant::now(),
+            stated: false,
             ended: false,
             body_limit: request.body_limit,
         }))
@@ -396,6 +402,7 @@ impl RequestRecord {
             return Err(e);
         }
         self.started = Instant::now();
+        self.stated = true;
         Ok(())
     }
 
@@ -408,6 +415,10 @@ impl RequestRecord {
     /// The request was refused (nothing forwarded): its outcome carries the status and the gateway's
     /// words.
     pub fn refused(mut self, problem: &Problem) {
+        self.ended = true;
+        if !self.stated {
+            return;
+        }
         self.session.refused_one();
         let outcome = self.outcome(false, status_error(problem), "refused", None, None);
         self.session.log.submit(outcome);
@@ -494,7 +505,7 @@ impl RequestRecord {
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
-        if !self.ended {
+        if self.stated && !self.ended {
             // 499: the client closed the request before the response (as nginx logs it).
             let error = ErrorInfo {
                 sqlstate: "499".to_owned(),

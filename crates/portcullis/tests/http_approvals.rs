@@ -439,6 +439,32 @@ async fn held_and_ticketed_http_requests_run_only_after_approval() {
         .await;
     assert_eq!(status, 409);
     assert_eq!(f.hits.load(Ordering::SeqCst), 2);
+    // The trail: the request's number in the client's session has the approval's requested and
+    // withdrawn events, and no statement or outcome: it never ran.
+    let (session, n) = (
+        request["session"].as_str().unwrap(),
+        request["n"].as_u64().unwrap(),
+    );
+    let path = f.gateway.dir().join("state").join("audit.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let of_n = loop {
+        let events = SqliteStore::open(&path).unwrap().session_events(session).unwrap();
+        let of_n: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e.decode().unwrap() {
+                EventBody::Approval(a) if a.n == n => Some(format!("approval {}", a.action)),
+                EventBody::Statement(st) if st.n == n => Some("statement".to_owned()),
+                EventBody::Outcome(o) if o.n == n => Some("outcome".to_owned()),
+                _ => None,
+            })
+            .collect();
+        if of_n.iter().any(|e| e == "approval withdrawn") {
+            break of_n;
+        }
+        assert!(Instant::now() < deadline, "{of_n:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(of_n, ["approval requested", "approval withdrawn"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
