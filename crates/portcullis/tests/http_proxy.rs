@@ -719,6 +719,12 @@ async fn bad_tokens_get_401_problems_and_learn_nothing() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // Its live session (the client's kept-alive connection) was ended: the gateway closed it.
+    let sessions = trail::ended(f.store_path(), "revoke-me", 1).await;
+    let end = sessions[0].end.as_ref().unwrap();
+    // (Its requests until the revocation reached the gateway: the first, and the polls above.)
+    assert_eq!(end.reason, "revoked", "{sessions:#?}");
+    assert!(end.statements >= 1 && end.refused == 0, "{sessions:#?}");
 }
 
 #[tokio::test]
