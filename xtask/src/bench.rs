@@ -372,6 +372,33 @@ pub(crate) fn build_release(root: &Path, target_dir: &Path, package: &str) -> an
 }
 
 /// The workspace root: the parent of this crate's directory.
+/// Runs the bench that called it again, from the release build of xtask, when this one is a dev build
+/// (as `cargo xtask` runs): a bench whose client runs in this process (the HTTP load generator, the
+/// PostgreSQL driver that reads a masked result) would measure an unoptimised client, which slows
+/// every target alike and flatters every ratio to direct. `Some(outcome)` when it ran it.
+pub(crate) fn rerun_in_release() -> Option<anyhow::Result<()>> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let rerun = || -> anyhow::Result<()> {
+        let root = workspace_root()?;
+        let bin = build_release(&root, &target_dir(&root), "xtask")?;
+        eprintln!(
+            "bench: this xtask is a dev build; the bench runs from {} (an optimised client)",
+            bin.display()
+        );
+        let status = Command::new(&bin)
+            .args(std::env::args_os().skip(1))
+            .status()
+            .with_context(|| format!("run {}", bin.display()))?;
+        if !status.success() {
+            bail!("{} failed ({status})", bin.display());
+        }
+        Ok(())
+    };
+    Some(rerun())
+}
+
 pub(crate) fn workspace_root() -> anyhow::Result<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -25,6 +25,9 @@ pub struct ApprovalBenchArgs {
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn run(args: &ApprovalBenchArgs) -> anyhow::Result<()> {
+    if let Some(outcome) = crate::bench::rerun_in_release() {
+        return outcome;
+    }
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }

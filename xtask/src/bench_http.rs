@@ -183,6 +183,9 @@ struct Totals {
 }
 
 pub fn run(args: &HttpBenchArgs) -> anyhow::Result<()> {
+    if let Some(outcome) = crate::bench::rerun_in_release() {
+        return outcome;
+    }
     if args.repeats == 0 || args.duration == 0 || args.connections.contains(&0) {
         bail!("--repeats, --duration and every --connections count must be at least 1");
     }
