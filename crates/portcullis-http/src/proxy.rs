@@ -104,8 +104,9 @@ pub trait Gate: Send + Sync + 'static {
 /// A client connection's state, as the listener sees it.
 pub trait ClientState: Send + Sync + 'static {
     /// Resolves when the gate ends the connection (an operator killed its session or revoked its
-    /// identity): the listener then closes it, whatever is in flight. Never, by default.
-    fn ended(&self) -> impl Future<Output = ()> + Send {
+    /// identity): the listener then closes it, whatever is in flight, and an upgraded connection's
+    /// tunnel closes too. Never, by default.
+    fn ended(&self) -> impl Future<Output = ()> + Send + 'static {
         std::future::pending()
     }
 }
@@ -434,7 +435,13 @@ impl<G: Gate> Proxy<G> {
                 pass.finished(Ending::Refused(&problem));
                 return Err(problem);
             };
-            return Ok(switch_protocols(name, response, client_upgrade, pass));
+            return Ok(switch_protocols(
+                name,
+                response,
+                client_upgrade,
+                pass,
+                client.ended(),
+            ));
         }
 
         // 5. The response streams back, through the gate's filter when it installs one (or is refused
@@ -599,6 +606,7 @@ fn switch_protocols(
     mut response: Response<Incoming>,
     client_upgrade: hyper::upgrade::OnUpgrade,
     pass: impl Completion,
+    ended: impl Future<Output = ()> + Send + 'static,
 ) -> Response<ProxyBody> {
     let upstream_upgrade = hyper::upgrade::on(&mut response);
     let protocol = response.headers().get(header::UPGRADE).cloned();
@@ -610,8 +618,13 @@ fn switch_protocols(
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
                 let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                debug!(connection, ?copied, "upgraded connection closed");
+                // Once switched, the connection is the tunnel's: the gate ending it closes both sides.
+                tokio::select! {
+                    copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+                        debug!(connection, ?copied, "upgraded connection closed");
+                    }
+                    () = ended => debug!(connection, "upgraded connection closed by the gateway"),
+                }
             }
             Err(e) => debug!(connection, error = %e, "upgrade did not complete"),
         }

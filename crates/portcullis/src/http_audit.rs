@@ -84,7 +84,7 @@ pub struct ClientSessions {
 }
 
 impl ClientState for ClientSessions {
-    fn ended(&self) -> impl Future<Output = ()> + Send {
+    fn ended(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut closing = self.closing.subscribe();
         async move {
             let _ = closing.wait_for(|closing| *closing).await;

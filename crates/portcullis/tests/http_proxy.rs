@@ -1172,6 +1172,48 @@ async fn every_request_is_recorded_before_it_is_forwarded_and_replays() {
     assert!(out.starts_with("ok"), "{out}");
 }
 
+/// A WebSocket tunnel is its session's request until it closes; an operator's kill closes it.
+#[tokio::test]
+async fn a_kill_closes_a_websocket_tunnel() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let f = Fixture::start().await;
+    let token = f.mint("socket-bot", &["agents"]);
+    let mut request = format!("{}/live/socket", f.base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::text("before"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(),
+        "before"
+    );
+    // Its session is live, its one request (the upgrade) without an outcome yet.
+    let session = trail::sessions(f.store_path(), "socket-bot");
+    assert_eq!(session.len(), 1, "{session:#?}");
+    assert!(session[0].end.is_none() && session[0].requests[0].outcome.is_none());
+    let (code, out) = f.cli(&["sessions", "kill", &session[0].id]);
+    assert_eq!(code, 0, "{out}");
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(message)) if message.is_close() => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the tunnel stayed open after the kill");
+    let sessions = trail::ended(f.store_path(), "socket-bot", 1).await;
+    assert_eq!(sessions[0].end.as_ref().unwrap().reason, "killed");
+    assert_eq!(sessions[0].requests[0].tags(), ["101", "upgrade_closed"]);
+}
+
 /// Writes `request` on `tcp` and reads what comes back until the line has been quiet for 300 ms.
 async fn exchange(tcp: &mut tokio::net::TcpStream, request: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
