@@ -98,7 +98,7 @@ where
     G: Gate,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let client = Arc::new(proxy.gate().client(peer, tls));
+    let client = Arc::new(proxy.gate().client());
     let service = service_fn({
         let client = Arc::clone(&client);
         move |req| {

@@ -38,7 +38,7 @@ pub trait Gate: Send + Sync + 'static {
     type Client: ClientState;
 
     /// The state of a newly accepted client connection.
-    fn client(&self, peer: SocketAddr, tls: bool) -> Self::Client;
+    fn client(&self) -> Self::Client;
 
     /// Verifies the bearer token (the first thing done with any request): the caller, or the 401
     /// (or 503) problem to answer with.
@@ -110,8 +110,6 @@ pub trait ClientState: Send + Sync + 'static {
         std::future::pending()
     }
 }
-
-impl ClientState for () {}
 
 /// One request as the gate sees it.
 #[derive(Debug)]

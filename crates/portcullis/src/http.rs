@@ -119,7 +119,7 @@ impl Gate for HttpGate {
     type Pass = HttpPass;
     type Client = ClientSessions;
 
-    fn client(&self, _peer: SocketAddr, _tls: bool) -> ClientSessions {
+    fn client(&self) -> ClientSessions {
         ClientSessions::new(self.audit.clone())
     }
 

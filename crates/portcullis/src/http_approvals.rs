@@ -120,11 +120,7 @@ impl HttpGate {
         masking: Option<RequestMasking>,
     ) -> Result<HttpPass, Problem> {
         let recorded = self.recorded(who, request, scrub);
-        let mut record = match RequestRecord::open(client, &recorded) {
-            None => None,
-            Some(Ok(record)) => Some(record),
-            Some(Err(e)) => return Err(http_audit::store_failure(&e)),
-        };
+        let mut record = RequestRecord::open(client, &recorded);
         let settled = match asked(request) {
             None => {
                 let detail = format!(

@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use portcullis_audit::{
@@ -103,22 +103,18 @@ impl ClientSessions {
 
     /// The session `request` belongs to: this connection's for its token and gateway connection, or a
     /// new one. `None` when the trail is off.
-    fn session(&self, request: &Recorded<'_>) -> Option<Result<Arc<Session>, AuditError>> {
+    fn session(&self, request: &Recorded<'_>) -> Option<Arc<Session>> {
         let audit = self.audit.as_ref()?;
-        let Ok(mut open) = self.open.lock() else {
-            return Some(Err(AuditError::Store(
-                "a client connection's sessions are unusable".to_owned(),
-            )));
-        };
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(session) = open.iter().find(|s| s.key.matches(request)) {
-            return Some(Ok(Arc::clone(session)));
+            return Some(Arc::clone(session));
         }
         // A session whose token has expired takes no more requests; it ends when its last one has.
         let now = SystemTime::now();
         open.retain(|s| s.key.expires_at > now);
         let session = Arc::new(Session::new(audit, request, self.closing.clone()));
         open.push(Arc::clone(&session));
-        Some(Ok(session))
+        Some(session)
     }
 }
 
@@ -214,54 +210,48 @@ impl Session {
         }
     }
 
+    fn numbering(&self) -> MutexGuard<'_, Numbering> {
+        self.numbering.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next request's number, and the session's start when it has not gone to the writer yet
+    /// (it goes ahead of that request's events). Called under the numbering lock, which the caller
+    /// holds until those events are queued.
+    fn next(&self, tally: &mut Numbering) -> (u64, Option<Draft>) {
+        tally.last_n += 1;
+        let start = tally
+            .start
+            .take()
+            .map(|start| Draft::now(&self.id, EventBody::SessionStart(start)));
+        (tally.last_n, start)
+    }
+
     /// Numbers a new statement and queues it for a commit (the session's start first, when it has not
     /// been queued yet), in the order statements are numbered. Returns the number, whether the start
     /// went with it, and the commit to wait for.
     fn queue(&self, statement: impl FnOnce(u64) -> StatementEvent) -> (u64, bool, Committing) {
-        let mut tally = self
-            .numbering
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tally.last_n += 1;
+        let mut tally = self.numbering();
+        let (n, start) = self.next(&mut tally);
         tally.statements += 1;
-        let n = tally.last_n;
-        let mut drafts = Vec::with_capacity(2);
-        let carried = tally.start.take();
-        let with_start = carried.is_some();
-        if let Some(start) = carried {
-            drafts.push(Draft::now(&self.id, EventBody::SessionStart(start)));
-        }
+        let with_start = start.is_some();
+        let mut drafts: Vec<Draft> = start.into_iter().collect();
         drafts.push(Draft::now(&self.id, EventBody::Statement(statement(n))));
         (n, with_start, self.log.commit_all(drafts))
     }
 
     /// A statement queued with the session's start was not stored: the start goes with the next one.
     fn not_stored(&self, request: &Recorded<'_>, with_start: bool) {
-        let mut tally = self
-            .numbering
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tally = self.numbering();
         tally.statements = tally.statements.saturating_sub(1);
         if with_start {
             tally.start = Some(start_event(request));
         }
     }
-
-    fn refused_one(&self) {
-        let mut tally = self
-            .numbering
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tally.refused += 1;
-    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let tally = self
-            .numbering
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tally = self.numbering.get_mut().unwrap_or_else(PoisonError::into_inner);
         // Nothing of a session whose start was never stored.
         if tally.start.is_some() {
             return;
@@ -318,10 +308,7 @@ impl RequestRecord {
         request: &Recorded<'_>,
         verdict: Verdict,
     ) -> Option<Result<RequestRecord, AuditError>> {
-        let session = match client.session(request)? {
-            Ok(session) => session,
-            Err(e) => return Some(Err(e)),
-        };
+        let session = client.session(request)?;
         let (n, with_start, committed) = session.queue(|n| statement_event(request, verdict, n));
         if let Err(e) = committed.await {
             session.not_stored(request, with_start);
@@ -341,35 +328,24 @@ impl RequestRecord {
     /// statement is known: a request that needs approval has its approval events before its
     /// statement, which [`RequestRecord::decided`] records once the approval is settled. `None` when
     /// the trail is off.
-    pub fn open(
-        client: &ClientSessions,
-        request: &Recorded<'_>,
-    ) -> Option<Result<RequestRecord, AuditError>> {
-        let session = match client.session(request)? {
-            Ok(session) => session,
-            Err(e) => return Some(Err(e)),
-        };
+    pub fn open(client: &ClientSessions, request: &Recorded<'_>) -> Option<RequestRecord> {
+        let session = client.session(request)?;
         let n = {
-            let mut tally = session
-                .numbering
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            tally.last_n += 1;
-            if let Some(start) = tally.start.take() {
-                session
-                    .log
-                    .submit(Draft::now(&session.id, EventBody::SessionStart(start)));
+            let mut tally = session.numbering();
+            let (n, start) = session.next(&mut tally);
+            if let Some(start) = start {
+                session.log.submit(start);
             }
-            tally.last_n
+            n
         };
-        Some(Ok(RequestRecord {
+        Some(RequestRecord {
             session,
             n,
             started: Instant::now(),
             stated: false,
             ended: false,
             body_limit: request.body_limit,
-        }))
+        })
     }
 
     /// The audit session's id.
@@ -389,14 +365,7 @@ impl RequestRecord {
             &self.session.id,
             EventBody::Statement(statement_event(request, verdict, self.n)),
         );
-        {
-            let mut tally = self
-                .session
-                .numbering
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            tally.statements += 1;
-        }
+        self.session.numbering().statements += 1;
         if let Err(e) = self.session.log.commit(statement).await {
             self.session.not_stored(request, false);
             return Err(e);
@@ -419,7 +388,7 @@ impl RequestRecord {
         if !self.stated {
             return;
         }
-        self.session.refused_one();
+        self.session.numbering().refused += 1;
         let outcome = self.outcome(false, status_error(problem), "refused", None, None);
         self.session.log.submit(outcome);
     }

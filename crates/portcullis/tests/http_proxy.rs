@@ -502,6 +502,19 @@ upstream_url = "http://{witness_addr}"
         self.witness.store.get().unwrap()
     }
 
+    /// The gateway's `/metrics` (its admin listener, read from its configuration).
+    async fn metrics(&self) -> String {
+        let config = std::fs::read_to_string(self.gateway.config_path()).unwrap();
+        let admin = config.split("[server.admin]\nlisten = \"").nth(1).unwrap();
+        let admin = admin.split('"').next().unwrap();
+        reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `portcullis <args> --config <the gateway's config>`: (exit code, stdout + stderr).
     fn cli(&self, args: &[&str]) -> (i32, String) {
         let config = self.gateway.config_path();
@@ -918,22 +931,11 @@ async fn policy_decides_each_request_by_method_route_and_context() {
     ]);
     assert!(!ok && text.contains("names a member twice"), "{text}");
 
-    let metrics = reqwest::get(format!("http://{}/metrics", admin_of(&f)))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = f.metrics().await;
     assert!(
         metrics.contains("portcullis_http_requests_total{connection=\"crm\",status=\"403\"}"),
         "{metrics}"
     );
-}
-
-fn admin_of(f: &Fixture) -> String {
-    let config = std::fs::read_to_string(f.gateway.config_path()).unwrap();
-    let admin = config.split("[server.admin]\nlisten = \"").nth(1).unwrap();
-    admin.split('"').next().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -1324,12 +1326,7 @@ async fn a_client_connection_is_one_session_that_operators_can_end() {
     );
 
     // The metrics count HTTP sessions as PostgreSQL ones: started, live, and how they ended.
-    let metrics = reqwest::get(format!("http://{}/metrics", admin_of(&f)))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = f.metrics().await;
     for line in [
         "portcullis_sessions_total{connection=\"crm\"} 3",
         "portcullis_sessions_active 0",
@@ -1363,12 +1360,7 @@ async fn a_failing_audit_store_refuses_requests_with_503_and_forwards_nothing() 
         hits,
         "the upstream received a request that was not recorded"
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", admin_of(&f)))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = f.metrics().await;
     assert!(
         metrics
             .lines()
