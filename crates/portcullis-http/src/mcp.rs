@@ -97,6 +97,12 @@ impl McpRequest {
     /// Parses a POSTed body. Tool calls must be well formed (a name, an object of arguments within the
     /// field bound): what cannot be decided is refused.
     pub fn parse(bytes: &[u8]) -> Result<McpRequest, McpError> {
+        McpRequest::read(bytes).map(|(request, _)| request)
+    }
+
+    /// As [`McpRequest::parse`], with the body's JSON value, read once (the proxy flattens it for
+    /// policy).
+    pub fn read(bytes: &[u8]) -> Result<(McpRequest, Value), McpError> {
         // A member named twice is refused: serde_json would keep the last, a server may act on the first.
         // (`read_json` stops at the repeat; a text that is not JSON after it is still `NotJson`.)
         let value = read_json(bytes).map_err(|refusal| match refusal {
@@ -105,17 +111,18 @@ impl McpRequest {
             }
             JsonRefusal::MemberNamedTwice | JsonRefusal::NotJson => McpError::NotJson,
         })?;
-        match value {
-            Value::Array(items) if items.is_empty() => Err(McpError::EmptyBatch),
-            Value::Array(items) => Ok(McpRequest {
+        let request = match &value {
+            Value::Array(items) if items.is_empty() => return Err(McpError::EmptyBatch),
+            Value::Array(items) => McpRequest {
                 messages: items.iter().map(message).collect::<Result<_, _>>()?,
                 batch: true,
-            }),
-            other => Ok(McpRequest {
-                messages: vec![message(&other)?],
+            },
+            other => McpRequest {
+                messages: vec![message(other)?],
                 batch: false,
-            }),
-        }
+            },
+        };
+        Ok((request, value))
     }
 
     pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCall> {

@@ -554,9 +554,9 @@ async fn read_mcp(
         .await
         .map_err(|_| Problem::bad_request("the request body could not be read"))?;
     let bytes = peeked.complete_bytes().ok_or_else(too_large)?;
-    let request = McpRequest::parse(&bytes)
+    let (request, value) = McpRequest::read(&bytes)
         .map_err(|e| Problem::bad_request(format!("not a JSON-RPC request the gateway can decide: {e}")))?;
-    let fields = facts::flatten_json_object(&bytes);
+    let fields = facts::flatten_value(&value);
     Ok((
         fields,
         boxed(Replayed::new(peeked.frames, peeked.rest)),
