@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
@@ -19,7 +19,7 @@ use crate::store::{
 };
 
 /// The schema this build writes; `PRAGMA user_version` holds the schema a file was written with.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Tables other than the events, as versions 1 and 2 created them ([`SESSIONS_V3`] adds to them).
 const SCHEMA_COMMON: &str = "
@@ -99,6 +99,21 @@ ALTER TABLE sessions ADD COLUMN protocol TEXT NOT NULL DEFAULT '';
 CREATE INDEX sessions_principal ON sessions (subject, issuer, started_us);
 ";
 
+/// Version 4: a live session's summary holds its statement counts through `counted_seq`, refreshed by
+/// the writer about once a second ([`LiveCounts`]), so that listing a long-lived session (an HTTP client
+/// connection's requests, a pooled PostgreSQL connection) counts only the events since, not all of
+/// them since its start.
+const SESSIONS_V4: &str = "ALTER TABLE sessions ADD COLUMN counted_seq INTEGER;";
+
+/// How often the writer stores live sessions' counts ([`LiveCounts`]): what listing a live session
+/// reads past its summary is about this much of the trail.
+const LIVE_COUNT_INTERVAL: Duration = Duration::from_secs(1);
+
+// Adds a live session's statements counted since the last refresh; a session that has ended keeps
+// the totals its end event gave.
+const COUNT_LIVE_SESSION: &str = "UPDATE sessions SET statements = statements + ?2, refused = refused + ?3, \
+     counted_seq = ?4 WHERE session = ?1 AND ended_us IS NULL";
+
 /// A block is closed at this size even when more events of the same commit follow, so that reading one
 /// event never means loading a huge blob.
 const BLOCK_BYTES: usize = 1 << 20;
@@ -123,9 +138,9 @@ const INSERT_SESSION: &str = "INSERT INTO sessions
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8)
     ON CONFLICT (session) DO NOTHING";
 
-// Statement counts are written once, from the session's end event; a live (or never ended) session's are
-// counted from its events when listed. Updating the summary on every statement cost a B-tree write per
-// statement on the data path.
+// Statement counts are written from the session's end event; while it is live the writer adds to them
+// about once a second ([`COUNT_LIVE_SESSION`]), and a listing counts the events since. Updating the
+// summary on every statement cost a B-tree write per statement on the data path.
 const END_SESSION: &str = "UPDATE sessions SET ended_us = ?2, end_reason = ?3, statements = ?4, refused = ?5, \
      last_seq = ?6 WHERE session = ?1";
 
@@ -150,6 +165,121 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
+    /// What the writer handle has counted of live sessions and not yet stored.
+    live: LiveCounts,
+}
+
+/// Statements of live sessions that the writer appended since it last stored their counts. Stored
+/// with a later append (not on a timer: with no appends there is nothing new to count), at most every
+/// [`LIVE_COUNT_INTERVAL`]; a session's end stores its totals itself. The updates add to the stored
+/// counts, so a session this writer did not see start is counted right too.
+#[derive(Debug)]
+struct LiveCounts {
+    pending: HashMap<String, Tally>,
+    stored_at: Instant,
+    interval: Duration,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    statements: u64,
+    refused: u64,
+    /// The newest statement counted.
+    through: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.statements += other.statements;
+        self.refused += other.refused;
+        self.through = self.through.max(other.through);
+    }
+}
+
+impl LiveCounts {
+    fn new() -> LiveCounts {
+        LiveCounts {
+            pending: HashMap::new(),
+            stored_at: Instant::now(),
+            interval: LIVE_COUNT_INTERVAL,
+        }
+    }
+
+    /// The counts of an append (`drafts` sealed as `sealed`): live sessions' statements, and the
+    /// sessions it ended.
+    fn of_append<'a>(drafts: &'a [Draft], sealed: &[Sealed]) -> (HashMap<&'a str, Tally>, Vec<&'a str>) {
+        let mut counted: HashMap<&str, Tally> = HashMap::new();
+        let mut ended = Vec::new();
+        for (draft, sealed) in drafts.iter().zip(sealed) {
+            match &draft.body {
+                EventBody::Statement(statement) => {
+                    counted.entry(draft.session.as_str()).or_default().add(Tally {
+                        statements: 1,
+                        refused: u64::from(statement.decision != "allow"),
+                        through: sealed.seq,
+                    })
+                }
+                EventBody::SessionEnd(_) => ended.push(draft.session.as_str()),
+                _ => {}
+            }
+        }
+        (counted, ended)
+    }
+
+    fn due(&self) -> bool {
+        self.stored_at.elapsed() >= self.interval
+    }
+
+    /// Writes every pending count with the append's own (`counted`), inside its transaction.
+    fn store(
+        &self,
+        conn: &Connection,
+        counted: &HashMap<&str, Tally>,
+        ended: &[&str],
+    ) -> rusqlite::Result<()> {
+        let mut update = conn.prepare_cached(COUNT_LIVE_SESSION)?;
+        let mut write = |session: &str, tally: Tally| {
+            if ended.contains(&session) {
+                return Ok(());
+            }
+            update
+                .execute(params![
+                    session,
+                    i64::try_from(tally.statements).unwrap_or(i64::MAX),
+                    i64::try_from(tally.refused).unwrap_or(i64::MAX),
+                    i64::try_from(tally.through).unwrap_or(i64::MAX)
+                ])
+                .map(|_| ())
+        };
+        for (session, pending) in &self.pending {
+            let mut tally = *pending;
+            if let Some(more) = counted.get(session.as_str()) {
+                tally.add(*more);
+            }
+            write(session, tally)?;
+        }
+        for (session, tally) in counted {
+            if !self.pending.contains_key(*session) {
+                write(session, *tally)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the append committed: its counts are stored (`stored`) or pending.
+    fn committed(&mut self, counted: HashMap<&str, Tally>, ended: &[&str], stored: bool) {
+        if stored {
+            self.pending.clear();
+            self.stored_at = Instant::now();
+        } else {
+            for (session, tally) in counted {
+                self.pending.entry(session.to_owned()).or_default().add(tally);
+            }
+        }
+        for session in ended {
+            self.pending.remove(*session);
+        }
+    }
 }
 
 impl SqliteStore {
@@ -163,7 +293,10 @@ impl SqliteStore {
         migrate(&mut conn)?;
         // The data path reuses a handful of statements, and `sessions` builds one per filter combination.
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            live: LiveCounts::new(),
+        })
     }
 }
 
@@ -187,37 +320,33 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// The earliest start event among `sessions`.
-    fn first_seq_of(&self, sessions: &[&SessionSummary]) -> Result<u64, AuditError> {
-        const WHAT: &str = "listing sessions";
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT first_seq FROM sessions WHERE session = ?1")
-            .map_err(store_err(WHAT))?;
-        let mut first = u64::MAX;
-        for s in sessions {
-            let seq: u64 = stmt
-                .query_row(params![s.session], |row| row.get(0))
-                .map_err(store_err(WHAT))?;
-            first = first.min(seq);
-        }
-        Ok(first)
-    }
-
-    /// Fills in the counters of live (or never ended) sessions among `summaries`, which are not stored
-    /// until the session ends: their statement events are counted, for all of them in one pass from the
-    /// earliest one's start.
+    /// Completes the counters of live (or never ended) sessions among `summaries`: what the writer
+    /// stored through each one's `counted_seq` ([`LiveCounts`]; its start before the first refresh),
+    /// plus its statement events after that, counted for all of them in one pass from the earliest.
     fn count_live(&self, summaries: &mut [SessionSummary]) -> Result<(), AuditError> {
-        let live: Vec<&SessionSummary> = summaries.iter().filter(|s| s.ended_us.is_none()).collect();
-        if live.is_empty() {
-            return Ok(());
+        const WHAT: &str = "listing sessions";
+        let mut counted_through = self
+            .conn
+            .prepare_cached("SELECT coalesce(counted_seq, first_seq) FROM sessions WHERE session = ?1")
+            .map_err(store_err(WHAT))?;
+        // A live session's counts so far: (stored through this sequence number, statements, refused).
+        let mut counts: HashMap<String, (u64, u64, u64)> = HashMap::new();
+        for summary in summaries.iter().filter(|s| s.ended_us.is_none()) {
+            let through: u64 = counted_through
+                .query_row(params![summary.session], |row| row.get(0))
+                .map_err(store_err(WHAT))?;
+            counts.insert(
+                summary.session.clone(),
+                (through, summary.statements, summary.refused),
+            );
         }
-        let from = self.first_seq_of(&live)?;
-        let mut counts: HashMap<String, (u64, u64)> =
-            live.iter().map(|s| (s.session.clone(), (0, 0))).collect();
-        read_blocks(&self.conn, from.saturating_sub(1), |event, prev_hash| {
+        let Some(from) = counts.values().map(|&(through, _, _)| through).min() else {
+            return Ok(());
+        };
+        read_blocks(&self.conn, from, |event, prev_hash| {
             if event.kind == "statement"
-                && let Some((statements, refused)) = counts.get_mut(event.session)
+                && let Some((through, statements, refused)) = counts.get_mut(event.session)
+                && event.seq > *through
             {
                 *statements += 1;
                 if let Ok(EventBody::Statement(statement)) = stored_event(event, prev_hash).decode() {
@@ -227,7 +356,7 @@ impl SqliteStore {
             true
         })?;
         for summary in summaries.iter_mut() {
-            if let Some(&(statements, refused)) = counts.get(&summary.session)
+            if let Some(&(_, statements, refused)) = counts.get(&summary.session)
                 && summary.ended_us.is_none()
             {
                 summary.statements = statements;
@@ -266,7 +395,13 @@ impl AuditStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(store_err(WHAT))?;
         let sealed = seal_and_insert(&tx, drafts, bodies)?;
+        let (counted, ended) = LiveCounts::of_append(drafts, &sealed);
+        let store_counts = self.live.due();
+        if store_counts {
+            self.live.store(&tx, &counted, &ended).map_err(store_err(WHAT))?;
+        }
         tx.commit().map_err(store_err(WHAT))?;
+        self.live.committed(counted, &ended, store_counts);
         Ok(sealed)
     }
 
@@ -575,6 +710,7 @@ fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
             tx.execute_batch(SCHEMA_COMMON).map_err(store_err(WHAT))?;
             tx.execute_batch(BLOCKS_V2).map_err(store_err(WHAT))?;
             tx.execute_batch(SESSIONS_V3).map_err(store_err(WHAT))?;
+            tx.execute_batch(SESSIONS_V4).map_err(store_err(WHAT))?;
         }
         1 => {
             tx.execute_batch(BLOCKS_V2).map_err(store_err(WHAT))?;
@@ -582,11 +718,14 @@ fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
             tx.execute_batch("DROP TABLE events").map_err(store_err(WHAT))?;
             tx.execute_batch(SESSIONS_V3).map_err(store_err(WHAT))?;
             backfill_protocols(&tx)?;
+            tx.execute_batch(SESSIONS_V4).map_err(store_err(WHAT))?;
         }
         2 => {
             tx.execute_batch(SESSIONS_V3).map_err(store_err(WHAT))?;
             backfill_protocols(&tx)?;
+            tx.execute_batch(SESSIONS_V4).map_err(store_err(WHAT))?;
         }
+        3 => tx.execute_batch(SESSIONS_V4).map_err(store_err(WHAT))?,
         SCHEMA_VERSION => {}
         newer => {
             return Err(AuditError::Store(format!(
@@ -1204,6 +1343,120 @@ mod tests {
     }
 
     /// A session start of `subject` over `protocol`.
+    fn statement(session: &str, n: u64, decision: &str) -> Draft {
+        Draft {
+            session: session.into(),
+            at_us: 1_000 + i64::try_from(n).unwrap(),
+            body: EventBody::Statement(crate::StatementEvent {
+                n,
+                message: "request".into(),
+                prepared: None,
+                text: format!("GET /customers/{n}"),
+                params: vec![],
+                statements: vec![],
+                decision: decision.into(),
+                policies: vec![],
+                reason: String::new(),
+                body: None,
+            }),
+        }
+    }
+
+    fn end(session: &str, statements: u64, refused: u64) -> Draft {
+        Draft {
+            session: session.into(),
+            at_us: 9_000,
+            body: EventBody::SessionEnd(crate::SessionEndEvent {
+                reason: "connection_closed".into(),
+                detail: String::new(),
+                statements,
+                refused,
+                duration_ms: 8,
+            }),
+        }
+    }
+
+    fn append(store: &mut SqliteStore, drafts: &[Draft]) -> Vec<Sealed> {
+        let bodies: Vec<String> = drafts.iter().map(Draft::body_json).collect();
+        store.append_encoded(drafts, &bodies).unwrap()
+    }
+
+    /// (statements, refused) of each session as listed, by a handle of its own (as the CLI's).
+    fn listed(path: &Path) -> HashMap<String, (u64, u64)> {
+        let mut reader = SqliteStore::open(path).unwrap();
+        reader
+            .sessions(&SessionFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.session, (s.statements, s.refused)))
+            .collect()
+    }
+
+    /// (statements, refused, counted_seq) as the summary row holds them.
+    fn stored_counts(path: &Path, session: &str) -> (u64, u64, Option<u64>) {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT statements, refused, counted_seq FROM sessions WHERE session = ?1",
+                params![session],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn live_sessions_are_counted_from_the_stored_counts_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let mut writer = SqliteStore::open(&path).unwrap();
+
+        // Due at once: the append stores its counts.
+        writer.live.interval = Duration::ZERO;
+        let sealed = append(
+            &mut writer,
+            &[
+                start("a", 1_000, "http", "agent"),
+                statement("a", 1, "allow"),
+                statement("a", 2, "deny"),
+            ],
+        );
+        assert_eq!(stored_counts(&path, "a"), (2, 1, Some(sealed[2].seq)));
+
+        // Not due: counted in memory, listed from the events after the stored counts, none twice.
+        writer.live.interval = Duration::from_secs(3_600);
+        append(
+            &mut writer,
+            &[
+                statement("a", 3, "allow"),
+                start("b", 2_000, "http", "agent"),
+                statement("b", 1, "deny"),
+            ],
+        );
+        assert_eq!(stored_counts(&path, "a"), (2, 1, Some(sealed[2].seq)));
+        assert_eq!(stored_counts(&path, "b"), (0, 0, None));
+        let sessions = listed(&path);
+        assert_eq!(sessions["a"], (3, 1));
+        assert_eq!(sessions["b"], (1, 1));
+
+        // Due again: the pending counts are added with this append's; an ended session keeps its
+        // end's totals.
+        writer.live.interval = Duration::ZERO;
+        let sealed = append(&mut writer, &[statement("a", 4, "deny"), end("b", 1, 1)]);
+        assert_eq!(stored_counts(&path, "a"), (4, 2, Some(sealed[0].seq)));
+        assert_eq!(stored_counts(&path, "b"), (1, 1, None));
+        let sessions = listed(&path);
+        assert_eq!(sessions["a"], (4, 2));
+        assert_eq!(sessions["b"], (1, 1));
+
+        // A new writer (a restarted gateway) adds to what an earlier one stored.
+        drop(writer);
+        let mut writer = SqliteStore::open(&path).unwrap();
+        writer.live.interval = Duration::ZERO;
+        append(&mut writer, &[statement("a", 5, "allow")]);
+        assert_eq!(stored_counts(&path, "a").0, 5);
+        assert_eq!(listed(&path)["a"], (5, 2));
+    }
+
     fn start(session: &str, at_us: i64, protocol: &str, subject: &str) -> Draft {
         Draft {
             session: session.into(),
@@ -1239,12 +1492,12 @@ mod tests {
                     start("other", 2_000, "http", "someone-else"),
                 ])
                 .unwrap();
-            // Back to what version 2 wrote: no protocol column, no index by principal.
+            // Back to what version 2 wrote: no protocol column, no index by principal, no live counts.
             store
                 .conn
                 .execute_batch(
                     "DROP INDEX sessions_principal; ALTER TABLE sessions DROP COLUMN protocol;
-                     PRAGMA user_version = 2;",
+                     ALTER TABLE sessions DROP COLUMN counted_seq; PRAGMA user_version = 2;",
                 )
                 .unwrap();
         }

@@ -796,12 +796,12 @@ fn reopening_keeps_the_store_and_a_newer_schema_is_refused() {
     assert_eq!(
         db.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
             .unwrap(),
-        3
+        4
     );
 
-    db.execute_batch("PRAGMA user_version = 4;").unwrap();
+    db.execute_batch("PRAGMA user_version = 5;").unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
-    assert!(err.to_string().contains("schema version 4"), "{err}");
+    assert!(err.to_string().contains("schema version 5"), "{err}");
 }
 
 #[test]
