@@ -16,6 +16,7 @@ pub mod mcp;
 mod problem;
 mod proxy;
 mod route;
+pub mod sse;
 mod upstream;
 
 pub use body::{Chain, FilterError, ProxyBody, ResponseFilter};

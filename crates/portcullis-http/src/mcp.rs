@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::body::{FilterError, ResponseFilter};
 use crate::facts::{JsonRefusal, flatten_value, read_json};
+use crate::sse::{BYTE_ORDER_MARK, EventFramer, Framed, data_value};
 
 /// JSON-RPC error code of a call the gateway refused (the range JSON-RPC leaves to servers).
 pub const REFUSED_CODE: i64 = -32001;
@@ -242,13 +243,11 @@ impl Framing {
 pub struct ToolListFilter<F> {
     framing: Framing,
     may_call: F,
+    /// A JSON body, held whole.
     held: BytesMut,
-    /// An event stream's first bytes were read past a byte order mark (if any): see `pass_bom`.
-    started: bool,
+    /// An event stream, read one event at a time.
+    events: EventFramer,
 }
-
-/// The UTF-8 byte order mark.
-const BOM: &[u8] = b"\xef\xbb\xbf";
 
 impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
     pub fn new(framing: Framing, may_call: F) -> Self {
@@ -256,26 +255,8 @@ impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
             framing,
             may_call,
             held: BytesMut::new(),
-            started: false,
+            events: EventFramer::new(MAX_TOOLS_LIST_BYTES),
         }
-    }
-
-    /// Passes on a byte order mark at the start of an event stream; false while the bytes held could
-    /// still be the start of one. Clients drop a leading BOM (WHATWG `EventSource`): left in front of the
-    /// first line, it hid a `data:` line from the filter that the client then read, unfiltered.
-    fn pass_bom(&mut self, out: &mut Vec<u8>) -> bool {
-        if self.started {
-            return true;
-        }
-        let n = self.held.len().min(BOM.len());
-        if self.held.get(..n) == BOM.get(..n) {
-            if n < BOM.len() {
-                return false;
-            }
-            out.extend_from_slice(&self.held.split_to(n));
-        }
-        self.started = true;
-        true
     }
 
     /// Filters the tools of one JSON-RPC message or batch; `None` when it is not JSON (left as is).
@@ -295,85 +276,86 @@ impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
         changed.then(|| value.to_string().into_bytes())
     }
 
-    /// Rewrites one complete event: `event` is its lines and the blank line that ended it, the lines
-    /// `event[..lines_end]`.
-    fn rewrite_event(&mut self, event: &[u8], lines_end: usize) -> Vec<u8> {
-        let lines = split_lines(event.get(..lines_end).unwrap_or_default());
-        let mut data: Vec<&[u8]> = Vec::new();
-        for line in &lines {
-            if let Some(rest) = line.strip_prefix(b"data:") {
-                data.push(rest.strip_prefix(b" ").unwrap_or(rest));
-            }
-        }
+    /// Writes one event, its tool list filtered; any other event as it came. A leading byte order
+    /// mark is passed on (clients drop it; see [`crate::sse`]).
+    fn rewrite(&mut self, framed: Framed, out: &mut Vec<u8>) {
+        let event = match framed {
+            Framed::ByteOrderMark => return out.extend_from_slice(BYTE_ORDER_MARK),
+            Framed::Event(event) => event,
+        };
         // Read the data as the client will: an event stream is UTF-8, and clients decode it replacing
         // invalid bytes (WHATWG `EventSource`). Parsed as raw bytes, a tool list with one invalid byte in
         // it was not JSON to the filter, passed unfiltered, and was JSON to the client.
-        let joined = data.join(&b'\n');
-        let joined = String::from_utf8_lossy(&joined);
-        let mut out = Vec::with_capacity(event.len() + 2);
-        match self.rewrite_json(joined.as_bytes()) {
-            Some(json) => {
-                let mut data_written = false;
-                for line in lines {
-                    if line.starts_with(b"data:") {
-                        if !std::mem::replace(&mut data_written, true) {
-                            out.extend_from_slice(b"data: ");
-                            out.extend_from_slice(&json);
-                            out.push(b'\n');
-                        }
-                    } else {
-                        out.extend_from_slice(line);
-                        out.push(b'\n');
-                    }
-                }
-                out.push(b'\n');
-            }
+        let json = event.payload().and_then(|payload| {
+            let payload = String::from_utf8_lossy(&payload).into_owned();
+            self.rewrite_json(payload.as_bytes())
+        });
+        let Some(json) = json else {
             // Passed on byte for byte, blank line included. (Appending a `\n` of its own instead turned
             // a last line ending in a lone `\r` and that `\n` into one `\r\n`: the client then read no
             // blank line, and joined this event's data to the next event's.)
-            None => out.extend_from_slice(event),
+            return event.write_to(out);
+        };
+        let mut data_written = false;
+        for (line, _) in &event.lines {
+            if data_value(line).is_some() {
+                if !std::mem::replace(&mut data_written, true) {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(&json);
+                    out.push(b'\n');
+                }
+            } else {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
         }
-        out
+        out.push(b'\n');
     }
 }
 
 impl<F: FnMut(&str) -> bool + Send + 'static> ResponseFilter for ToolListFilter<F> {
     fn data(&mut self, chunk: Bytes) -> Result<Bytes, FilterError> {
-        self.held.extend_from_slice(&chunk);
         if self.framing == Framing::Json {
+            self.held.extend_from_slice(&chunk);
             if self.held.len() > MAX_TOOLS_LIST_BYTES {
                 return Err(too_large());
             }
             return Ok(Bytes::new());
         }
+        let mut framed = Vec::new();
+        let read = self.events.push(&chunk, &mut framed);
         let mut out = Vec::new();
-        if !self.pass_bom(&mut out) {
-            return Ok(Bytes::new());
+        for piece in framed {
+            self.rewrite(piece, &mut out);
         }
-        while let Some((event_end, consumed)) = next_event(&self.held) {
-            let event = self.held.split_to(consumed);
-            let rewritten = self.rewrite_event(&event, event_end);
-            out.extend_from_slice(&rewritten);
+        match read {
+            Ok(()) => Ok(Bytes::from(out)),
+            Err(_) => Err(too_large()),
         }
-        if self.held.len() > MAX_TOOLS_LIST_BYTES {
-            return Err(too_large());
-        }
-        Ok(Bytes::from(out))
     }
 
     fn end(&mut self) -> Result<Option<Bytes>, FilterError> {
+        if self.framing == Framing::EventStream {
+            // An event whose blank line was the body's last byte (a lone CR) is whole; an unterminated
+            // last event is discarded, as clients discard it.
+            let mut framed = Vec::new();
+            self.events.finish(&mut framed);
+            let mut out = Vec::new();
+            for piece in framed {
+                if !matches!(&piece, Framed::Event(event) if event.end.is_empty()) {
+                    self.rewrite(piece, &mut out);
+                }
+            }
+            return Ok((!out.is_empty()).then(|| Bytes::from(out)));
+        }
         let held = std::mem::take(&mut self.held);
         if held.is_empty() {
             return Ok(None);
         }
-        match self.framing {
-            Framing::Json => match self.rewrite_json(&held) {
-                Some(json) => Ok(Some(Bytes::from(json))),
-                None if serde_json::from_slice::<Value>(&held).is_ok() => Ok(Some(held.freeze())),
-                None => Err(FilterError("a tools/list response that is not JSON".to_owned())),
-            },
-            // An unterminated last event: clients discard it, so does the gateway.
-            Framing::EventStream => Ok(None),
+        match self.rewrite_json(&held) {
+            Some(json) => Ok(Some(Bytes::from(json))),
+            None if serde_json::from_slice::<Value>(&held).is_ok() => Ok(Some(held.freeze())),
+            None => Err(FilterError("a tools/list response that is not JSON".to_owned())),
         }
     }
 }
@@ -417,59 +399,6 @@ fn filter_tools(message: &mut Value, may_call: &mut impl FnMut(&str) -> bool) ->
             .is_some_and(&mut *may_call)
     });
     true
-}
-
-/// The end of the first complete event in `buf`: (length of its lines, bytes consumed including the
-/// blank line). Lines end with `\n`, `\r\n` or `\r` (a `\r` at the buffer's end waits for more).
-fn next_event(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut line_start = 0;
-    let mut i = 0;
-    while i < buf.len() {
-        let eol = match buf.get(i) {
-            Some(b'\n') => Some(1),
-            Some(b'\r') => match buf.get(i + 1) {
-                Some(b'\n') => Some(2),
-                Some(_) => Some(1),
-                None => return None,
-            },
-            _ => None,
-        };
-        match eol {
-            Some(len) => {
-                if i == line_start {
-                    return Some((line_start, i + len));
-                }
-                i += len;
-                line_start = i;
-            }
-            None => i += 1,
-        }
-    }
-    None
-}
-
-/// An event's lines, without their endings.
-fn split_lines(event: &[u8]) -> Vec<&[u8]> {
-    let mut lines = Vec::new();
-    let mut rest = event;
-    while !rest.is_empty() {
-        match rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            None => {
-                lines.push(rest);
-                break;
-            }
-            Some(at) => {
-                lines.push(rest.get(..at).unwrap_or_default());
-                let skip = if rest.get(at..at + 2) == Some(b"\r\n") {
-                    2
-                } else {
-                    1
-                };
-                rest = rest.get(at + skip..).unwrap_or_default();
-            }
-        }
-    }
-    lines
 }
 
 #[cfg(test)]
@@ -631,6 +560,21 @@ mod tests {
         let mut filter = ToolListFilter::new(Framing::EventStream, |_: &str| true);
         let out = filter.data(Bytes::from_static(b"\xef: x\n\n")).unwrap();
         assert_eq!(out, &b"\xef: x\n\n"[..]);
+    }
+
+    #[test]
+    fn an_event_ended_by_the_bodys_last_byte_is_filtered_and_an_unterminated_one_dropped() {
+        // A lone CR as the body's last byte ends the event's blank line for a client at the end of the
+        // body: the list is passed on filtered (it was dropped, as if unterminated).
+        let mut filter = ToolListFilter::new(Framing::EventStream, |name: &str| name != "delete_customer");
+        let out = run(&mut filter, &[&format!("data: {LIST}\r\r")]);
+        assert!(
+            out.starts_with("data: {") && out.contains("lookup_customer"),
+            "{out}"
+        );
+        assert!(!out.contains("delete_customer"), "{out}");
+        let mut filter = ToolListFilter::new(Framing::EventStream, |_: &str| true);
+        assert_eq!(run(&mut filter, &[": x\n\ndata: {LIST}\n"]), ": x\n\n");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header;
+use portcullis_http::sse::{BYTE_ORDER_MARK, Event, EventFramer, Framed, data_value};
 use portcullis_http::{FilterError, Problem, ResponseFilter};
 use portcullis_mask::{
     ConnectionMask, Counts, DetectorSet, JsonLimits, JsonMasker, MaskPolicy, Reason, TextLimits, TextMasker,
@@ -323,25 +324,16 @@ impl ResponseFilter for BodyFilter {
     }
 }
 
-/// A `text/event-stream` body: lines are read (ended by CRLF, LF or CR) into events; at each blank
-/// line the event is written back with its `data:` payload (the event's `data` lines joined by
-/// newlines) masked by a fresh [`JsonMasker`] when it is JSON, else by the detectors, and its other
-/// lines (`event:`, `id:`, comments) by the detectors. One event is held at a time, at most
-/// [`MAX_EVENT_BYTES`]; a longer one is an error (the body is cut off). A byte order mark that opens
-/// the stream is passed on and not read as part of the first line, as a client ignores it: else the
-/// first event's `data:` line would not be seen as one and its JSON would skip the field rules.
+/// A `text/event-stream` body, framed into events as a client reads them ([`EventFramer`]): each event is
+/// written back with its `data:` payload (the event's `data` lines joined by newlines) masked by a fresh
+/// [`JsonMasker`] when it is JSON, else by the detectors, and its other lines (`event:`, `id:`,
+/// comments) by the detectors. One event is held at a time, at most [`MAX_EVENT_BYTES`]; a longer one is
+/// an error (the body is cut off). A byte order mark that opens the stream is passed on as it came.
 #[derive(Debug)]
 struct EventStream {
     rules: Arc<ConnectionMask>,
-    /// The line being read.
-    line: Vec<u8>,
-    /// A line has ended, so a byte order mark can no longer open the stream.
-    past_first_line: bool,
-    /// The last line ended with CR, and the next byte decides whether it was CRLF.
-    after_cr: bool,
-    /// The current event's lines with their line ends.
-    lines: Vec<(Vec<u8>, &'static [u8])>,
-    held: usize,
+    framer: EventFramer,
+    framed: Vec<Framed>,
     counts: Counts,
 }
 
@@ -349,123 +341,44 @@ impl EventStream {
     fn new(rules: Arc<ConnectionMask>) -> EventStream {
         EventStream {
             rules,
-            line: Vec::new(),
-            past_first_line: false,
-            after_cr: false,
-            lines: Vec::new(),
-            held: 0,
+            framer: EventFramer::new(MAX_EVENT_BYTES),
+            framed: Vec::new(),
             counts: Counts::default(),
         }
     }
 
-    fn push(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        if self.after_cr && !chunk.is_empty() {
-            self.after_cr = false;
-            let eol: &'static [u8] = if chunk.first() == Some(&b'\n') {
-                chunk = chunk.get(1..).unwrap_or_default();
-                b"\r\n"
-            } else {
-                b"\r"
-            };
-            self.end_line(eol, out);
-        }
-        while let Some(at) = chunk.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            let (head, tail) = chunk.split_at(at);
-            self.line.extend_from_slice(head);
-            self.bound()?;
-            match tail {
-                [b'\r', b'\n', rest @ ..] => {
-                    chunk = rest;
-                    self.end_line(b"\r\n", out);
-                }
-                // A CR at the end of a chunk: its line ends once the next byte is known.
-                [b'\r'] => {
-                    self.after_cr = true;
-                    return Ok(());
-                }
-                [b'\r', rest @ ..] => {
-                    chunk = rest;
-                    self.end_line(b"\r", out);
-                }
-                [_, rest @ ..] => {
-                    chunk = rest;
-                    self.end_line(b"\n", out);
-                }
-                [] => return Ok(()),
-            }
-        }
-        self.line.extend_from_slice(chunk);
-        self.bound()
-    }
-
-    fn bound(&self) -> Result<(), String> {
-        if self.held + self.line.len() > MAX_EVENT_BYTES {
-            return Err(format!(
-                "a server-sent event longer than {MAX_EVENT_BYTES} bytes cannot be masked"
-            ));
-        }
-        Ok(())
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let read = self.framer.push(chunk, &mut self.framed);
+        self.write(out);
+        read.map_err(|e| format!("{e} cannot be masked"))
     }
 
     /// The body ended: a line and an event still open are written (masked) as they are, without a
     /// line end the upstream did not send.
     fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.after_cr {
-            self.after_cr = false;
-            self.end_line(b"\r", out);
-        }
-        self.pass_byte_order_mark(out);
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
-            self.held += line.len();
-            self.lines.push((line, b""));
-        }
-        self.dispatch(out);
+        self.framer.finish(&mut self.framed);
+        self.write(out);
     }
 
-    /// Once the first line is whole: a byte order mark before it is written out as it came and taken
-    /// off the line. Nothing was written before, so it stays first.
-    fn pass_byte_order_mark(&mut self, out: &mut Vec<u8>) {
-        if std::mem::replace(&mut self.past_first_line, true) {
-            return;
-        }
-        if self.line.starts_with(BYTE_ORDER_MARK) {
-            out.extend_from_slice(BYTE_ORDER_MARK);
-            self.line.drain(..BYTE_ORDER_MARK.len());
-        }
-    }
-
-    fn end_line(&mut self, eol: &'static [u8], out: &mut Vec<u8>) {
-        self.pass_byte_order_mark(out);
-        let line = std::mem::take(&mut self.line);
-        if line.is_empty() {
-            self.dispatch(out);
-            out.extend_from_slice(eol);
-        } else {
-            self.held += line.len() + eol.len();
-            self.lines.push((line, eol));
-        }
-    }
-
-    /// Writes the held event, masked.
-    fn dispatch(&mut self, out: &mut Vec<u8>) {
-        let lines = std::mem::take(&mut self.lines);
-        self.held = 0;
-        let mut payload: Option<Vec<u8>> = None;
-        for data in lines.iter().filter_map(|(line, _)| data_value(line)) {
-            match &mut payload {
-                None => payload = Some(data.to_vec()),
-                Some(joined) => {
-                    joined.push(b'\n');
-                    joined.extend_from_slice(data);
-                }
+    fn write(&mut self, out: &mut Vec<u8>) {
+        for framed in std::mem::take(&mut self.framed) {
+            match framed {
+                Framed::ByteOrderMark => out.extend_from_slice(BYTE_ORDER_MARK),
+                Framed::Event(event) => self.dispatch(&event, out),
             }
         }
-        let masked = payload.map(|p| mask_whole(&self.rules, &p, &mut self.counts));
+    }
+
+    /// Writes an event, masked.
+    fn dispatch(&mut self, event: &Event, out: &mut Vec<u8>) {
+        let lines = &event.lines;
+        let masked = event
+            .payload()
+            .map(|p| mask_whole(&self.rules, &p, &mut self.counts));
         // The lines written: the masked payload's (at the first data line's place), then the others.
         let mut written: Vec<Vec<u8>> = Vec::with_capacity(lines.len());
         let mut data_written = false;
-        for (line, _) in &lines {
+        for (line, _) in lines {
             if data_value(line).is_some() {
                 if let (false, Some(masked)) = (data_written, &masked) {
                     data_written = true;
@@ -495,11 +408,9 @@ impl EventStream {
             };
             out.extend_from_slice(eol.map_or(&b""[..], |(_, eol)| eol));
         }
+        out.extend_from_slice(event.end);
     }
 }
-
-/// U+FEFF in UTF-8.
-const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// A body held whole (a server-sent event's data, a request body for the audit trail): JSON through a
 /// fresh masker (field rules and detectors), anything else, or JSON that does not parse, through the
@@ -519,15 +430,6 @@ pub(crate) fn mask_whole(rules: &Arc<ConnectionMask>, body: &[u8], counts: &mut 
         Some(scrubbed) => scrubbed.into_bytes(),
         None => body.to_vec(),
     }
-}
-
-/// The value of a `data` field line (after `data:` and one optional space); `None` for other lines.
-fn data_value(line: &[u8]) -> Option<&[u8]> {
-    if line == b"data" {
-        return Some(b"");
-    }
-    let value = line.strip_prefix(b"data:")?;
-    Some(value.strip_prefix(b" ").unwrap_or(value))
 }
 
 #[cfg(test)]
