@@ -4,8 +4,10 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt as _;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -26,8 +28,13 @@ pub struct ListenerSettings {
     pub tls: Arc<rustls::ServerConfig>,
     /// Serve plaintext HTTP too (loopback, development).
     pub allow_plaintext: bool,
-    /// Time for the TLS handshake and for each request's headers.
+    /// Time for the TLS handshake and for each request's headers. (hyper starts an HTTP/1.1
+    /// connection's header timer as soon as it waits for the next request, so an idle keep-alive
+    /// connection is closed after this too.)
     pub header_timeout: Duration,
+    /// A client connection with no request in flight for this long is closed (HTTP/2 with a GOAWAY,
+    /// so the client opens another for its next request); zero keeps idle connections open.
+    pub idle_timeout: Duration,
 }
 
 /// Accepts connections until the task is dropped.
@@ -71,12 +78,12 @@ async fn connection<G: Gate>(
     }
     if first == [TLS_HANDSHAKE] {
         match tokio::time::timeout(settings.header_timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => http(stream, peer, proxy, true, settings.header_timeout).await,
+            Ok(Ok(stream)) => http(stream, peer, proxy, true, &settings).await,
             Ok(Err(e)) => debug!(client = %peer, error = %e, "tls handshake failed"),
             Err(_) => debug!(client = %peer, "tls handshake timed out"),
         }
     } else if settings.allow_plaintext {
-        http(tcp, peer, proxy, false, settings.header_timeout).await;
+        http(tcp, peer, proxy, false, &settings).await;
     } else {
         refuse_plaintext(tcp, settings.header_timeout).await;
     }
@@ -93,30 +100,116 @@ fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn http<G, S>(stream: S, peer: SocketAddr, proxy: Arc<Proxy<G>>, tls: bool, header_timeout: Duration)
+async fn http<G, S>(stream: S, peer: SocketAddr, proxy: Arc<Proxy<G>>, tls: bool, settings: &ListenerSettings)
 where
     G: Gate,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let client = Arc::new(proxy.gate().client());
+    let activity = Arc::new(Activity::new());
     let service = service_fn({
         let client = Arc::clone(&client);
+        let activity = Arc::clone(&activity);
         move |req| {
             let proxy = Arc::clone(&proxy);
             let client = Arc::clone(&client);
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer, tls, &client).await) }
-        }
-    });
-    let builder = builder(header_timeout);
-    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    // Dropping the connection closes it: requests in flight on it end as if the client had left.
-    tokio::select! {
-        result = served => {
-            if let Err(e) = result {
-                debug!(client = %peer, error = %e, "http connection ended");
+            // In flight from its headers until its response body has been sent (or dropped).
+            let in_flight = activity.begin();
+            async move {
+                let response = proxy.handle(req, peer, tls, &client).await;
+                Ok::<_, Infallible>(response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _in_flight = &in_flight;
+                        frame
+                    })
+                    .boxed_unsync()
+                }))
             }
         }
-        () = client.ended() => debug!(client = %peer, "http connection closed by the gateway"),
+    });
+    let builder = builder(settings.header_timeout);
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(served);
+    // Dropping the connection closes it: requests in flight on it end as if the client had left.
+    let result = tokio::select! {
+        result = served.as_mut() => result,
+        () = client.ended() => {
+            debug!(client = %peer, "http connection closed by the gateway");
+            return;
+        }
+        () = activity.idle_for(settings.idle_timeout) => {
+            debug!(client = %peer, "http connection idle: closing it");
+            served.as_mut().graceful_shutdown();
+            tokio::select! {
+                result = served.as_mut() => result,
+                () = client.ended() => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        debug!(client = %peer, error = %e, "http connection ended");
+    }
+}
+
+/// Requests in flight on one client connection: when none has been for the idle timeout, the
+/// connection is closed. Two atomic updates per request and no wake-up: the watcher looks every
+/// quarter of the timeout, so a connection is closed between one and one and a quarter timeouts after
+/// its last request ended.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// When a request last ended, in milliseconds since `opened`.
+    last_end_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_end_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(self))
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Resolves once no request has been in flight for `idle`; never when `idle` is zero.
+    async fn idle_for(&self, idle: Duration) {
+        if idle.is_zero() {
+            return std::future::pending().await;
+        }
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let mut look = tokio::time::interval((idle / 4).max(Duration::from_millis(1)));
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            look.tick().await;
+            let since_last = self
+                .now_ms()
+                .saturating_sub(self.last_end_ms.load(Ordering::SeqCst));
+            if self.in_flight.load(Ordering::SeqCst) == 0 && since_last >= idle_ms {
+                return;
+            }
+        }
+    }
+}
+
+/// One request in flight, until dropped.
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // The end time first: a watcher that sees no request in flight sees this one's end.
+        self.0.last_end_ms.store(self.0.now_ms(), Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -320,6 +320,11 @@ pub struct HttpListenerConfig {
     /// How long a client has to send a request's headers (and to finish the TLS handshake).
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
+    /// How long a client connection may stay open with no request in flight (HTTP/2: closed with a
+    /// GOAWAY); `0s` keeps idle connections open. An HTTP/1.1 connection waiting for its next request
+    /// is closed after `header_timeout` when that is shorter.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// The largest JSON request body whose fields policy sees (`context.body`); larger bodies stream
     /// through uninspected.
     pub inspect_body_bytes: usize,
@@ -333,6 +338,7 @@ impl Default for HttpListenerConfig {
             tls_key: None,
             allow_plaintext: false,
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             inspect_body_bytes: 16 * 1024,
         }
     }

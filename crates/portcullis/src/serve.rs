@@ -163,6 +163,7 @@ async fn start_http(config: &Config, gate: HttpGate) -> anyhow::Result<()> {
         )?,
         allow_plaintext: h.allow_plaintext,
         header_timeout: h.header_timeout,
+        idle_timeout: h.idle_timeout,
     };
     let listener = bind(h.listen, "server.http.listen").await?;
     info!(http = %h.listen, allow_plaintext = h.allow_plaintext, "http listener");

@@ -317,7 +317,7 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Fixture {
-        Fixture::start_with(true).await
+        Fixture::start_with(true, "60s").await
     }
 
     /// GET `path` over TLS to the same listener (its development certificate, not verified).
@@ -334,8 +334,8 @@ impl Fixture {
             .unwrap()
     }
 
-    /// With `[server.http] allow_plaintext` as given.
-    async fn start_with(allow_plaintext: bool) -> Fixture {
+    /// With `[server.http] allow_plaintext` and `idle_timeout` as given.
+    async fn start_with(allow_plaintext: bool, idle_timeout: &str) -> Fixture {
         let echo_addr = start_service(echo, None).await;
         let (ca_pem, tls) = test_tls();
         let secure_addr = start_service(echo, Some(tls)).await;
@@ -366,6 +366,7 @@ listen = "127.0.0.1:{pg}"
 [server.http]
 listen = "127.0.0.1:{http_port}"
 allow_plaintext = {allow_plaintext}
+idle_timeout = "{idle_timeout}"
 [server.admin]
 listen = "{admin}"
 [identity.dev_issuer]
@@ -1033,7 +1034,7 @@ async fn large_responses_stream_with_bounded_gateway_memory() {
 
 #[tokio::test]
 async fn plaintext_is_refused_unless_allowed() {
-    let f = Fixture::start_with(false).await;
+    let f = Fixture::start_with(false, "60s").await;
     let token = f.mint("crm-bot", &["agents"]);
     let (s, ct, body, _) = f.call("GET", "/crm/products", Some(&token), |r| r).await;
     assert_problem(s, &ct, &body, 400);
@@ -1229,6 +1230,46 @@ async fn exchange(tcp: &mut tokio::net::TcpStream, request: &str) -> String {
         received.extend_from_slice(&buf[..n]);
     }
     String::from_utf8_lossy(&received).into_owned()
+}
+
+/// A client connection with no request in flight for `idle_timeout` is closed (HTTP/2: with a GOAWAY),
+/// which ends its session; a request in flight for longer than that keeps it open.
+#[tokio::test]
+async fn an_idle_connection_is_closed_but_not_while_a_request_is_in_flight() {
+    use http_body_util::{BodyExt as _, Empty};
+    let f = Fixture::start_with(true, "1s").await;
+    let token = f.mint("idle-bot", &["agents"]);
+    let addr = f.base.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    let mut get = async |path: &str| {
+        let request = Request::get(format!("http://{addr}/crm/{path}"))
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        response.into_body().collect().await.unwrap();
+        status
+    };
+    // The upstream answers after 5 s, the connection's idle timeout is 1 s: still open after the
+    // answer (a GOAWAY would have refused the next request).
+    assert_eq!(get("sleep").await, 200);
+    assert_eq!(get("products").await, 200);
+    let closed = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    assert!(
+        matches!(closed, Ok(Ok(Ok(())))),
+        "the idle connection stayed open: {closed:?}"
+    );
+    let sessions = trail::ended(f.store_path(), "idle-bot", 1).await;
+    let end = sessions[0].end.as_ref().unwrap();
+    assert_eq!((end.reason.as_str(), end.statements), ("connection_closed", 2));
 }
 
 /// A client connection's requests are one session per token and gateway connection: numbered in the
