@@ -12,7 +12,7 @@ use tracing::warn;
 
 use crate::block::{self, PackedEvent};
 use crate::chain::{GENESIS, follows, hash_bytes, seal};
-use crate::event::{Draft, EventBody, StoredEvent, now_us};
+use crate::event::{Draft, EventBody, StatementEvent, StoredEvent, now_us};
 use crate::store::{
     AuditError, AuditStore, Checkpoint, Control, PruneReport, RelatedSession, RelatedWindow, Revocation,
     Sealed, SessionFilter, SessionSummary, Timing,
@@ -188,6 +188,11 @@ struct Tally {
     through: u64,
 }
 
+/// 1 when a statement was refused (its decision other than `allow`): what a session's `refused` counts.
+fn refused(statement: &StatementEvent) -> u64 {
+    u64::from(statement.decision != "allow")
+}
+
 impl Tally {
     fn add(&mut self, other: Tally) {
         self.statements += other.statements;
@@ -215,7 +220,7 @@ impl LiveCounts {
                 EventBody::Statement(statement) => {
                     counted.entry(draft.session.as_str()).or_default().add(Tally {
                         statements: 1,
-                        refused: u64::from(statement.decision != "allow"),
+                        refused: refused(statement),
                         through: sealed.seq,
                     })
                 }
@@ -230,38 +235,22 @@ impl LiveCounts {
         self.stored_at.elapsed() >= self.interval
     }
 
-    /// Writes every pending count with the append's own (`counted`), inside its transaction.
-    fn store(
-        &self,
-        conn: &Connection,
-        counted: &HashMap<&str, Tally>,
-        ended: &[&str],
-    ) -> rusqlite::Result<()> {
-        let mut update = conn.prepare_cached(COUNT_LIVE_SESSION)?;
-        let mut write = |session: &str, tally: Tally| {
-            if ended.contains(&session) {
-                return Ok(());
-            }
-            update
-                .execute(params![
-                    session,
-                    i64::try_from(tally.statements).unwrap_or(i64::MAX),
-                    i64::try_from(tally.refused).unwrap_or(i64::MAX),
-                    i64::try_from(tally.through).unwrap_or(i64::MAX)
-                ])
-                .map(|_| ())
-        };
-        for (session, pending) in &self.pending {
-            let mut tally = *pending;
-            if let Some(more) = counted.get(session.as_str()) {
-                tally.add(*more);
-            }
-            write(session, tally)?;
-        }
+    /// Writes every pending count with the append's own (`counted`), inside its transaction, after
+    /// its events: a session the append ended already has its end's totals, and the update (live
+    /// sessions only) leaves it.
+    fn store(&self, conn: &Connection, counted: &HashMap<&str, Tally>) -> rusqlite::Result<()> {
+        let mut due: HashMap<&str, Tally> = self.pending.iter().map(|(s, t)| (s.as_str(), *t)).collect();
         for (session, tally) in counted {
-            if !self.pending.contains_key(*session) {
-                write(session, *tally)?;
-            }
+            due.entry(session).or_default().add(*tally);
+        }
+        let mut update = conn.prepare_cached(COUNT_LIVE_SESSION)?;
+        for (session, tally) in due {
+            update.execute(params![
+                session,
+                i64::try_from(tally.statements).unwrap_or(i64::MAX),
+                i64::try_from(tally.refused).unwrap_or(i64::MAX),
+                i64::try_from(tally.through).unwrap_or(i64::MAX)
+            ])?;
         }
         Ok(())
     }
@@ -329,38 +318,40 @@ impl SqliteStore {
             .conn
             .prepare_cached("SELECT coalesce(counted_seq, first_seq) FROM sessions WHERE session = ?1")
             .map_err(store_err(WHAT))?;
-        // A live session's counts so far: (stored through this sequence number, statements, refused).
-        let mut counts: HashMap<String, (u64, u64, u64)> = HashMap::new();
+        // A live session's counts so far, stored through `through`; the scan adds the events after.
+        let mut counts: HashMap<String, Tally> = HashMap::new();
         for summary in summaries.iter().filter(|s| s.ended_us.is_none()) {
             let through: u64 = counted_through
                 .query_row(params![summary.session], |row| row.get(0))
                 .map_err(store_err(WHAT))?;
-            counts.insert(
-                summary.session.clone(),
-                (through, summary.statements, summary.refused),
-            );
+            let tally = Tally {
+                statements: summary.statements,
+                refused: summary.refused,
+                through,
+            };
+            counts.insert(summary.session.clone(), tally);
         }
-        let Some(from) = counts.values().map(|&(through, _, _)| through).min() else {
+        let Some(from) = counts.values().map(|t| t.through).min() else {
             return Ok(());
         };
         read_blocks(&self.conn, from, |event, prev_hash| {
             if event.kind == "statement"
-                && let Some((through, statements, refused)) = counts.get_mut(event.session)
-                && event.seq > *through
+                && let Some(tally) = counts.get_mut(event.session)
+                && event.seq > tally.through
             {
-                *statements += 1;
+                tally.statements += 1;
                 if let Ok(EventBody::Statement(statement)) = stored_event(event, prev_hash).decode() {
-                    *refused += u64::from(statement.decision != "allow");
+                    tally.refused += refused(&statement);
                 }
             }
             true
         })?;
         for summary in summaries.iter_mut() {
-            if let Some(&(_, statements, refused)) = counts.get(&summary.session)
+            if let Some(tally) = counts.get(&summary.session)
                 && summary.ended_us.is_none()
             {
-                summary.statements = statements;
-                summary.refused = refused;
+                summary.statements = tally.statements;
+                summary.refused = tally.refused;
             }
         }
         Ok(())
@@ -398,7 +389,7 @@ impl AuditStore for SqliteStore {
         let (counted, ended) = LiveCounts::of_append(drafts, &sealed);
         let store_counts = self.live.due();
         if store_counts {
-            self.live.store(&tx, &counted, &ended).map_err(store_err(WHAT))?;
+            self.live.store(&tx, &counted).map_err(store_err(WHAT))?;
         }
         tx.commit().map_err(store_err(WHAT))?;
         self.live.committed(counted, &ended, store_counts);
