@@ -286,10 +286,9 @@ impl<F: FnMut(&str) -> bool + Send + 'static> ToolListFilter<F> {
         // Read the data as the client will: an event stream is UTF-8, and clients decode it replacing
         // invalid bytes (WHATWG `EventSource`). Parsed as raw bytes, a tool list with one invalid byte in
         // it was not JSON to the filter, passed unfiltered, and was JSON to the client.
-        let json = event.payload().and_then(|payload| {
-            let payload = String::from_utf8_lossy(&payload).into_owned();
-            self.rewrite_json(payload.as_bytes())
-        });
+        let json = event
+            .payload()
+            .and_then(|payload| self.rewrite_json(String::from_utf8_lossy(&payload).as_bytes()));
         let Some(json) = json else {
             // Passed on byte for byte, blank line included. (Appending a `\n` of its own instead turned
             // a last line ending in a lone `\r` and that `\n` into one `\r\n`: the client then read no

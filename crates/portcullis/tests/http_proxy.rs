@@ -454,6 +454,23 @@ upstream_url = "http://{witness_addr}"
         }
     }
 
+    /// A WebSocket handshake request for the `live` connection's echo, with `token` as its bearer.
+    fn websocket_request(
+        &self,
+        token: Option<&str>,
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = format!("{}/live/socket", self.base.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        if let Some(token) = token {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    }
+
     /// A development-issuer token minted with the CLI, as a user would.
     fn mint(&self, sub: &str, groups: &[&str]) -> String {
         self.gateway
@@ -951,14 +968,9 @@ async fn upstream_failures_and_websockets() {
     assert_problem(s, &ct, &body, 504);
 
     // A WebSocket upgrade passes through; messages echo both ways.
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut request = format!("{}/live/socket", f.base.replace("http://", "ws://"))
-        .into_client_request()
+    let (mut ws, response) = tokio_tungstenite::connect_async(f.websocket_request(Some(&token)))
+        .await
         .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(response.status(), 101);
     for text in ["hello", "through the gateway"] {
         ws.send(tokio_tungstenite::tungstenite::Message::text(text))
@@ -971,10 +983,9 @@ async fn upstream_failures_and_websockets() {
     drop(ws);
 
     // Without a token, no upgrade.
-    let request = format!("{}/live/socket", f.base.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    let err = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    let err = tokio_tungstenite::connect_async(f.websocket_request(None))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 
     // The trail: the gateway's 502 and 504 after forwarding, and the upgrade, ended when it closed.
@@ -1178,16 +1189,11 @@ async fn every_request_is_recorded_before_it_is_forwarded_and_replays() {
 /// A WebSocket tunnel is its session's request until it closes; an operator's kill closes it.
 #[tokio::test]
 async fn a_kill_closes_a_websocket_tunnel() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let f = Fixture::start().await;
     let token = f.mint("socket-bot", &["agents"]);
-    let mut request = format!("{}/live/socket", f.base.replace("http://", "ws://"))
-        .into_client_request()
+    let (mut ws, _) = tokio_tungstenite::connect_async(f.websocket_request(Some(&token)))
+        .await
         .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     ws.send(tokio_tungstenite::tungstenite::Message::text("before"))
         .await
         .unwrap();
